@@ -1,0 +1,146 @@
+//! Decoding and encoding of events and attainment events, shared by every runtime.
+
+pub mod json;
+pub mod proto;
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// Largest accepted input record, in bytes (1 MiB). Longer records are rejected as `oversized`.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Wire formats for events.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Format {
+    /// One JSON object per line (files) or per record (Kafka).
+    #[default]
+    Json,
+    /// Protobuf `goalpost.v1.SalesEvent`; length-delimited in files.
+    Proto,
+}
+
+impl Format {
+    /// The name used on the command line and in configs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Proto => "proto",
+        }
+    }
+
+    /// Parses a format name, or a `content-type` header value.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" | "application/json" | "application/x-ndjson" => Some(Format::Json),
+            "proto"
+            | "protobuf"
+            | "application/protobuf"
+            | "application/x-protobuf"
+            | "application/vnd.google.protobuf" => Some(Format::Proto),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an input record was rejected. The names are stable: they appear in dead-letter records,
+/// summaries and metrics.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Not JSON (syntax error, truncated, or not UTF-8).
+    InvalidJson,
+    /// Not a decodable protobuf message, or a broken length prefix.
+    InvalidProto,
+    /// Valid JSON, but a field has the wrong type (or the record is not an object).
+    WrongType,
+    /// A required field (`event_id`, `event_type`, `occurred_at`) is absent.
+    MissingField,
+    /// A required field is an empty string.
+    EmptyField,
+    /// `occurred_at` is not RFC 3339 with an offset, or out of range.
+    InvalidTimestamp,
+    /// `amount` is not a finite decimal within range.
+    InvalidAmount,
+    /// The record exceeds the size limit.
+    Oversized,
+}
+
+impl RejectReason {
+    /// Every reason, in summary order.
+    pub const ALL: [RejectReason; 8] = [
+        RejectReason::InvalidJson,
+        RejectReason::InvalidProto,
+        RejectReason::WrongType,
+        RejectReason::MissingField,
+        RejectReason::EmptyField,
+        RejectReason::InvalidTimestamp,
+        RejectReason::InvalidAmount,
+        RejectReason::Oversized,
+    ];
+
+    /// The stable name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::InvalidProto => "invalid_proto",
+            RejectReason::WrongType => "wrong_type",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::EmptyField => "empty_field",
+            RejectReason::InvalidTimestamp => "invalid_timestamp",
+            RejectReason::InvalidAmount => "invalid_amount",
+            RejectReason::Oversized => "oversized",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rejected record: the reason and a message naming the offending value.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{reason}: {detail}")]
+pub struct DecodeError {
+    /// The stable reason.
+    pub reason: RejectReason,
+    /// What exactly was wrong.
+    pub detail: String,
+}
+
+impl DecodeError {
+    pub(crate) fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        DecodeError {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Decodes one record in `format` into `ev` (cleared first).
+pub fn decode_event(
+    format: Format,
+    bytes: &[u8],
+    ev: &mut crate::model::SalesEvent,
+) -> Result<(), DecodeError> {
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(DecodeError::new(
+            RejectReason::Oversized,
+            format!(
+                "record of {} bytes exceeds the limit of {MAX_RECORD_BYTES} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    match format {
+        Format::Json => json::decode_event(bytes, ev),
+        Format::Proto => proto::decode_event(bytes, ev),
+    }
+}

@@ -1,0 +1,70 @@
+//! The goal engine: a pure fold from sales events to attainment events.
+//!
+//! Two halves, shared by every runtime (see `ARCHITECTURE.md` in the docs):
+//! - [`Router`], one per input partition: dedupe, stream time, goal matching.
+//! - [`Owner`], one per repartition partition: windows, watermark, lateness, milestones, finals.
+//!
+//! [`Pipeline`] wires one router to one owner in process; `goalpost replay` is exactly that.
+
+mod dedupe;
+mod owner;
+mod router;
+
+use std::sync::Arc;
+
+pub use dedupe::DedupeMemory;
+pub use owner::{Applied, GroupKey, Owner, OwnerStats, WindowState};
+pub use router::{Contribution, GroupValues, Progress, Routed, Router, RouterStats};
+
+use crate::goals::GoalSet;
+use crate::model::{Attainment, SalesEvent};
+
+/// One router feeding one owner: the whole engine for a single ordered input.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    router: Router,
+    owner: Owner,
+}
+
+impl Pipeline {
+    /// A pipeline for one input partition.
+    pub fn new(goals: Arc<GoalSet>) -> Self {
+        Pipeline {
+            router: Router::new(goals.clone(), 0),
+            owner: Owner::new(goals, 1),
+        }
+    }
+
+    /// Folds one validated event, appending attainment events to `out`.
+    pub fn process(&mut self, ev: &SalesEvent, out: &mut Vec<Attainment>) -> Routed {
+        let owner = &mut self.owner;
+        let routed = self.router.route(ev, |c| {
+            owner.apply(&c, out);
+        });
+        if let Routed::Accepted {
+            progress: Some(p), ..
+        } = routed
+        {
+            self.owner.progress(p, out);
+        }
+        routed
+    }
+
+    /// Ends the input: closes every open window.
+    pub fn finish(&mut self, out: &mut Vec<Attainment>) {
+        self.owner.close_all(out);
+    }
+
+    /// The router half.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// The owner half.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+//! Goal files: types, parsing, validation and compiled filters.
+//!
+//! A goal file is TOML with a list of `[[goals]]` and an optional `[dedupe]` table; see the README
+//! for every key. [`GoalSet::from_toml`] reports every problem it finds, each naming the goal, the
+//! key and what is allowed.
+
+mod field;
+mod parse;
+
+use std::fmt;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+pub use field::{FieldRef, Filter, FIELD_NAMES_HELP};
+
+use crate::model::Duration;
+use crate::window::WindowSpec;
+
+/// The KPI a goal measures.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Number of matching events.
+    Count,
+    /// Sum of the field.
+    Sum,
+    /// Mean of the field (sum / count).
+    Avg,
+    /// Smallest value of the field.
+    Min,
+    /// Largest value of the field.
+    Max,
+    /// Number of distinct values of the field.
+    CountDistinct,
+    /// Numerator-filter count / denominator-filter count.
+    Ratio,
+}
+
+impl Metric {
+    /// Every metric, in documentation order.
+    pub const ALL: [Metric; 7] = [
+        Metric::Count,
+        Metric::Sum,
+        Metric::Avg,
+        Metric::Min,
+        Metric::Max,
+        Metric::CountDistinct,
+        Metric::Ratio,
+    ];
+
+    /// The name used in goal files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Metric::Count => "count",
+            Metric::Sum => "sum",
+            Metric::Avg => "avg",
+            Metric::Min => "min",
+            Metric::Max => "max",
+            Metric::CountDistinct => "count_distinct",
+            Metric::Ratio => "ratio",
+        }
+    }
+
+    /// Parses the name used in goal files.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// Whether the metric reads a numeric field (sum, avg, min, max).
+    pub const fn is_numeric(self) -> bool {
+        matches!(self, Metric::Sum | Metric::Avg | Metric::Min | Metric::Max)
+    }
+
+    /// Whether the metric's value can only grow as events are applied, given non-negative inputs
+    /// for `sum`. Milestones and breaches of such goals do not depend on arrival order.
+    pub const fn is_monotone(self) -> bool {
+        matches!(
+            self,
+            Metric::Count | Metric::Sum | Metric::Max | Metric::CountDistinct
+        )
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which side of the target is good.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The value should reach the target; milestones apply.
+    AtLeast,
+    /// The value should stay at or below the target; going above it is a breach.
+    AtMost,
+}
+
+impl Direction {
+    /// The name used in goal files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::AtLeast => "at_least",
+            Direction::AtMost => "at_most",
+        }
+    }
+}
+
+/// What the goal measures.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Measure {
+    /// count, sum, avg, min, max or count_distinct over events passing `filter`.
+    Simple {
+        /// The metric.
+        metric: Metric,
+        /// The field read by every metric but count.
+        field: Option<FieldRef>,
+        /// Which events count.
+        filter: Filter,
+    },
+    /// numerator count / denominator count.
+    Ratio {
+        /// Events counted above the line.
+        numerator: Filter,
+        /// Events counted below the line.
+        denominator: Filter,
+        /// Fewer denominator events than this: the window ends `insufficient_data`.
+        min_denominator: u64,
+        /// An optional filter every ratio event must also pass.
+        filter: Filter,
+    },
+}
+
+/// One validated goal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Goal {
+    /// Unique id.
+    pub id: Arc<str>,
+    /// Free text.
+    pub description: Option<String>,
+    /// What is measured.
+    pub measure: Measure,
+    /// Group-by fields, in file order.
+    pub group_by: Vec<FieldRef>,
+    /// The group-by entries exactly as written in the file (the keys of `group` in output).
+    pub group_by_names: Vec<Arc<str>>,
+    /// The windows.
+    pub window: WindowSpec,
+    /// The target value.
+    pub target: Decimal,
+    /// Which side of the target is good.
+    pub direction: Direction,
+    /// Milestone fractions of the target, ascending (empty for `at_most`).
+    pub milestones: Vec<Decimal>,
+    /// `milestones[i] * target`, precomputed.
+    pub thresholds: Vec<Decimal>,
+    /// Allowed lateness after a window ends.
+    pub grace: Duration,
+}
+
+impl Goal {
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        match &self.measure {
+            Measure::Simple { metric, .. } => *metric,
+            Measure::Ratio { .. } => Metric::Ratio,
+        }
+    }
+
+    /// Minimum denominator before a ratio window is judged (at least 1); 0 for other metrics.
+    pub fn judge_threshold(&self) -> u64 {
+        match &self.measure {
+            Measure::Ratio {
+                min_denominator, ..
+            } => (*min_denominator).max(1),
+            Measure::Simple { .. } => 0,
+        }
+    }
+}
+
+/// A validated goal file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GoalSet {
+    /// The goals, in file order.
+    pub goals: Vec<Goal>,
+    /// How long event ids are remembered for deduplication (`[dedupe] horizon`, default 7d).
+    pub dedupe_horizon: Duration,
+}
+
+/// One problem in a goal file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The goal's id, or `goals[N]` when it has none, or empty for top-level keys.
+    pub goal: String,
+    /// The key, dotted for nested tables (e.g. `window.timezone`).
+    pub key: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.goal.is_empty(), self.key.is_empty()) {
+            (true, true) => write!(f, "{}", self.message),
+            (true, false) => write!(f, "`{}`: {}", self.key, self.message),
+            (false, true) => write!(f, "goal `{}`: {}", self.goal, self.message),
+            (false, false) => write!(
+                f,
+                "goal `{}`, key `{}`: {}",
+                self.goal, self.key, self.message
+            ),
+        }
+    }
+}
+
+/// Why a goal file was not accepted.
+#[derive(Debug, Error)]
+pub enum GoalFileError {
+    /// The file could not be read.
+    #[error("cannot read goal file `{path}`: {source}")]
+    Io {
+        /// The path given.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("goal file is not valid TOML: {0}")]
+    Toml(String),
+    /// The file is TOML but breaks the rules; every problem found is listed.
+    #[error("goal file has {} problem(s):\n{}", .0.len(), .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+impl GoalSet {
+    /// Parses and validates goal-file text.
+    pub fn from_toml(text: &str) -> Result<GoalSet, GoalFileError> {
+        parse::parse_goal_file(text)
+    }
+
+    /// Reads, parses and validates a goal file.
+    pub fn load(path: &std::path::Path) -> Result<GoalSet, GoalFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| GoalFileError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// The goal with this id.
+    pub fn get(&self, id: &str) -> Option<&Goal> {
+        self.goals.iter().find(|g| &*g.id == id)
+    }
+}

@@ -1,0 +1,277 @@
+//! The `goalpost` command line.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use goalpost::codec::{json, proto, Format};
+use goalpost::goals::{GoalSet, Measure};
+use goalpost::model::Timestamp;
+use goalpost::runtime::generate::{GenerateConfig, Generator};
+use goalpost::runtime::replay::{self, JsonDeadLetters, JsonLines};
+
+#[derive(Parser)]
+#[command(
+    name = "goalpost",
+    version,
+    about = "Event-sourced KPI stream processor: sales events in, goal attainment out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum FormatArg {
+    Json,
+    Proto,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Json => Format::Json,
+            FormatArg::Proto => Format::Proto,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fold events from a file or stdin into attainment events (JSON lines).
+    Replay {
+        /// The goal file (TOML).
+        #[arg(long)]
+        goals: PathBuf,
+        /// Input events; `-` or absent for stdin.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Input format: JSON lines, or length-delimited protobuf.
+        #[arg(long, value_enum, default_value = "json")]
+        format: FormatArg,
+        /// Where attainment events go; absent for stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Where rejected records go (JSON lines); absent: to stderr.
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+    },
+    /// Validate a goal file and print its goals.
+    Check {
+        /// The goal file (TOML).
+        #[arg(long)]
+        goals: PathBuf,
+    },
+    /// Write a deterministic stream of realistic sales events.
+    Generate {
+        /// Seed of the random sequence.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Number of events.
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        /// Event time of the first event: a date (2026-01-05) or an RFC 3339 timestamp.
+        #[arg(long, default_value = "2026-01-05")]
+        start: String,
+        /// Output format: JSON lines, or length-delimited protobuf.
+        #[arg(long, value_enum, default_value = "json")]
+        format: FormatArg,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay {
+            goals,
+            events,
+            format,
+            output,
+            dead_letter,
+        } => cmd_replay(
+            &goals,
+            events.as_deref(),
+            format.into(),
+            output.as_deref(),
+            dead_letter.as_deref(),
+        ),
+        Command::Check { goals } => cmd_check(&goals),
+        Command::Generate {
+            seed,
+            events,
+            start,
+            format,
+        } => cmd_generate(seed, events, &start, format.into()),
+    };
+    if let Err(e) = result {
+        // A closed stdout (e.g. `| head`) ends the run quietly.
+        if e.chain().any(|c| {
+            c.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        }) {
+            std::process::exit(0);
+        }
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn load_goals(path: &Path) -> Result<GoalSet> {
+    GoalSet::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn cmd_replay(
+    goals_path: &Path,
+    events: Option<&Path>,
+    format: Format,
+    output: Option<&Path>,
+    dead_letter: Option<&Path>,
+) -> Result<()> {
+    let goals = Arc::new(load_goals(goals_path)?);
+    let input: Box<dyn BufRead> = match events {
+        None => Box::new(BufReader::with_capacity(1 << 16, io::stdin().lock())),
+        Some(p) if p == Path::new("-") => {
+            Box::new(BufReader::with_capacity(1 << 16, io::stdin().lock()))
+        }
+        Some(p) => Box::new(BufReader::with_capacity(
+            1 << 16,
+            File::open(p).with_context(|| format!("cannot open events file `{}`", p.display()))?,
+        )),
+    };
+    let out: Box<dyn Write> = match output {
+        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
+        Some(p) => {
+            Box::new(BufWriter::new(File::create(p).with_context(|| {
+                format!("cannot create output file `{}`", p.display())
+            })?))
+        }
+    };
+    let dl: Box<dyn Write> = match dead_letter {
+        None => Box::new(io::stderr()),
+        Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| {
+            format!("cannot create dead-letter file `{}`", p.display())
+        })?)),
+    };
+    let mut out = JsonLines::new(out);
+    let mut dead_letters = JsonDeadLetters::new(dl, format);
+    let summary = replay::replay(goals, input, format, &mut out, &mut dead_letters, &mut ())?;
+    out.into_inner()?;
+    dead_letters.into_inner()?;
+    eprintln!("{summary}");
+    Ok(())
+}
+
+fn cmd_check(path: &Path) -> Result<()> {
+    let goals = match GoalSet::load(path) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            std::process::exit(1);
+        }
+    };
+    let rows: Vec<[String; 5]> = goals
+        .goals
+        .iter()
+        .map(|g| {
+            let metric = match &g.measure {
+                Measure::Simple {
+                    metric,
+                    field: Some(f),
+                    ..
+                } => format!("{metric}({f})"),
+                Measure::Simple { metric, .. } => metric.to_string(),
+                Measure::Ratio { .. } => "ratio".to_string(),
+            };
+            let group = if g.group_by_names.is_empty() {
+                "-".to_string()
+            } else {
+                g.group_by_names.join(",")
+            };
+            [
+                g.id.to_string(),
+                metric,
+                group,
+                g.window.describe(),
+                format!("{} {}", g.direction.as_str(), g.target.normalize()),
+            ]
+        })
+        .collect();
+    let header = ["ID", "METRIC", "GROUP BY", "WINDOW", "TARGET"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = io::stdout().lock();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    writeln!(out, "{}", line(&header.map(String::from)))?;
+    for r in &rows {
+        writeln!(out, "{}", line(r))?;
+    }
+    writeln!(
+        out,
+        "{} goal(s) OK; dedupe horizon {}",
+        goals.goals.len(),
+        goals.dedupe_horizon
+    )?;
+    Ok(())
+}
+
+fn parse_start(text: &str) -> Result<Timestamp> {
+    if let Ok(t) = Timestamp::parse_rfc3339(text) {
+        return Ok(t);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let dt = d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+        if let Some(t) = Timestamp::from_datetime(&dt) {
+            return Ok(t);
+        }
+    }
+    bail!("--start `{text}` is not a date (2026-01-05) or an RFC 3339 timestamp (2026-01-05T09:00:00Z)")
+}
+
+fn cmd_generate(seed: u64, events: u64, start: &str, format: Format) -> Result<()> {
+    let start = parse_start(start)?;
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut buf = Vec::with_capacity(1024);
+    let mut body = Vec::with_capacity(1024);
+    if format == Format::Json && io::stdout().is_terminal() && events > 1000 {
+        eprintln!("hint: pipe this into `goalpost replay --goals FILE`");
+    }
+    for ev in Generator::new(GenerateConfig {
+        seed,
+        events,
+        start,
+    }) {
+        buf.clear();
+        match format {
+            Format::Json => {
+                json::encode_event(&ev, &mut buf);
+                buf.push(b'\n');
+            }
+            Format::Proto => {
+                body.clear();
+                proto::encode_event(&ev, &mut body);
+                proto::write_length_prefix(body.len(), &mut buf);
+                buf.extend_from_slice(&body);
+            }
+        }
+        out.write_all(&buf)?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! The data model: sales events, attainment events, time and exact money.
+
+pub mod attainment;
+pub mod event;
+pub mod money;
+pub mod time;
+
+pub use attainment::{Attainment, AttainmentKind, Outcome};
+pub use event::{SalesEvent, StringField};
+pub use money::Decimal;
+pub use time::{Duration, Timestamp};

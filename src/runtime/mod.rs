@@ -1,0 +1,4 @@
+//! Runtimes: the imperative shells that drive the engine.
+
+pub mod generate;
+pub mod replay;

@@ -1,0 +1,375 @@
+//! `goalpost replay`: the engine over a file or stdin, one input partition, no broker.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, BufRead, Write};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use thiserror::Error;
+
+use crate::codec::proto::{Frame, FrameReader};
+use crate::codec::{self, json, DecodeError, Format, RejectReason, MAX_RECORD_BYTES};
+use crate::engine::{Pipeline, Routed};
+use crate::goals::GoalSet;
+use crate::model::{Attainment, AttainmentKind, SalesEvent};
+
+/// Counts of a replay run. Every record read is accepted, a duplicate or rejected:
+/// `read == accepted + duplicates + rejected`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Records read.
+    pub read: u64,
+    /// Records accepted.
+    pub accepted: u64,
+    /// Records dropped as duplicates.
+    pub duplicates: u64,
+    /// Records rejected, by reason.
+    pub rejected: BTreeMap<RejectReason, u64>,
+    /// Per goal id, in file order: late contributions.
+    pub late: Vec<(String, u64)>,
+    /// Per goal id, in file order: matching events skipped for a missing or non-numeric field.
+    pub skipped: Vec<(String, u64)>,
+    /// Windows closed.
+    pub windows_closed: u64,
+    /// Attainment events, by kind, in [`AttainmentKind::ALL`] order.
+    pub attainments: [u64; 3],
+}
+
+impl Summary {
+    /// Total rejected records.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "read {}  accepted {}  duplicates {}  rejected {}",
+            self.read,
+            self.accepted,
+            self.duplicates,
+            self.rejected_total()
+        )?;
+        for (reason, n) in &self.rejected {
+            writeln!(f, "  rejected {reason}: {n}")?;
+        }
+        for ((goal, late), (_, skipped)) in self.late.iter().zip(&self.skipped) {
+            writeln!(f, "  goal {goal}: late {late}  skipped {skipped}")?;
+        }
+        writeln!(f, "windows closed {}", self.windows_closed)?;
+        write!(
+            f,
+            "attainment events: milestone {}  breached {}  final {}",
+            self.attainments[0], self.attainments[1], self.attainments[2]
+        )
+    }
+}
+
+/// Why a replay could not run to the end.
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    /// Reading input or writing output failed.
+    #[error("I/O error during replay: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Where rejected records go.
+pub trait DeadLetterSink {
+    /// Takes one rejected record: its position (line number for JSON, frame number for protobuf),
+    /// the reason and the original bytes.
+    fn reject(&mut self, position: u64, error: &DecodeError, raw: &[u8]) -> io::Result<()>;
+}
+
+/// Writes dead letters as JSON lines:
+/// `{"reason","detail","line","raw"}` (or `"raw_base64"` for bytes that are not UTF-8, and
+/// `"frame"` instead of `"line"` for protobuf input).
+pub struct JsonDeadLetters<W> {
+    out: W,
+    position_key: &'static str,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> JsonDeadLetters<W> {
+    /// Dead letters for input of `format`.
+    pub fn new(out: W, format: Format) -> Self {
+        JsonDeadLetters {
+            out,
+            position_key: match format {
+                Format::Json => "line",
+                Format::Proto => "frame",
+            },
+            buf: Vec::new(),
+        }
+    }
+
+    /// Flushes and returns the writer.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> DeadLetterSink for JsonDeadLetters<W> {
+    fn reject(&mut self, position: u64, error: &DecodeError, raw: &[u8]) -> io::Result<()> {
+        let mut record = serde_json::Map::new();
+        record.insert("reason".into(), error.reason.as_str().into());
+        record.insert("detail".into(), error.detail.clone().into());
+        record.insert(self.position_key.into(), position.into());
+        match std::str::from_utf8(raw) {
+            Ok(text) => record.insert("raw".into(), text.into()),
+            Err(_) => record.insert(
+                "raw_base64".into(),
+                base64::engine::general_purpose::STANDARD.encode(raw).into(),
+            ),
+        };
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &record).map_err(io::Error::other)?;
+        self.buf.push(b'\n');
+        self.out.write_all(&self.buf)
+    }
+}
+
+/// Writes attainment events as JSON lines.
+pub struct JsonLines<W> {
+    out: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> JsonLines<W> {
+    /// Wraps a writer.
+    pub fn new(out: W) -> Self {
+        JsonLines {
+            out,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    /// Writes a batch of attainment events.
+    pub fn write_all(&mut self, batch: &[Attainment]) -> io::Result<()> {
+        for a in batch {
+            self.buf.clear();
+            json::encode_attainment(a, &mut self.buf);
+            self.buf.push(b'\n');
+            self.out.write_all(&self.buf)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and returns the writer.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Something told how far a replay has got (a progress bar or periodic log lines).
+pub trait ReplayProgress {
+    /// Called every few thousand records with the bytes consumed so far.
+    fn update(&mut self, records: u64, bytes: u64);
+}
+
+impl ReplayProgress for () {
+    fn update(&mut self, _: u64, _: u64) {}
+}
+
+/// Replays events from `input` through the engine: attainment events to `out`, rejected records to
+/// `dead_letters`, every window closed at the end of input.
+pub fn replay<R: BufRead, W: Write>(
+    goals: Arc<GoalSet>,
+    input: R,
+    format: Format,
+    out: &mut JsonLines<W>,
+    dead_letters: &mut dyn DeadLetterSink,
+    progress: &mut dyn ReplayProgress,
+) -> Result<Summary, ReplayError> {
+    let mut pipeline = Pipeline::new(goals.clone());
+    let mut summary = Summary::default();
+    let mut ev = SalesEvent::default();
+    let mut batch: Vec<Attainment> = Vec::new();
+    let mut bytes_read: u64 = 0;
+
+    let mut handle = |position: u64,
+                      raw: &[u8],
+                      decoded: Result<(), DecodeError>,
+                      ev: &SalesEvent,
+                      summary: &mut Summary,
+                      batch: &mut Vec<Attainment>,
+                      bytes_read: u64|
+     -> io::Result<()> {
+        summary.read += 1;
+        match decoded {
+            Err(e) => {
+                *summary.rejected.entry(e.reason).or_default() += 1;
+                dead_letters.reject(position, &e, raw)?;
+            }
+            Ok(()) => match pipeline.process(ev, batch) {
+                Routed::Duplicate => summary.duplicates += 1,
+                Routed::Accepted { .. } => summary.accepted += 1,
+            },
+        }
+        if !batch.is_empty() {
+            out.write_all(batch)?;
+            batch.clear();
+        }
+        if summary.read % 8192 == 0 {
+            progress.update(summary.read, bytes_read);
+        }
+        Ok(())
+    };
+
+    match format {
+        Format::Json => {
+            let mut input = input;
+            let mut line = Vec::with_capacity(1024);
+            let mut line_no: u64 = 0;
+            loop {
+                line.clear();
+                let n = read_line_limited(&mut input, &mut line)?;
+                if n == 0 {
+                    break;
+                }
+                bytes_read += n as u64;
+                line_no += 1;
+                let body = trim_line(&line);
+                if body.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let decoded = if n > MAX_RECORD_BYTES + 2 {
+                    Err(DecodeError::new(
+                        RejectReason::Oversized,
+                        format!("line of {n} bytes exceeds the limit of {MAX_RECORD_BYTES} bytes"),
+                    ))
+                } else {
+                    codec::decode_event(Format::Json, body, &mut ev)
+                };
+                handle(
+                    line_no,
+                    body,
+                    decoded,
+                    &ev,
+                    &mut summary,
+                    &mut batch,
+                    bytes_read,
+                )?;
+            }
+        }
+        Format::Proto => {
+            let mut frames = FrameReader::new(input);
+            let mut frame_no: u64 = 0;
+            while let Some(frame) = frames.next_frame()? {
+                frame_no += 1;
+                match frame {
+                    Frame::Message(body) => {
+                        bytes_read += body.len() as u64;
+                        let decoded = codec::decode_event(Format::Proto, &body, &mut ev);
+                        handle(
+                            frame_no,
+                            &body,
+                            decoded,
+                            &ev,
+                            &mut summary,
+                            &mut batch,
+                            bytes_read,
+                        )?;
+                    }
+                    Frame::Broken(e, raw) => {
+                        handle(
+                            frame_no,
+                            &raw,
+                            Err(e),
+                            &ev,
+                            &mut summary,
+                            &mut batch,
+                            bytes_read,
+                        )?;
+                    }
+                    Frame::Oversized(len) => {
+                        let e = DecodeError::new(
+                            RejectReason::Oversized,
+                            format!("message of {len} bytes exceeds the limit of {MAX_RECORD_BYTES} bytes"),
+                        );
+                        handle(
+                            frame_no,
+                            &[],
+                            Err(e),
+                            &ev,
+                            &mut summary,
+                            &mut batch,
+                            bytes_read,
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+
+    pipeline.finish(&mut batch);
+    out.write_all(&batch)?;
+    progress.update(summary.read, bytes_read);
+
+    let owner = pipeline.owner().stats();
+    let router = pipeline.router().stats();
+    summary.late = goals
+        .goals
+        .iter()
+        .zip(&owner.late)
+        .map(|(g, n)| (g.id.to_string(), *n))
+        .collect();
+    summary.skipped = goals
+        .goals
+        .iter()
+        .zip(&router.skipped)
+        .map(|(g, n)| (g.id.to_string(), *n))
+        .collect();
+    summary.windows_closed = owner.windows_closed;
+    summary.attainments = owner.attainments;
+    debug_assert_eq!(
+        summary.read,
+        summary.accepted + summary.duplicates + summary.rejected_total()
+    );
+    Ok(summary)
+}
+
+/// Reads one line (through `\n`) but keeps at most `MAX_RECORD_BYTES + 2` bytes of it; returns
+/// the full length consumed.
+fn read_line_limited<R: BufRead>(input: &mut R, line: &mut Vec<u8>) -> io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(total);
+        }
+        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let room = (MAX_RECORD_BYTES + 2).saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = chunk.len();
+        total += used;
+        input.consume(used);
+        if done {
+            return Ok(total);
+        }
+    }
+}
+
+fn trim_line(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// The kind index in [`Summary::attainments`].
+pub fn kind_index(kind: AttainmentKind) -> usize {
+    kind as usize
+}
