@@ -13,7 +13,7 @@ use super::{
 };
 use crate::model::money::{decimal_from_config_float, parse_decimal};
 use crate::model::Duration;
-use crate::window::WindowSpec;
+use crate::window::{WindowError, WindowSpec};
 
 const TOP_KEYS: &[&str] = &["goals", "dedupe"];
 const DEDUPE_KEYS: &[&str] = &["horizon"];
@@ -647,7 +647,24 @@ fn parse_window(cx: &mut Ctx, t: &Table) -> Option<WindowSpec> {
     match spec {
         Ok(spec) => Some(spec),
         Err(e) => {
-            cx.problem("window", e.to_string());
+            let key = match &e {
+                WindowError::ZeroSize | WindowError::NegativeSize(_) => {
+                    if w.contains_key("hopping") {
+                        "window.hopping"
+                    } else {
+                        "window.tumbling"
+                    }
+                }
+                WindowError::ZeroEvery
+                | WindowError::NegativeEvery(_)
+                | WindowError::EveryTooLarge { .. }
+                | WindowError::TooManyHops { .. } => "window.every",
+                WindowError::UnknownTimezone(_) => "window.timezone",
+                WindowError::UnknownWeekday(_) => "window.week_start",
+                WindowError::FiscalMonth(_) => "window.fiscal_year_start_month",
+                WindowError::UnknownUnit(_) => "window.calendar",
+            };
+            cx.problem(key, e.to_string());
             None
         }
     }
@@ -706,4 +723,101 @@ fn parse_milestones(cx: &mut Ctx, t: &Table, direction: Direction) -> Vec<Decima
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match parse_goal_file(text) {
+            Err(GoalFileError::Invalid(p)) => p,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_applied() {
+        let set = parse_goal_file(
+            r#"
+[[goals]]
+id = "g"
+metric = "count"
+filter = { event_type = ["deal_won", "deal_lost"], "attributes.segment" = "smb" }
+window = { calendar = "quarter" }
+target = 3
+"#,
+        )
+        .unwrap();
+        let g = &set.goals[0];
+        assert_eq!(set.dedupe_horizon, Duration::from_secs(7 * 86_400));
+        assert_eq!(g.direction, Direction::AtLeast);
+        assert_eq!(g.milestones, vec![Decimal::ONE]);
+        assert_eq!(g.thresholds, vec![Decimal::from(3)]);
+        assert_eq!(g.grace, Duration::ZERO);
+        assert_eq!(g.judge_threshold(), 0);
+        let Measure::Simple { filter, .. } = &g.measure else {
+            panic!("simple measure expected")
+        };
+        assert_eq!(filter.clauses().len(), 2);
+        assert_eq!(filter.clauses()[1].0, FieldRef::Attribute("segment".into()));
+    }
+
+    #[test]
+    fn window_problems_name_their_key() {
+        let p = problems(
+            r#"
+[[goals]]
+id = "g"
+metric = "count"
+window = { calendar = "week", week_start = "funday", timezone = "Nowhere/City" }
+target = 1
+"#,
+        );
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        assert!(
+            keys.contains(&"window.week_start") || keys.contains(&"window.timezone"),
+            "{p:?}"
+        );
+        let p = problems(
+            r#"
+[[goals]]
+id = "g"
+metric = "count"
+window = { hopping = "1d", every = "2d" }
+target = 1
+"#,
+        );
+        assert_eq!(p[0].key, "window.every");
+        assert!(p[0].message.contains("2d"), "{}", p[0]);
+    }
+
+    #[test]
+    fn structural_problems() {
+        assert_eq!(problems("")[0].key, "goals");
+        let p = problems("[dedupe]\nhorizon = \"soon\"\n[[goals]]\nid = \"g\"\nmetric = \"count\"\nwindow = { tumbling = \"1d\" }\ntarget = 1\nfield = \"amount\"\n");
+        let text: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("`dedupe.horizon`") && t.contains("soon")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("reads no field")),
+            "{text:?}"
+        );
+        let p = problems(
+            "[[goals]]\nid = \"r\"\nmetric = \"ratio\"\nnumerator = { event_type = \"a\" }\ndenominator = { }\nmin_denominator = -1\nwindow = { tumbling = \"1d\" }\ntarget = 0.5\nmilestones = [1.0, 0.5]\n",
+        );
+        let text: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("min_denominator") && t.contains("-1")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("strictly ascending")),
+            "{text:?}"
+        );
+    }
 }

@@ -1,0 +1,279 @@
+//! The command line, end to end: check, generate, replay (JSON and protobuf), dead letters.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_goalpost"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("goalpost-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run goalpost");
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const EXAMPLE_GOALS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/goals.toml");
+
+#[test]
+fn check_prints_the_goals() {
+    let o = run(bin().args(["check", "--goals", EXAMPLE_GOALS]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    for id in [
+        "region-monthly-revenue",
+        "team-win-rate",
+        "avg-won-deal-30d",
+    ] {
+        assert!(text.contains(id), "{text}");
+    }
+    assert!(
+        text.contains("calendar quarter (Asia/Kolkata, fiscal year from April)"),
+        "{text}"
+    );
+    assert!(text.contains("8 goal(s) OK"), "{text}");
+}
+
+#[test]
+fn check_reports_every_problem_and_exits_1() {
+    let path = tmp("bad-goals.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[goals]]
+id = "a"
+metric = "sum"
+window = { calendar = "month", timezone = "Mars/Olympus" }
+target = 10
+colour = "red"
+
+[[goals]]
+id = "a"
+metric = "count"
+window = { tumbling = "7days" }
+target = 5
+direction = "at_most"
+milestones = [0.5]
+"#,
+    )
+    .unwrap();
+    let o = run(bin().args(["check", "--goals", path.to_str().unwrap()]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    for expected in [
+        "goal `a`, key `field`: missing",
+        "Mars/Olympus",
+        "key `colour`: unknown key",
+        "duplicate goal id `a`",
+        "`7days` is not a duration",
+        "key `milestones`: not allowed on an at_most goal",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn generate_is_deterministic_per_seed() {
+    let a = run(bin().args(["generate", "--seed", "3", "--events", "500"]));
+    let b = run(bin().args(["generate", "--seed", "3", "--events", "500"]));
+    let c = run(bin().args(["generate", "--seed", "4", "--events", "500"]));
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    assert_ne!(a.stdout, c.stdout);
+    assert_eq!(a.stdout.iter().filter(|b| **b == b'\n').count(), 500);
+}
+
+fn summary_number(summary: &str, key: &str) -> u64 {
+    let pos = summary
+        .find(&format!("{key} "))
+        .unwrap_or_else(|| panic!("{key} in {summary}"));
+    summary[pos + key.len() + 1..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn replay_dead_letters_bad_records_and_goes_on() {
+    let events = tmp("mixed.jsonl");
+    let good = |id: &str, t: &str| {
+        format!(
+            r#"{{"event_id":"{id}","event_type":"deal_won","occurred_at":"{t}","region":"East","amount":"100.10"}}"#
+        )
+    };
+    let lines = [
+        good("a", "2026-01-05T10:00:00Z"),
+        "this is not json".to_string(),
+        r#"{"event_type":"deal_won","occurred_at":"2026-01-05T10:00:00Z"}"#.to_string(),
+        r#"{"event_id":"x","event_type":"deal_won","occurred_at":"2026-01-05 10:00"}"#.to_string(),
+        r#"{"event_id":"y","event_type":"deal_won","occurred_at":"2026-01-05T10:00:00Z","amount":"ten"}"#.to_string(),
+        good("a", "2026-01-05T10:00:00Z"),
+        good("b", "2026-01-06T10:00:00Z"),
+    ];
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let goals = tmp("sum.toml");
+    std::fs::write(
+        &goals,
+        r#"
+[[goals]]
+id = "daily"
+metric = "sum"
+field = "amount"
+window = { calendar = "day" }
+target = 100
+"#,
+    )
+    .unwrap();
+    let dl = tmp("dead.jsonl");
+    let o = run(bin().args([
+        "replay",
+        "--goals",
+        goals.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+        "--dead-letter",
+        dl.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = stderr(&o);
+    assert_eq!(summary_number(&summary, "read"), 7);
+    assert_eq!(summary_number(&summary, "accepted"), 2);
+    assert_eq!(summary_number(&summary, "duplicates"), 1);
+    assert_eq!(summary_number(&summary, "rejected"), 4);
+    assert!(summary.contains("rejected invalid_json: 1"), "{summary}");
+    assert!(summary.contains("rejected missing_field: 1"), "{summary}");
+
+    let dead: Vec<serde_json::Value> = std::fs::read_to_string(&dl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(String, u64)> = dead
+        .iter()
+        .map(|d| {
+            (
+                d["reason"].as_str().unwrap().to_string(),
+                d["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("invalid_json".to_string(), 2),
+            ("missing_field".to_string(), 3),
+            ("invalid_timestamp".to_string(), 4),
+            ("invalid_amount".to_string(), 5),
+        ]
+    );
+    assert_eq!(dead[0]["raw"], "this is not json");
+    assert!(dead[2]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("2026-01-05 10:00"));
+
+    let out = String::from_utf8(o.stdout).unwrap();
+    let finals: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|a| a["kind"] == "final")
+        .collect();
+    assert_eq!(finals.len(), 2);
+    assert_eq!(finals[0]["outcome"], "attained");
+    assert!(
+        out.contains(r#""value":100.1,"#),
+        "exact decimal in output: {out}"
+    );
+}
+
+#[test]
+fn replay_is_byte_identical_and_proto_matches_json() {
+    let json_events = tmp("gen.jsonl");
+    let proto_events = tmp("gen.pb");
+    let g = run(bin().args(["generate", "--seed", "11", "--events", "20000"]));
+    std::fs::write(&json_events, &g.stdout).unwrap();
+    let g = run(bin().args([
+        "generate", "--seed", "11", "--events", "20000", "--format", "proto",
+    ]));
+    std::fs::write(&proto_events, &g.stdout).unwrap();
+
+    let replay = |file: &PathBuf, format: &str| {
+        let o = run(bin().args([
+            "replay",
+            "--goals",
+            EXAMPLE_GOALS,
+            "--events",
+            file.to_str().unwrap(),
+            "--format",
+            format,
+        ]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let err = stderr(&o);
+        (o.stdout, err)
+    };
+    let (a, summary) = replay(&json_events, "json");
+    let (b, _) = replay(&json_events, "json");
+    let (c, proto_summary) = replay(&proto_events, "proto");
+    assert!(a.len() > 10_000, "some output expected");
+    assert_eq!(a, b, "same input, same bytes");
+    assert_eq!(
+        a, c,
+        "protobuf input gives the same attainment events as JSON"
+    );
+    assert_eq!(summary, proto_summary);
+    let read = summary_number(&summary, "read");
+    let accepted = summary_number(&summary, "accepted");
+    let duplicates = summary_number(&summary, "duplicates");
+    assert_eq!(read, 20_000);
+    assert!(duplicates > 0, "the generator redelivers some events");
+    assert_eq!(
+        read,
+        accepted + duplicates + summary_number(&summary, "rejected")
+    );
+}
+
+#[test]
+fn replay_reads_stdin_and_fails_clearly_without_goals() {
+    let o = run(bin().args(["replay", "--goals", "/nonexistent/goals.toml"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("/nonexistent/goals.toml"),
+        "{}",
+        stderr(&o)
+    );
+
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(["replay", "--goals", EXAMPLE_GOALS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"event_id":"e","event_type":"lead_created","occurred_at":"2026-01-05T10:00:00Z","attributes":{"segment":"enterprise"}}"#)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains(r#""goal_id":"enterprise-leads-per-day","kind":"final""#),
+        "{out}"
+    );
+    assert!(out.contains(r#""outcome":"missed""#), "{out}");
+}
