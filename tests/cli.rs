@@ -14,8 +14,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run goalpost");
-    out
+    cmd.output().expect("run goalpost")
 }
 
 fn stderr(o: &Output) -> String {
