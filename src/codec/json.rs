@@ -110,9 +110,13 @@ fn required<'a>(v: Option<Text<'a>>, name: &str) -> Result<Cow<'a, str>, DecodeE
     }
 }
 
-/// Decodes one JSON event into `ev` (cleared first). Unknown top-level fields are ignored.
+/// Decodes one JSON event into `ev`, replacing every field (string buffers are reused). Unknown
+/// top-level fields are ignored.
 pub fn decode_event(bytes: &[u8], ev: &mut SalesEvent) -> Result<(), DecodeError> {
-    let raw: RawEvent<'_> = serde_json::from_slice(bytes).map_err(|e| {
+    // Validating UTF-8 once for the whole record is cheaper than per string.
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| DecodeError::new(RejectReason::InvalidJson, format!("not UTF-8: {e}")))?;
+    let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| {
         let reason = match e.classify() {
             serde_json::error::Category::Data => RejectReason::WrongType,
             _ => RejectReason::InvalidJson,
@@ -130,8 +134,9 @@ pub fn decode_event(bytes: &[u8], ev: &mut SalesEvent) -> Result<(), DecodeError
         Some(r) => Some(amount_from_raw(r.get())?),
     };
 
-    ev.clear();
+    ev.event_id.clear();
     ev.event_id.push_str(&event_id);
+    ev.event_type.clear();
     ev.event_type.push_str(&event_type);
     ev.occurred_at = occurred_at;
     ev.amount = amount;
@@ -147,15 +152,24 @@ pub fn decode_event(bytes: &[u8], ev: &mut SalesEvent) -> Result<(), DecodeError
         raw.previous_stage,
         raw.currency,
     ];
-    for (slot, value) in ev.strings.iter_mut().zip(strings) {
-        *slot = value.map(|t| t.0.into_owned());
+    for (field, value) in StringField::ALL.into_iter().zip(&strings) {
+        ev.set_string_from(field, value.as_ref().map(|t| &*t.0));
     }
-    if let Some(Attributes(attrs)) = raw.attributes {
-        ev.attributes.extend(
-            attrs
-                .into_iter()
-                .map(|(k, v)| (k.0.into_owned(), v.0.into_owned())),
-        );
+    let attrs = raw.attributes.map(|a| a.0).unwrap_or_default();
+    // Reuse the attribute buffers of the previous event.
+    ev.attributes.truncate(attrs.len());
+    for (i, (k, v)) in attrs.iter().enumerate() {
+        match ev.attributes.get_mut(i) {
+            Some((bk, bv)) => {
+                bk.clear();
+                bk.push_str(&k.0);
+                bv.clear();
+                bv.push_str(&v.0);
+            }
+            None => ev.attributes.push((k.0.to_string(), v.0.to_string())),
+        }
+    }
+    if ev.attributes.len() > 1 {
         // Sorted by key, unique; on repeated keys the last value wins.
         ev.attributes.reverse();
         ev.attributes.sort_by(|a, b| a.0.cmp(&b.0));

@@ -86,8 +86,8 @@ pub fn decode_event(bytes: &[u8], ev: &mut SalesEvent) -> Result<(), DecodeError
         m.previous_stage,
         m.currency,
     ];
-    for (slot, value) in ev.strings.iter_mut().zip(strings) {
-        *slot = value;
+    for (field, value) in StringField::ALL.into_iter().zip(strings) {
+        ev.set_string(field, value.unwrap_or_default());
     }
     ev.attributes.extend(m.attributes);
     Ok(())

@@ -1,7 +1,6 @@
 //! Bounded memory of accepted event ids.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
 use hashbrown::hash_table::{Entry, HashTable};
@@ -18,7 +17,9 @@ use crate::model::{Duration, Timestamp};
 pub struct DedupeMemory {
     horizon: Duration,
     ids: HashTable<(Box<str>, Timestamp)>,
-    expiry: BinaryHeap<Reverse<(Timestamp, u64)>>,
+    /// (occurred_at, id hash), ascending by time. Events arrive mostly in order, so inserts land at
+    /// or near the back.
+    expiry: VecDeque<(Timestamp, u64)>,
     hasher: DefaultHashBuilder,
 }
 
@@ -28,7 +29,7 @@ impl DedupeMemory {
         DedupeMemory {
             horizon,
             ids: HashTable::new(),
-            expiry: BinaryHeap::new(),
+            expiry: VecDeque::new(),
             hasher: DefaultHashBuilder::default(),
         }
     }
@@ -49,35 +50,49 @@ impl DedupeMemory {
     pub fn remember(&mut self, id: &str, occurred_at: Timestamp) {
         let hash = self.hasher.hash_one(id);
         let hasher = &self.hasher;
-        match self
-            .ids
-            .entry(hash, |(k, _)| &**k == id, |(k, _)| hasher.hash_one(&**k))
-        {
-            Entry::Occupied(mut e) => {
-                let t = &mut e.get_mut().1;
-                if occurred_at > *t {
-                    *t = occurred_at;
-                    self.expiry.push(Reverse((occurred_at, hash)));
+        let schedule =
+            match self
+                .ids
+                .entry(hash, |(k, _)| &**k == id, |(k, _)| hasher.hash_one(&**k))
+            {
+                Entry::Occupied(mut e) => {
+                    let t = &mut e.get_mut().1;
+                    let later = occurred_at > *t;
+                    if later {
+                        *t = occurred_at;
+                    }
+                    later
                 }
-            }
-            Entry::Vacant(e) => {
-                e.insert((Box::from(id), occurred_at));
-                self.expiry.push(Reverse((occurred_at, hash)));
-            }
+                Entry::Vacant(e) => {
+                    e.insert((Box::from(id), occurred_at));
+                    true
+                }
+            };
+        if schedule {
+            self.push_expiry(occurred_at, hash);
         }
     }
 
     /// Forgets entries that can no longer cause a duplicate at this stream time.
     pub fn expire(&mut self, stream_time: Timestamp) {
         let cutoff = stream_time.saturating_sub(self.horizon);
-        while let Some(Reverse((t, hash))) = self.expiry.peek().copied() {
+        while let Some((t, hash)) = self.expiry.front().copied() {
             if t > cutoff {
                 break;
             }
-            self.expiry.pop();
+            self.expiry.pop_front();
             if let Ok(e) = self.ids.find_entry(hash, |(_, et)| *et <= cutoff) {
                 e.remove();
             }
+        }
+    }
+
+    fn push_expiry(&mut self, t: Timestamp, hash: u64) {
+        if self.expiry.back().is_none_or(|(last, _)| *last <= t) {
+            self.expiry.push_back((t, hash));
+        } else {
+            let at = self.expiry.partition_point(|(x, _)| *x <= t);
+            self.expiry.insert(at, (t, hash));
         }
     }
 

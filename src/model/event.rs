@@ -28,8 +28,10 @@ pub struct SalesEvent {
     pub event_type: String,
     /// When it happened (event time).
     pub occurred_at: Timestamp,
-    /// Optional descriptive fields, indexed by [`StringField`].
-    pub strings: [Option<String>; StringField::COUNT],
+    /// Optional descriptive fields, indexed by [`StringField`]; an empty string is absent.
+    /// Plain strings (not `Option`) so decoders can reuse the buffers; prefer
+    /// [`SalesEvent::string`] and [`SalesEvent::set_string`].
+    pub strings: [String; StringField::COUNT],
     /// Optional exact amount.
     pub amount: Option<Decimal>,
     /// Free-form string attributes, sorted by key, keys unique.
@@ -112,20 +114,32 @@ impl SalesEvent {
         self.event_type.clear();
         self.occurred_at = Timestamp::from_nanos(0);
         for s in &mut self.strings {
-            *s = None;
+            s.clear();
         }
         self.amount = None;
         self.attributes.clear();
     }
 
-    /// The value of an optional string field.
+    /// The value of an optional string field; `None` when absent or empty.
+    #[inline]
     pub fn string(&self, field: StringField) -> Option<&str> {
-        self.strings[field.index()].as_deref()
+        let s = &self.strings[field.index()];
+        (!s.is_empty()).then_some(s.as_str())
     }
 
-    /// Sets an optional string field.
+    /// Sets an optional string field (an empty value makes it absent).
     pub fn set_string(&mut self, field: StringField, value: impl Into<String>) {
-        self.strings[field.index()] = Some(value.into());
+        self.strings[field.index()] = value.into();
+    }
+
+    /// Sets an optional string field by copying into its existing buffer.
+    #[inline]
+    pub fn set_string_from(&mut self, field: StringField, value: Option<&str>) {
+        let s = &mut self.strings[field.index()];
+        s.clear();
+        if let Some(v) = value {
+            s.push_str(v);
+        }
     }
 
     /// Builder-style setter, convenient in tests and the generator.
