@@ -48,6 +48,18 @@ impl DedupeMemory {
 
     /// Records an accepted event.
     pub fn remember(&mut self, id: &str, occurred_at: Timestamp) {
+        self.check_and_remember(id, occurred_at, None);
+    }
+
+    /// One probe for both: `true` if `id` is a duplicate at `stream_time` (nothing changes);
+    /// otherwise records it with `occurred_at` and returns `false`.
+    pub fn check_and_remember(
+        &mut self,
+        id: &str,
+        occurred_at: Timestamp,
+        stream_time: Option<Timestamp>,
+    ) -> bool {
+        let cutoff = stream_time.map(|now| now.saturating_sub(self.horizon));
         let hash = self.hasher.hash_one(id);
         let hasher = &self.hasher;
         let schedule =
@@ -57,6 +69,9 @@ impl DedupeMemory {
             {
                 Entry::Occupied(mut e) => {
                     let t = &mut e.get_mut().1;
+                    if cutoff.is_some_and(|c| *t > c) {
+                        return true;
+                    }
                     let later = occurred_at > *t;
                     if later {
                         *t = occurred_at;
@@ -71,6 +86,7 @@ impl DedupeMemory {
         if schedule {
             self.push_expiry(occurred_at, hash);
         }
+        false
     }
 
     /// Forgets entries that can no longer cause a duplicate at this stream time.

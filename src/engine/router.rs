@@ -129,12 +129,14 @@ impl Router {
         ev: &'e SalesEvent,
         mut emit: impl FnMut(Contribution<'e>),
     ) -> Routed {
-        if self.dedupe.is_duplicate(&ev.event_id, self.stream_time) {
+        if self
+            .dedupe
+            .check_and_remember(&ev.event_id, ev.occurred_at, self.stream_time)
+        {
             self.stats.duplicates += 1;
             return Routed::Duplicate;
         }
         self.stats.accepted += 1;
-        self.dedupe.remember(&ev.event_id, ev.occurred_at);
 
         for (index, goal) in self.goals.goals.iter().enumerate() {
             let delta = match &goal.measure {
