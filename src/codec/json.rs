@@ -50,9 +50,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
                 while let Some(k) = map.next_key::<Text<'a>>()? {
-                    let v = map.next_value::<Text<'a>>().map_err(|_| {
-                        de::Error::custom(format_args!("attributes.{} must be a string", k.0))
-                    })?;
+                    let v = map.next_value::<Text<'a>>()?;
                     out.push((k, v));
                 }
                 Ok(Attributes(out))
@@ -364,6 +362,11 @@ mod tests {
                 r#"{"event_id":"e","event_type":"t","occurred_at":"2017-01-01T00:00:00Z","attributes":{"k":1}}"#,
                 RejectReason::WrongType,
             ),
+            (
+                r#"{"event_id":"e","event_type":"t","occurred_at":"2017-01-01T00:00:00Z","attributes":{"k":tru}}"#,
+                RejectReason::InvalidJson,
+            ),
+            ("", RejectReason::InvalidJson),
         ];
         for (input, reason) in cases {
             let err = decode(input).unwrap_err();

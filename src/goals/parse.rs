@@ -297,11 +297,19 @@ fn parse_goal(cx: &mut Ctx, t: &Table) -> Option<Goal> {
         Some(Duration::ZERO)
     };
 
+    let thresholds: Option<Vec<Decimal>> =
+        target.and_then(|target| milestones.iter().map(|m| m.checked_mul(target)).collect());
+    if target.is_some() && thresholds.is_none() {
+        cx.problem(
+            "target",
+            "target x milestone exceeds the decimal range (about 7.9e28): use a smaller target",
+        );
+    }
     if cx.problems.len() > before {
         return None;
     }
     let target = target?;
-    let thresholds = milestones.iter().map(|m| *m * target).collect();
+    let thresholds = thresholds?;
     Some(Goal {
         id: Arc::from(id?),
         description,
@@ -790,6 +798,14 @@ target = 1
         );
         assert_eq!(p[0].key, "window.every");
         assert!(p[0].message.contains("2d"), "{}", p[0]);
+    }
+
+    #[test]
+    fn huge_targets_are_a_problem_not_a_panic() {
+        let p = problems(
+            "[[goals]]\nid = \"g\"\nmetric = \"count\"\nwindow = { tumbling = \"1d\" }\ntarget = \"79228162514264337593543950335\"\nmilestones = [2]\n",
+        );
+        assert_eq!(p[0].key, "target");
     }
 
     #[test]
