@@ -60,6 +60,21 @@ enum Command {
         #[arg(long)]
         dead_letter: Option<PathBuf>,
     },
+    /// Consume events from Kafka, fold them and publish attainment events, exactly once.
+    Run {
+        /// The service configuration (TOML); see the README.
+        #[arg(long)]
+        config: PathBuf,
+        /// Process up to the input end offsets seen at start, commit and exit 0.
+        #[arg(long)]
+        until_caught_up: bool,
+        /// With --until-caught-up: then close every window, as replay does at end of input.
+        #[arg(long, requires = "until_caught_up")]
+        close_all_at_end: bool,
+        /// Log as JSON lines instead of human-readable text.
+        #[arg(long)]
+        log_json: bool,
+    },
     /// Validate a goal file and print its goals.
     Check {
         /// The goal file (TOML).
@@ -100,6 +115,12 @@ fn main() {
             dead_letter.as_deref(),
         ),
         Command::Check { goals } => cmd_check(&goals),
+        Command::Run {
+            config,
+            until_caught_up,
+            close_all_at_end,
+            log_json,
+        } => cmd_run(&config, until_caught_up, close_all_at_end, log_json),
         Command::Generate {
             seed,
             events,
@@ -162,6 +183,46 @@ fn cmd_replay(
     out.into_inner()?;
     dead_letters.into_inner()?;
     eprintln!("{summary}");
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn cmd_run(
+    config: &Path,
+    until_caught_up: bool,
+    close_all_at_end: bool,
+    log_json: bool,
+) -> Result<()> {
+    use goalpost::runtime::kafka::{self, RunConfig, RunOptions};
+    init_logging(log_json);
+    let cfg = RunConfig::load(config)?;
+    let goals = Arc::new(load_goals(&cfg.goals)?);
+    let shutdown = kafka::shutdown_flag().context("cannot install signal handlers")?;
+    let report = kafka::run(
+        cfg,
+        goals,
+        RunOptions {
+            until_caught_up,
+            close_all_at_end,
+        },
+        shutdown,
+    )?;
+    eprintln!(
+        "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}",
+        report.read, report.accepted, report.duplicates, report.rejected, report.attainments, report.commits, report.aborts
+    );
     Ok(())
 }
 

@@ -21,6 +21,8 @@ pub struct DedupeMemory {
     /// or near the back.
     expiry: VecDeque<(Timestamp, u64)>,
     hasher: DefaultHashBuilder,
+    /// Entries recorded since the last [`DedupeMemory::take_added`], when tracking.
+    added: Option<Vec<(Box<str>, Timestamp)>>,
 }
 
 impl DedupeMemory {
@@ -31,6 +33,7 @@ impl DedupeMemory {
             ids: HashTable::new(),
             expiry: VecDeque::new(),
             hasher: DefaultHashBuilder::default(),
+            added: None,
         }
     }
 
@@ -85,6 +88,9 @@ impl DedupeMemory {
             };
         if schedule {
             self.push_expiry(occurred_at, hash);
+            if let Some(added) = self.added.as_mut() {
+                added.push((Box::from(id), occurred_at));
+            }
         }
         false
     }
@@ -110,6 +116,21 @@ impl DedupeMemory {
             let at = self.expiry.partition_point(|(x, _)| *x <= t);
             self.expiry.insert(at, (t, hash));
         }
+    }
+
+    /// Turns on tracking of new entries, for a changelog.
+    pub fn track_changes(&mut self) {
+        self.added.get_or_insert_with(Vec::new);
+    }
+
+    /// Entries recorded since the last call (empty without tracking).
+    pub fn take_added(&mut self) -> Vec<(Box<str>, Timestamp)> {
+        self.added.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The horizon.
+    pub fn horizon(&self) -> Duration {
+        self.horizon
     }
 
     /// How many ids are remembered.

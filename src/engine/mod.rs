@@ -13,7 +13,7 @@ mod router;
 use std::sync::Arc;
 
 pub use dedupe::DedupeMemory;
-pub use owner::{Applied, GroupKey, Owner, OwnerStats, WindowState};
+pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, WindowState};
 pub use router::{Contribution, GroupValues, Progress, Routed, Router, RouterStats};
 
 use crate::goals::GoalSet;

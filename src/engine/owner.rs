@@ -70,6 +70,35 @@ pub struct WindowState {
 #[derive(Debug, Default, Clone)]
 struct GroupState {
     windows: BTreeMap<Timestamp, WindowState>,
+    /// Starts of windows changed since the last [`Owner::take_changes`] (change tracking only).
+    dirty: Vec<Timestamp>,
+}
+
+/// One change of owner state since the last [`Owner::take_changes`], for a changelog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnerChange {
+    /// A window's new state, or `None` once it closed.
+    Window {
+        /// Goal index.
+        goal: usize,
+        /// The group.
+        group: GroupKey,
+        /// Window start.
+        start: Timestamp,
+        /// The state, `None` when the window closed.
+        state: Option<WindowState>,
+    },
+    /// An upstream partition's clock.
+    Upstream {
+        /// The upstream (input) partition.
+        partition: u32,
+        /// Its stream time.
+        stream_time: Option<Timestamp>,
+        /// Whether it is idle.
+        idle: bool,
+    },
+    /// The watermark.
+    Watermark(Timestamp),
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +121,7 @@ pub struct OwnerStats {
     pub attainments: [u64; 3],
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Upstream {
     stream_time: Option<Timestamp>,
     idle: bool,
@@ -117,6 +146,18 @@ pub struct Owner {
     watermark: Option<Timestamp>,
     stats: OwnerStats,
     scratch: Vec<Window>,
+    tracking: Option<Tracking>,
+}
+
+/// What changed since the last `take_changes`, when change tracking is on.
+#[derive(Debug, Clone, Default)]
+struct Tracking {
+    /// Groups (per goal) with a dirty window.
+    groups: BTreeSet<(usize, GroupKey)>,
+    /// Windows closed: written as tombstones.
+    closed: Vec<(usize, GroupKey, Timestamp)>,
+    upstream: BTreeSet<u32>,
+    watermark: bool,
 }
 
 impl Owner {
@@ -139,7 +180,104 @@ impl Owner {
                 ..OwnerStats::default()
             },
             scratch: Vec::new(),
+            tracking: None,
         }
+    }
+
+    /// Turns on change tracking: [`Owner::take_changes`] then lists every change of state, for
+    /// a changelog.
+    pub fn track_changes(&mut self) {
+        self.tracking.get_or_insert_with(Tracking::default);
+    }
+
+    /// The changes since the last call, in a deterministic order; empty without tracking.
+    pub fn take_changes(&mut self) -> Vec<OwnerChange> {
+        let Some(t) = self.tracking.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (goal, key, start) in t.closed.drain(..) {
+            out.push(OwnerChange::Window {
+                goal,
+                group: key,
+                start,
+                state: None,
+            });
+        }
+        for (goal, key) in std::mem::take(&mut t.groups) {
+            let Some(group) = self.states[goal].groups.get_mut(&key) else {
+                continue;
+            };
+            let mut starts = std::mem::take(&mut group.dirty);
+            starts.sort_unstable();
+            starts.dedup();
+            for start in starts {
+                if let Some(ws) = group.windows.get(&start) {
+                    out.push(OwnerChange::Window {
+                        goal,
+                        group: key.clone(),
+                        start,
+                        state: Some(ws.clone()),
+                    });
+                }
+            }
+        }
+        for p in std::mem::take(&mut t.upstream) {
+            let u = self.upstream[p as usize];
+            out.push(OwnerChange::Upstream {
+                partition: p,
+                stream_time: u.stream_time,
+                idle: u.idle,
+            });
+        }
+        if std::mem::take(&mut t.watermark) {
+            if let Some(wm) = self.watermark {
+                out.push(OwnerChange::Watermark(wm));
+            }
+        }
+        out
+    }
+
+    /// Restores one window from a changelog. Unknown goal indexes are ignored.
+    pub fn restore_window(
+        &mut self,
+        goal: usize,
+        group: GroupKey,
+        start: Timestamp,
+        state: WindowState,
+    ) {
+        let Some(g) = self.goals.goals.get(goal) else {
+            return;
+        };
+        let gs = &mut self.states[goal];
+        gs.closing
+            .insert((state.end.saturating_add(g.grace), group.clone(), start));
+        gs.groups
+            .entry(group)
+            .or_default()
+            .windows
+            .insert(start, state);
+    }
+
+    /// Restores an upstream partition's clock from a changelog.
+    pub fn restore_upstream(&mut self, partition: u32, stream_time: Option<Timestamp>, idle: bool) {
+        let idx = partition as usize;
+        if idx >= self.upstream.len() {
+            self.upstream.resize(idx + 1, Upstream::default());
+        }
+        self.upstream[idx] = Upstream { stream_time, idle };
+    }
+
+    /// Restores the watermark from a changelog.
+    pub fn restore_watermark(&mut self, watermark: Timestamp) {
+        self.watermark = Some(watermark);
+    }
+
+    /// Whether this owner holds no state at all.
+    pub fn is_empty(&self) -> bool {
+        self.watermark.is_none()
+            && self.open_windows() == 0
+            && self.upstream.iter().all(|u| u.stream_time.is_none())
     }
 
     /// The watermark: the minimum stream time over active upstream partitions, never decreasing.
@@ -205,6 +343,15 @@ impl Owner {
             });
             ws.aggregate.apply(&c.delta);
             judge(goal, &c.group, *w, ws, c, out, &mut self.stats);
+            if self.tracking.is_some() {
+                group.dirty.push(w.start);
+            }
+        }
+        if let Some(t) = self.tracking.as_mut() {
+            if group.dirty.len() == self.scratch.len() {
+                // First change of this group since the last take: remember the group once.
+                t.groups.insert((c.goal, GroupKey::from_values(&c.group)));
+            }
         }
         Applied::Applied
     }
@@ -216,9 +363,15 @@ impl Owner {
             self.upstream.resize(idx + 1, Upstream::default());
         }
         let u = &mut self.upstream[idx];
+        let before = *u;
         u.idle = false;
         if u.stream_time.is_none_or(|t| p.stream_time > t) {
             u.stream_time = Some(p.stream_time);
+        }
+        if *u != before {
+            if let Some(t) = self.tracking.as_mut() {
+                t.upstream.insert(p.partition);
+            }
         }
         self.advance(out);
     }
@@ -226,7 +379,12 @@ impl Owner {
     /// Marks an upstream partition idle (it stops holding the watermark back) or active again.
     pub fn set_idle(&mut self, partition: u32, idle: bool, out: &mut Vec<Attainment>) {
         if let Some(u) = self.upstream.get_mut(partition as usize) {
-            u.idle = idle;
+            if u.idle != idle {
+                u.idle = idle;
+                if let Some(t) = self.tracking.as_mut() {
+                    t.upstream.insert(partition);
+                }
+            }
         }
         self.advance(out);
     }
@@ -242,6 +400,9 @@ impl Owner {
         let Some(candidate) = min else { return };
         if self.watermark.is_none_or(|wm| candidate > wm) {
             self.watermark = Some(candidate);
+            if let Some(t) = self.tracking.as_mut() {
+                t.watermark = true;
+            }
             self.close_until(candidate, out);
         }
     }
@@ -267,6 +428,9 @@ impl Owner {
                 };
                 if group.windows.is_empty() {
                     state.groups.remove(&key);
+                }
+                if let Some(t) = self.tracking.as_mut() {
+                    t.closed.push((index, key.clone(), start));
                 }
                 let window = Window { start, end: ws.end };
                 let value = ws.aggregate.value();

@@ -111,15 +111,30 @@ impl Router {
         &self.dedupe
     }
 
+    /// Turns on tracking of new dedupe entries (see [`Router::take_dedupe_added`]).
+    pub fn track_changes(&mut self) {
+        self.dedupe.track_changes();
+    }
+
+    /// Dedupe entries recorded since the last call, for a changelog.
+    pub fn take_dedupe_added(&mut self) -> Vec<(Box<str>, Timestamp)> {
+        self.dedupe.take_added()
+    }
+
     /// Restores state saved from an earlier run of this partition.
-    pub fn restore(
+    pub fn restore<S: AsRef<str>>(
         &mut self,
         stream_time: Option<Timestamp>,
-        ids: impl IntoIterator<Item = (String, Timestamp)>,
+        ids: impl IntoIterator<Item = (S, Timestamp)>,
     ) {
         self.stream_time = stream_time;
         for (id, t) in ids {
-            self.dedupe.remember(&id, t);
+            self.dedupe.remember(id.as_ref(), t);
+        }
+        // Restored entries are already in the changelog.
+        self.dedupe.take_added();
+        if let Some(st) = stream_time {
+            self.dedupe.expire(st);
         }
     }
 

@@ -1,4 +1,5 @@
 //! Runtimes: the imperative shells that drive the engine.
 
 pub mod generate;
+pub mod kafka;
 pub mod replay;

@@ -1,0 +1,126 @@
+//! Topic checks and creation.
+
+use std::collections::BTreeMap;
+use std::time::Duration as StdDuration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::Consumer;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::config::RunConfig;
+use super::RunError;
+
+const TIMEOUT: StdDuration = StdDuration::from_secs(30);
+
+/// Partition counts of the topics that exist, among `names`.
+pub fn partition_counts(
+    client: &ClientConfig,
+    names: &[String],
+) -> Result<BTreeMap<String, i32>, RunError> {
+    let consumer: rdkafka::consumer::BaseConsumer = client
+        .create()
+        .map_err(|e| RunError::kafka("create a metadata client", e))?;
+    let md = consumer.fetch_metadata(None, TIMEOUT).map_err(|e| {
+        RunError::kafka(
+            "fetch cluster metadata (is the broker reachable, are the credentials right?)",
+            e,
+        )
+    })?;
+    let mut out = BTreeMap::new();
+    for t in md.topics() {
+        if names.iter().any(|n| n == t.name()) && t.error().is_none() && !t.partitions().is_empty()
+        {
+            out.insert(t.name().to_string(), t.partitions().len() as i32);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the input topics and creates (or checks) the internal and output topics. Returns the
+/// input partition counts and the number of owner partitions (the largest input partition count).
+pub fn prepare_topics(
+    cfg: &RunConfig,
+    client: &ClientConfig,
+) -> Result<(BTreeMap<String, i32>, i32), RunError> {
+    let inputs = partition_counts(client, &cfg.input.topics)?;
+    for t in &cfg.input.topics {
+        if !inputs.contains_key(t) {
+            return Err(RunError::Setup(format!(
+                "input topic `{t}` does not exist on {}: create it first (input topics are never created)",
+                cfg.kafka.bootstrap_servers
+            )));
+        }
+    }
+    let owners = *inputs.values().max().expect("at least one input topic");
+
+    let repartition = cfg.repartition_topic();
+    let changelog = cfg.changelog_topic();
+    let wanted: Vec<(String, bool, bool)> = vec![
+        (repartition.clone(), false, true),
+        (changelog.clone(), true, true),
+        (cfg.output.topic.clone(), false, false),
+        (cfg.dead_letter_topic(), false, false),
+    ];
+    let names: Vec<String> = wanted.iter().map(|w| w.0.clone()).collect();
+    let existing = partition_counts(client, &names)?;
+    let mut missing = Vec::new();
+    for (name, _compact, internal) in &wanted {
+        match existing.get(name) {
+            Some(n) if *internal && *n != owners => {
+                return Err(RunError::Setup(format!(
+                    "internal topic `{name}` has {n} partitions but the input has {owners}: \
+                     internal topics must match the largest input topic (delete them to reset the application)"
+                )))
+            }
+            Some(_) => {}
+            None => missing.push(name.clone()),
+        }
+    }
+    if missing.is_empty() {
+        return Ok((inputs, owners));
+    }
+    if !cfg.app.create_topics {
+        return Err(RunError::Setup(format!(
+            "missing topic(s) {}: create them, or set app.create_topics = true",
+            missing.join(", ")
+        )));
+    }
+    let admin: AdminClient<DefaultClientContext> = client
+        .create()
+        .map_err(|e| RunError::kafka("create an admin client", e))?;
+    let specs: Vec<NewTopic<'_>> = wanted
+        .iter()
+        .filter(|w| missing.contains(&w.0))
+        .map(|(name, compact, _)| {
+            let t = NewTopic::new(
+                name,
+                owners,
+                TopicReplication::Fixed(cfg.app.replication_factor),
+            );
+            if *compact {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
+        .collect();
+    let results = futures_executor::block_on(admin.create_topics(
+        specs.iter(),
+        &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+    ))
+    .map_err(|e| RunError::kafka("create topics", e))?;
+    for r in results {
+        match r {
+            Ok(name) => tracing::info!(topic = %name, partitions = owners, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(RunError::Setup(format!(
+                    "cannot create topic `{name}`: {code}"
+                )))
+            }
+        }
+    }
+    Ok((inputs, owners))
+}

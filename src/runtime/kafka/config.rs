@@ -1,0 +1,327 @@
+//! `goalpost run --config goalpost.toml`: the service configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+use thiserror::Error;
+
+use crate::codec::Format;
+use crate::model::Duration;
+
+/// Why a service configuration was not accepted.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config `{path}`: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not valid, or breaks a rule.
+    #[error("config `{path}`: {message}")]
+    Invalid {
+        /// The path.
+        path: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}
+
+fn format<'de, D: Deserializer<'de>>(d: D) -> Result<Format, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.as_str() {
+        "json" => Ok(Format::Json),
+        "proto" => Ok(Format::Proto),
+        other => Err(serde::de::Error::custom(format!(
+            "`{other}` is not a format; allowed: json, proto"
+        ))),
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Path of the goal file, relative to the config file's directory unless absolute.
+    pub goals: PathBuf,
+    /// How to reach Kafka.
+    pub kafka: KafkaConfig,
+    /// The application: group, transactional ids, internal topics, timing.
+    #[serde(default)]
+    pub app: AppConfig,
+    /// Where events come from.
+    pub input: InputConfig,
+    /// Where attainment events and dead letters go.
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`, e.g. `"127.0.0.1:19092"`. The environment variable `KAFKA_BOOTSTRAP`
+    /// overrides it when set.
+    pub bootstrap_servers: String,
+    /// librdkafka properties passed through to every client (consumer, producer, admin), e.g.
+    /// `"security.protocol" = "SASL_SSL"`, `"sasl.mechanism" = "PLAIN"`, `"sasl.username"`,
+    /// `"sasl.password"`, `"ssl.ca.location"`. Properties goalpost owns (group id, isolation level,
+    /// transactional id, offsets) cannot be overridden.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// `[app]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    /// Names the consumer group, the transactional ids and the internal topics
+    /// (`{application_id}-repartition`, `{application_id}-changelog`). Default `goalpost`.
+    pub application_id: String,
+    /// Stable identity of this instance; its transactional id is `{application_id}-{instance_id}`.
+    /// A restarted instance must keep it, so its predecessor's open transaction is aborted at once
+    /// (fencing). Default: the `GOALPOST_INSTANCE_ID` environment variable, else the host name.
+    pub instance_id: Option<String>,
+    /// How often a transaction is committed. Default `100ms`.
+    #[serde(deserialize_with = "duration")]
+    pub commit_interval: Duration,
+    /// An input partition without records for this long stops holding back the watermark.
+    /// Default `30s`.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Create missing topics (input topics are never created). Default `true`; when `false`, a
+    /// missing topic is an error naming it.
+    pub create_topics: bool,
+    /// Replication factor of created topics. Default 1.
+    pub replication_factor: i32,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            application_id: "goalpost".into(),
+            instance_id: None,
+            commit_interval: Duration::from_millis(100),
+            idle_timeout: Duration::from_secs(30),
+            create_topics: true,
+            replication_factor: 1,
+        }
+    }
+}
+
+/// `[input]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Topics of sales events.
+    pub topics: Vec<String>,
+    /// Format of their records, `json` (default) or `proto`; a record's `content-type` header
+    /// (`application/json`, `application/x-protobuf`) overrides it.
+    #[serde(default, deserialize_with = "format")]
+    pub format: Format,
+    /// Records larger than this are dead-lettered as `oversized`. Default 1048576 (1 MiB).
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
+}
+
+fn default_max_record_bytes() -> usize {
+    crate::codec::MAX_RECORD_BYTES
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Topic of attainment events. Default `goal-attainments`.
+    pub topic: String,
+    /// Format of attainment records, `json` (default) or `proto`.
+    #[serde(deserialize_with = "format")]
+    pub format: Format,
+    /// Topic of rejected records. Default `{application_id}-dead-letters`.
+    pub dead_letter_topic: Option<String>,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            topic: "goal-attainments".into(),
+            format: Format::Json,
+            dead_letter_topic: None,
+        }
+    }
+}
+
+/// librdkafka properties goalpost sets itself.
+const OWNED_PROPERTIES: &[&str] = &[
+    "group.id",
+    "isolation.level",
+    "transactional.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "bootstrap.servers",
+    "partition.assignment.strategy",
+    "enable.idempotence",
+];
+
+impl RunConfig {
+    /// Parses and checks a config file's text; `base` resolves a relative goal path.
+    pub fn from_toml(text: &str, path: &Path) -> Result<RunConfig, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        };
+        let mut cfg: RunConfig =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_string()))?;
+        if cfg.goals.is_relative() {
+            if let Some(dir) = path.parent() {
+                cfg.goals = dir.join(&cfg.goals);
+            }
+        }
+        if let Ok(b) = std::env::var("KAFKA_BOOTSTRAP") {
+            if !b.trim().is_empty() {
+                cfg.kafka.bootstrap_servers = b;
+            }
+        }
+        if cfg.input.topics.is_empty() {
+            return Err(invalid(
+                "input.topics is empty: name at least one topic".into(),
+            ));
+        }
+        if cfg.app.application_id.is_empty()
+            || !cfg
+                .app
+                .application_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(invalid(format!(
+                "app.application_id `{}` must be non-empty ASCII letters, digits, '.', '_' or '-'",
+                cfg.app.application_id
+            )));
+        }
+        if cfg.app.commit_interval.is_zero() {
+            return Err(invalid("app.commit_interval must be greater than 0".into()));
+        }
+        for key in cfg.kafka.properties.keys() {
+            if OWNED_PROPERTIES.contains(&key.as_str()) {
+                return Err(invalid(format!(
+                    "kafka.properties.\"{key}\" is set by goalpost and cannot be overridden"
+                )));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<RunConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// The repartition topic.
+    pub fn repartition_topic(&self) -> String {
+        format!("{}-repartition", self.app.application_id)
+    }
+
+    /// The changelog topic.
+    pub fn changelog_topic(&self) -> String {
+        format!("{}-changelog", self.app.application_id)
+    }
+
+    /// The dead-letter topic.
+    pub fn dead_letter_topic(&self) -> String {
+        self.output
+            .dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}-dead-letters", self.app.application_id))
+    }
+
+    /// This instance's id.
+    pub fn instance_id(&self) -> String {
+        self.app
+            .instance_id
+            .clone()
+            .or_else(|| {
+                std::env::var("GOALPOST_INSTANCE_ID")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+            })
+            .unwrap_or_else(|| "goalpost-0".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+goals = "goals.toml"
+[kafka]
+bootstrap_servers = "127.0.0.1:19092"
+[input]
+topics = ["sales-events"]
+"#;
+
+    #[test]
+    fn defaults() {
+        let c = RunConfig::from_toml(MIN, Path::new("/etc/goalpost/goalpost.toml")).unwrap();
+        assert_eq!(c.goals, PathBuf::from("/etc/goalpost/goals.toml"));
+        assert_eq!(c.app.commit_interval, Duration::from_millis(100));
+        assert_eq!(c.repartition_topic(), "goalpost-repartition");
+        assert_eq!(c.dead_letter_topic(), "goalpost-dead-letters");
+        assert_eq!(c.input.format, Format::Json);
+        assert_eq!(c.output.topic, "goal-attainments");
+    }
+
+    #[test]
+    fn unknown_keys_and_owned_properties_are_rejected() {
+        let e = RunConfig::from_toml(
+            &format!("{MIN}\n[app]\ncommit_intreval = \"1s\"\n"),
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("commit_intreval"), "{e}");
+        let e = RunConfig::from_toml(
+            &MIN.replace(
+                "[input]",
+                "[kafka.properties]\n\"group.id\" = \"x\"\n[input]",
+            ),
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("group.id"), "{e}");
+        let e = RunConfig::from_toml(
+            &format!("{MIN}\n[app]\ncommit_interval = \"soon\"\n"),
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("soon"), "{e}");
+        let e = RunConfig::from_toml(
+            &MIN.replace(
+                "topics = [\"sales-events\"]",
+                "topics = [\"t\"]\nformat = \"xml\"",
+            ),
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("xml"), "{e}");
+    }
+}

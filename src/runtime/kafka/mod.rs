@@ -1,0 +1,63 @@
+//! `goalpost run`: the engine on Apache Kafka, exactly once.
+//!
+//! One consumer (in the application's consumer group) and one transactional producer per
+//! instance. Input partitions feed Routers; their contributions travel through the repartition
+//! topic, partitioned by (goal, group), to the Owner of each repartition partition. Every
+//! `commit_interval`, one transaction carries the repartition batches, the changelog records,
+//! attainment events, dead letters and the consumed offsets. See `docs/kafka.md`.
+
+pub mod admin;
+pub mod config;
+mod restore;
+pub mod wire;
+mod worker;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use rdkafka::error::KafkaError;
+use thiserror::Error;
+
+pub use config::RunConfig;
+pub use worker::{run, RunOptions, RunReport};
+
+/// Why `goalpost run` stopped with an error.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// A Kafka operation failed.
+    #[error("Kafka: cannot {action}: {source}")]
+    Kafka {
+        /// What was being done.
+        action: String,
+        /// The client error.
+        source: KafkaError,
+    },
+    /// Topics or configuration do not allow the run.
+    #[error("{0}")]
+    Setup(String),
+    /// Another instance with the same transactional id took over, or the producer hit a fatal error.
+    #[error(
+        "fenced or fatal producer error: {0}; this instance stops so that no output is duplicated"
+    )]
+    Fatal(String),
+    /// An internal topic holds a record this version cannot read.
+    #[error("internal topic record unreadable: {0}")]
+    Wire(#[from] wire::WireError),
+}
+
+impl RunError {
+    pub(crate) fn kafka(action: &str, source: KafkaError) -> Self {
+        RunError::Kafka {
+            action: action.to_string(),
+            source,
+        }
+    }
+}
+
+/// A flag set by SIGTERM and SIGINT.
+pub fn shutdown_flag() -> std::io::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, flag.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, flag.clone())?;
+    Ok(flag)
+}

@@ -1,0 +1,1028 @@
+//! The processing loop of one instance.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant};
+
+use prost::Message as _;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::config::RunConfig;
+use super::restore::read_partition;
+use super::wire::{self, pb, ChangelogKey};
+use super::{admin, RunError};
+use crate::codec::{self, json, proto, Format};
+use crate::engine::{Contribution, GroupKey, GroupValues, Owner, Progress, Routed, Router};
+use crate::goals::GoalSet;
+use crate::model::{Attainment, SalesEvent, Timestamp};
+
+const KAFKA_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+/// Contributions per repartition record, at most.
+const MAX_BATCH: usize = 2_000;
+
+/// How `goalpost run` ends.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Process up to the input end offsets seen at start, commit and exit.
+    pub until_caught_up: bool,
+    /// With `until_caught_up`: then close every window, as replay does at end of input.
+    pub close_all_at_end: bool,
+}
+
+/// Counters of a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    /// Input records read.
+    pub read: u64,
+    /// Input records accepted.
+    pub accepted: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Records dead-lettered.
+    pub rejected: u64,
+    /// Attainment events produced.
+    pub attainments: u64,
+    /// Transactions committed.
+    pub commits: u64,
+    /// Transactions aborted.
+    pub aborts: u64,
+}
+
+struct RouterTask {
+    router: Router,
+    /// Stream time last sent to the owners.
+    sent: Option<Timestamp>,
+    /// Dedupe batches in the changelog: number -> latest time in it.
+    batches: BTreeMap<u64, Timestamp>,
+    next_batch: u64,
+    clock_dirty: bool,
+    last_record: Instant,
+    idle_sent: bool,
+}
+
+struct Worker {
+    cfg: RunConfig,
+    goals: Arc<GoalSet>,
+    goal_index: HashMap<String, usize>,
+    client: ClientConfig,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    repartition: String,
+    changelog: String,
+    dead_letters: String,
+    owners_count: i32,
+    /// Input (topic, partition) -> upstream index.
+    upstream_ids: BTreeMap<(String, i32), u32>,
+    routers: BTreeMap<u32, RouterTask>,
+    owners: BTreeMap<i32, Owner>,
+    in_txn: bool,
+    txn_started: Instant,
+    /// Next offsets to commit (last processed + 1), this transaction.
+    offsets: BTreeMap<(String, i32), i64>,
+    /// Pending repartition batches: (upstream, owner partition) -> batch.
+    batches: BTreeMap<(u32, i32), pb::RepartitionBatch>,
+    event: SalesEvent,
+    attainments: Vec<Attainment>,
+    buf: Vec<u8>,
+    report: RunReport,
+    /// Set when an aborted transaction requires rebuilding state from the changelog.
+    needs_reset: bool,
+    assigned_once: bool,
+    fatal: Option<RunError>,
+    /// Next offset to read per assigned partition: committed at assignment, then consumed + 1.
+    next_offsets: HashMap<(String, i32), i64>,
+    /// When the last repartition record arrived.
+    last_repartition: Instant,
+}
+
+struct Ctx {
+    worker: Arc<Mutex<Worker>>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut w = self.worker.lock().expect("worker lock");
+            tracing::info!(
+                partitions = tpl.count(),
+                "partitions revoked: committing in-flight work"
+            );
+            let cgm = consumer.group_metadata();
+            if let Err(e) = w.commit(cgm.as_ref()) {
+                w.fail_or_reset(e);
+            }
+            for el in tpl.elements() {
+                w.drop_partition(el.topic(), el.partition());
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let mut w = self.worker.lock().expect("worker lock");
+                let parts: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = ?parts, "partitions assigned: restoring state");
+                if let Err(e) = w.assign(&parts) {
+                    w.fatal.get_or_insert(e);
+                }
+                w.note_committed(consumer, tpl);
+                w.assigned_once = true;
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+fn client_config(cfg: &RunConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.kafka.bootstrap_servers);
+    for (k, v) in &cfg.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Runs the service until shutdown (or until caught up).
+pub fn run(
+    cfg: RunConfig,
+    goals: Arc<GoalSet>,
+    options: RunOptions,
+    shutdown: Arc<AtomicBool>,
+) -> Result<RunReport, RunError> {
+    let client = client_config(&cfg);
+    let (inputs, owners_count) = admin::prepare_topics(&cfg, &client)?;
+    let mut upstream_ids = BTreeMap::new();
+    for (topic, n) in &inputs {
+        for p in 0..*n {
+            let id = upstream_ids.len() as u32;
+            upstream_ids.insert((topic.clone(), p), id);
+        }
+    }
+    let instance = cfg.instance_id();
+    let txn_id = format!("{}-{}", cfg.app.application_id, instance);
+    tracing::info!(
+        instance = %instance,
+        transactional_id = %txn_id,
+        input_partitions = upstream_ids.len(),
+        owner_partitions = owners_count,
+        "starting"
+    );
+
+    let mut pc = client.clone();
+    pc.set("transactional.id", &txn_id)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("transaction.timeout.ms", "60000");
+    let producer: ThreadedProducer<DefaultProducerContext> = pc
+        .create()
+        .map_err(|e| RunError::kafka("create the transactional producer", e))?;
+    producer
+        .init_transactions(KAFKA_TIMEOUT)
+        .map_err(|e| RunError::kafka("initialise transactions (fence earlier instances)", e))?;
+
+    let goal_index = goals
+        .goals
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.to_string(), i))
+        .collect();
+    let worker = Arc::new(Mutex::new(Worker {
+        repartition: cfg.repartition_topic(),
+        changelog: cfg.changelog_topic(),
+        dead_letters: cfg.dead_letter_topic(),
+        cfg: cfg.clone(),
+        goals,
+        goal_index,
+        client: client.clone(),
+        producer,
+        owners_count,
+        upstream_ids,
+        routers: BTreeMap::new(),
+        owners: BTreeMap::new(),
+        in_txn: false,
+        txn_started: Instant::now(),
+        offsets: BTreeMap::new(),
+        batches: BTreeMap::new(),
+        event: SalesEvent::default(),
+        attainments: Vec::new(),
+        buf: Vec::new(),
+        report: RunReport::default(),
+        needs_reset: false,
+        assigned_once: false,
+        fatal: None,
+        next_offsets: HashMap::new(),
+        last_repartition: Instant::now(),
+    }));
+
+    let mut cc = client.clone();
+    cc.set("group.id", &cfg.app.application_id)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
+    let consumer: BaseConsumer<Ctx> = cc
+        .create_with_context(Ctx {
+            worker: worker.clone(),
+        })
+        .map_err(|e| RunError::kafka("create the consumer", e))?;
+    let mut topics: Vec<&str> = cfg.input.topics.iter().map(String::as_str).collect();
+    let repartition = cfg.repartition_topic();
+    topics.push(&repartition);
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| RunError::kafka("subscribe", e))?;
+
+    // End offsets of the input at start, for --until-caught-up.
+    let mut targets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    if options.until_caught_up {
+        for (topic, n) in &inputs {
+            for p in 0..*n {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, p, KAFKA_TIMEOUT)
+                    .map_err(|e| RunError::kafka("read input end offsets", e))?;
+                targets.insert((topic.clone(), p), high);
+            }
+        }
+    }
+
+    let commit_interval = StdDuration::from_nanos(cfg.app.commit_interval.as_nanos() as u64);
+    let result = (|| -> Result<(), RunError> {
+        loop {
+            if shutdown.load(Ordering::Relaxed) {
+                tracing::info!("shutdown requested: committing and leaving the group");
+                break;
+            }
+            let msg = consumer.poll(StdDuration::from_millis(50));
+            let mut w = worker.lock().expect("worker lock");
+            if let Some(e) = w.fatal.take() {
+                return Err(e);
+            }
+            if w.needs_reset {
+                w.reset(&consumer)?;
+            }
+            match msg {
+                None => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Some(Ok(m)) => w.handle(&m)?,
+            }
+            if w.in_txn && w.txn_started.elapsed() >= commit_interval {
+                let cgm = consumer.group_metadata();
+                if let Err(e) = w.commit(cgm.as_ref()) {
+                    w.fail_or_reset(e);
+                }
+            }
+            w.check_idle();
+            if options.until_caught_up && w.assigned_once && w.all_input_read(&targets) {
+                let cgm = consumer.group_metadata();
+                w.commit(cgm.as_ref())?;
+                if w.caught_up(&targets) {
+                    if options.close_all_at_end {
+                        w.close_all()?;
+                        w.commit(cgm.as_ref())?;
+                    }
+                    tracing::info!("caught up with the input end offsets seen at start");
+                    break;
+                }
+            }
+        }
+        let mut w = worker.lock().expect("worker lock");
+        let cgm = consumer.group_metadata();
+        w.commit(cgm.as_ref())?;
+        Ok(())
+    })();
+    consumer.unsubscribe();
+    let report = worker.lock().expect("worker lock").report.clone();
+    result.map(|_| report)
+}
+
+impl Worker {
+    fn begin(&mut self) -> Result<(), RunError> {
+        if !self.in_txn {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| RunError::Fatal(format!("begin transaction: {e}")))?;
+            self.in_txn = true;
+            self.txn_started = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn send(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: &[u8],
+        payload: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+    ) {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).key(key);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        if let Some(v) = payload {
+            record = record.payload(v);
+        }
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    r,
+                )) => {
+                    record = r;
+                    std::thread::sleep(StdDuration::from_millis(1));
+                }
+                Err((e, _)) => {
+                    // Fails the transaction at commit; the batch is then redone.
+                    tracing::warn!(error = %e, topic, "produce failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
+        self.begin()?;
+        let topic = m.topic().to_string();
+        if topic == self.repartition {
+            self.handle_repartition(m)?;
+        } else {
+            self.handle_input(m);
+        }
+        self.next_offsets
+            .insert((topic.clone(), m.partition()), m.offset() + 1);
+        self.offsets.insert((topic, m.partition()), m.offset() + 1);
+        Ok(())
+    }
+
+    /// Records the committed offsets of newly assigned partitions as where reading resumes.
+    fn note_committed<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) {
+        match consumer.committed_offsets(tpl.clone(), KAFKA_TIMEOUT) {
+            Ok(committed) => {
+                for el in committed.elements() {
+                    let next = match el.offset() {
+                        Offset::Offset(o) => o,
+                        _ => 0,
+                    };
+                    self.next_offsets
+                        .insert((el.topic().to_string(), el.partition()), next);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read committed offsets"),
+        }
+    }
+
+    fn handle_input(&mut self, m: &BorrowedMessage<'_>) {
+        let key = (m.topic().to_string(), m.partition());
+        let Some(&upstream) = self.upstream_ids.get(&key) else {
+            return;
+        };
+        self.report.read += 1;
+        let format = m
+            .headers()
+            .and_then(|h| {
+                h.iter()
+                    .find(|h| h.key.eq_ignore_ascii_case("content-type"))
+            })
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(Format::from_name)
+            .unwrap_or(self.cfg.input.format);
+        let payload = m.payload().unwrap_or_default();
+        let mut event = std::mem::take(&mut self.event);
+        let decoded = if payload.len() > self.cfg.input.max_record_bytes {
+            Err(codec::DecodeError {
+                reason: codec::RejectReason::Oversized,
+                detail: format!(
+                    "record of {} bytes exceeds input.max_record_bytes = {}",
+                    payload.len(),
+                    self.cfg.input.max_record_bytes
+                ),
+            })
+        } else {
+            codec::decode_event(format, payload, &mut event)
+        };
+        match decoded {
+            Err(e) => {
+                self.report.rejected += 1;
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "goalpost.reason",
+                        value: Some(e.reason.as_str()),
+                    })
+                    .insert(Header {
+                        key: "goalpost.detail",
+                        value: Some(e.detail.as_str()),
+                    })
+                    .insert(Header {
+                        key: "goalpost.source.topic",
+                        value: Some(m.topic()),
+                    })
+                    .insert(Header {
+                        key: "goalpost.source.partition",
+                        value: Some(&m.partition().to_string()),
+                    })
+                    .insert(Header {
+                        key: "goalpost.source.offset",
+                        value: Some(&m.offset().to_string()),
+                    });
+                self.send(
+                    &self.dead_letters.clone(),
+                    None,
+                    m.key().unwrap_or_default(),
+                    Some(payload),
+                    Some(headers),
+                );
+            }
+            Ok(()) => {
+                let owners = self.owners_count;
+                let goals = self.goals.clone();
+                let Some(task) = self.routers.get_mut(&upstream) else {
+                    tracing::warn!(upstream, "record of a partition without a router: skipped");
+                    self.event = event;
+                    return;
+                };
+                task.last_record = Instant::now();
+                task.idle_sent = false;
+                let batches = &mut self.batches;
+                let routed = task.router.route(&event, |c: Contribution<'_>| {
+                    let goal_id = &goals.goals[c.goal].id;
+                    let dest = wire::owner_partition(goal_id, &c.group, owners as u32) as i32;
+                    let batch =
+                        batches
+                            .entry((upstream, dest))
+                            .or_insert_with(|| pb::RepartitionBatch {
+                                upstream,
+                                ..Default::default()
+                            });
+                    batch.contributions.push(pb::ContributionRecord {
+                        goal_id: goal_id.to_string(),
+                        group: c.group.iter().map(|g| g.to_string()).collect(),
+                        event_id: c.event_id.to_string(),
+                        event_time: c.event_time.as_nanos(),
+                        delta: Some(wire::delta_to_pb(&c.delta)),
+                    });
+                });
+                match routed {
+                    Routed::Duplicate => self.report.duplicates += 1,
+                    Routed::Accepted { progress } => {
+                        self.report.accepted += 1;
+                        if progress.is_some() {
+                            task.clock_dirty = true;
+                        }
+                    }
+                }
+                if self
+                    .batches
+                    .values()
+                    .any(|b| b.contributions.len() >= MAX_BATCH)
+                {
+                    self.flush_batches(false);
+                }
+            }
+        }
+        self.event = event;
+    }
+
+    fn handle_repartition(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
+        self.last_repartition = Instant::now();
+        let partition = m.partition();
+        let Some(payload) = m.payload() else {
+            return Ok(());
+        };
+        let batch = wire::decode_batch(payload)?;
+        let Some(owner) = self.owners.get_mut(&partition) else {
+            return Ok(());
+        };
+        let out = &mut self.attainments;
+        for c in &batch.contributions {
+            let Some(&goal) = self.goal_index.get(&c.goal_id) else {
+                tracing::warn!(goal = %c.goal_id, "contribution for a goal not in the goal file: skipped");
+                continue;
+            };
+            let group: GroupValues<'_> = c.group.iter().map(String::as_str).collect();
+            let contribution = Contribution {
+                goal,
+                group,
+                delta: wire::delta_from_pb(&c.delta)?,
+                event_id: &c.event_id,
+                event_time: Timestamp::from_nanos(c.event_time),
+            };
+            owner.apply(&contribution, out);
+        }
+        if let Some(t) = batch.stream_time {
+            owner.progress(
+                Progress {
+                    partition: batch.upstream,
+                    stream_time: Timestamp::from_nanos(t),
+                },
+                out,
+            );
+        }
+        if batch.idle {
+            owner.set_idle(batch.upstream, true, out);
+        }
+        self.emit_attainments();
+        Ok(())
+    }
+
+    fn emit_attainments(&mut self) {
+        let attainments = std::mem::take(&mut self.attainments);
+        let topic = self.cfg.output.topic.clone();
+        for a in &attainments {
+            self.buf.clear();
+            match self.cfg.output.format {
+                Format::Json => json::encode_attainment(a, &mut self.buf),
+                Format::Proto => proto::encode_attainment(a, &mut self.buf),
+            }
+            let mut key = a.goal_id.to_string();
+            for (_, v) in &a.group {
+                key.push('|');
+                key.push_str(v);
+            }
+            let content_type = match self.cfg.output.format {
+                Format::Json => "application/json",
+                Format::Proto => "application/x-protobuf",
+            };
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "content-type",
+                    value: Some(content_type),
+                })
+                .insert(Header {
+                    key: "goalpost.attainment_id",
+                    value: Some(a.attainment_id.as_str()),
+                });
+            let payload = std::mem::take(&mut self.buf);
+            self.send(&topic, None, key.as_bytes(), Some(&payload), Some(headers));
+            self.buf = payload;
+            self.report.attainments += 1;
+        }
+        self.attainments = attainments;
+        self.attainments.clear();
+    }
+
+    /// Sends pending contribution batches, with each router's progress when `with_progress`.
+    fn flush_batches(&mut self, with_progress: bool) {
+        if with_progress {
+            for (&upstream, task) in self.routers.iter_mut() {
+                let st = task.router.stream_time();
+                if st.is_some() && st != task.sent {
+                    for dest in 0..self.owners_count {
+                        let b = self.batches.entry((upstream, dest)).or_insert_with(|| {
+                            pb::RepartitionBatch {
+                                upstream,
+                                ..Default::default()
+                            }
+                        });
+                        b.stream_time = st.map(Timestamp::as_nanos);
+                    }
+                    task.sent = st;
+                }
+            }
+        }
+        let batches = std::mem::take(&mut self.batches);
+        let topic = self.repartition.clone();
+        for ((upstream, dest), batch) in batches {
+            let bytes = batch.encode_to_vec();
+            self.send(
+                &topic,
+                Some(dest),
+                &upstream.to_be_bytes(),
+                Some(&bytes),
+                None,
+            );
+        }
+    }
+
+    fn write_changelog(&mut self) {
+        let topic = self.changelog.clone();
+        let owners_count = self.owners_count;
+        // Router state: new dedupe entries as one batch record, expired batches as tombstones.
+        let mut records: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for (&upstream, task) in self.routers.iter_mut() {
+            let part = (upstream % owners_count as u32) as i32;
+            let added = task.router.take_dedupe_added();
+            if !added.is_empty() {
+                let max = added.iter().map(|(_, t)| *t).max().expect("non-empty");
+                let rec = pb::DedupeBatchRecord {
+                    ids: added.iter().map(|(id, _)| id.to_string()).collect(),
+                    times: added.iter().map(|(_, t)| t.as_nanos()).collect(),
+                };
+                let batch = task.next_batch;
+                task.next_batch += 1;
+                task.batches.insert(batch, max);
+                records.push((
+                    part,
+                    ChangelogKey::DedupeBatch { upstream, batch }.to_bytes(),
+                    Some(rec.encode_to_vec()),
+                ));
+                task.clock_dirty = true;
+            }
+            if let Some(st) = task.router.stream_time() {
+                let cutoff = st.saturating_sub(task.router.dedupe().horizon());
+                let expired: Vec<u64> = task
+                    .batches
+                    .iter()
+                    .filter(|(_, max)| **max <= cutoff)
+                    .map(|(b, _)| *b)
+                    .collect();
+                for batch in expired {
+                    task.batches.remove(&batch);
+                    records.push((
+                        part,
+                        ChangelogKey::DedupeBatch { upstream, batch }.to_bytes(),
+                        None,
+                    ));
+                }
+            }
+            if task.clock_dirty {
+                task.clock_dirty = false;
+                let rec = pb::RouterClockRecord {
+                    stream_time: task.router.stream_time().map(Timestamp::as_nanos),
+                    next_batch: task.next_batch,
+                };
+                records.push((
+                    part,
+                    ChangelogKey::RouterClock(upstream).to_bytes(),
+                    Some(rec.encode_to_vec()),
+                ));
+            }
+        }
+        for (&partition, owner) in self.owners.iter_mut() {
+            for change in owner.take_changes() {
+                use crate::engine::OwnerChange;
+                let (key, value) = match change {
+                    OwnerChange::Window {
+                        goal,
+                        group,
+                        start,
+                        state,
+                    } => (
+                        ChangelogKey::window(&self.goals.goals[goal].id, &group, start),
+                        state.map(|s| wire::window_state_to_bytes(&s)),
+                    ),
+                    OwnerChange::Upstream {
+                        partition: up,
+                        stream_time,
+                        idle,
+                    } => (
+                        ChangelogKey::Upstream(up).to_bytes(),
+                        Some(
+                            pb::UpstreamRecord {
+                                stream_time: stream_time.map(Timestamp::as_nanos),
+                                idle,
+                            }
+                            .encode_to_vec(),
+                        ),
+                    ),
+                    OwnerChange::Watermark(wm) => (
+                        ChangelogKey::Watermark.to_bytes(),
+                        Some(
+                            pb::WatermarkRecord {
+                                watermark: wm.as_nanos(),
+                            }
+                            .encode_to_vec(),
+                        ),
+                    ),
+                };
+                records.push((partition, key, value));
+            }
+        }
+        for (part, key, value) in records {
+            self.send(&topic, Some(part), &key, value.as_deref(), None);
+        }
+    }
+
+    /// Commits the open transaction: batches with progress, changelog, offsets.
+    fn commit(&mut self, cgm: Option<&ConsumerGroupMetadata>) -> Result<(), RunError> {
+        let has_progress = self
+            .routers
+            .values()
+            .any(|t| t.router.stream_time().is_some() && t.router.stream_time() != t.sent);
+        if !self.in_txn && !has_progress && self.batches.is_empty() {
+            return Ok(());
+        }
+        self.begin()?;
+        self.flush_batches(true);
+        self.write_changelog();
+        if !self.offsets.is_empty() {
+            let cgm = cgm.ok_or_else(|| RunError::Fatal("no consumer group metadata".into()))?;
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, p), off) in &self.offsets {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(*off))
+                    .map_err(|e| RunError::kafka("build the offsets to commit", e))?;
+            }
+            self.producer
+                .send_offsets_to_transaction(&tpl, cgm, KAFKA_TIMEOUT)
+                .map_err(|e| self.classify(e, "send offsets to the transaction"))?;
+        }
+        let started = Instant::now();
+        self.producer
+            .commit_transaction(KAFKA_TIMEOUT)
+            .map_err(|e| self.classify(e, "commit the transaction"))?;
+        tracing::debug!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "committed"
+        );
+        self.in_txn = false;
+        self.offsets.clear();
+        self.report.commits += 1;
+        Ok(())
+    }
+
+    fn classify(&self, e: KafkaError, action: &str) -> RunError {
+        match &e {
+            KafkaError::Transaction(err) if err.txn_requires_abort() => RunError::kafka(action, e),
+            KafkaError::Transaction(err) if err.is_fatal() => {
+                RunError::Fatal(format!("{action}: {err}"))
+            }
+            _ => RunError::kafka(action, e),
+        }
+    }
+
+    /// After a failed commit: a fatal error stops the instance; anything else aborts the
+    /// transaction and rebuilds state from the changelog at the committed offsets.
+    fn fail_or_reset(&mut self, e: RunError) {
+        if matches!(e, RunError::Fatal(_)) {
+            self.fatal.get_or_insert(e);
+            return;
+        }
+        tracing::warn!(error = %e, "aborting the transaction; state is rebuilt from the changelog");
+        if let Err(abort) = self.producer.abort_transaction(KAFKA_TIMEOUT) {
+            self.fatal.get_or_insert(RunError::Fatal(format!(
+                "abort transaction after `{e}`: {abort}"
+            )));
+            return;
+        }
+        self.report.aborts += 1;
+        self.in_txn = false;
+        self.offsets.clear();
+        self.batches.clear();
+        self.attainments.clear();
+        self.needs_reset = true;
+    }
+
+    /// Rebuilds every assigned partition from the changelog and rewinds to the committed offsets.
+    fn reset(&mut self, consumer: &BaseConsumer<Ctx>) -> Result<(), RunError> {
+        self.needs_reset = false;
+        let assignment = consumer
+            .assignment()
+            .map_err(|e| RunError::kafka("read the assignment", e))?;
+        let parts: Vec<(String, i32)> = assignment
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        for (t, p) in &parts {
+            self.drop_partition(t, *p);
+        }
+        self.assign(&parts)?;
+        self.note_committed(consumer, &assignment);
+        let committed = consumer
+            .committed_offsets(assignment, KAFKA_TIMEOUT)
+            .map_err(|e| RunError::kafka("read committed offsets", e))?;
+        for el in committed.elements() {
+            let offset = match el.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            consumer
+                .seek(el.topic(), el.partition(), offset, KAFKA_TIMEOUT)
+                .map_err(|e| RunError::kafka("rewind to the committed offset", e))?;
+        }
+        Ok(())
+    }
+
+    fn drop_partition(&mut self, topic: &str, partition: i32) {
+        if topic == self.repartition {
+            self.owners.remove(&partition);
+        } else if let Some(up) = self.upstream_ids.get(&(topic.to_string(), partition)) {
+            self.routers.remove(up);
+        }
+        self.offsets.remove(&(topic.to_string(), partition));
+    }
+
+    /// Creates tasks for newly assigned partitions and restores them from the changelog.
+    fn assign(&mut self, parts: &[(String, i32)]) -> Result<(), RunError> {
+        let mut by_changelog: BTreeMap<i32, (Option<i32>, Vec<u32>)> = BTreeMap::new();
+        for (topic, p) in parts {
+            if *topic == self.repartition {
+                by_changelog.entry(*p).or_default().0 = Some(*p);
+            } else if let Some(&up) = self.upstream_ids.get(&(topic.clone(), *p)) {
+                let part = (up % self.owners_count as u32) as i32;
+                by_changelog.entry(part).or_default().1.push(up);
+            }
+        }
+        for (part, (owner, ups)) in by_changelog {
+            let state = read_partition(&self.client, &self.changelog, part)?;
+            if let Some(p) = owner {
+                let mut o = Owner::new(self.goals.clone(), self.upstream_ids.len() as u32);
+                o.track_changes();
+                for (k, v) in &state {
+                    match ChangelogKey::from_bytes(k)? {
+                        ChangelogKey::Window {
+                            goal_id,
+                            start,
+                            group,
+                        } => {
+                            if let Some(&g) = self.goal_index.get(&goal_id) {
+                                let ws = wire::window_state_from_bytes(v)?;
+                                o.restore_window(
+                                    g,
+                                    GroupKey(group.into_iter().map(Box::from).collect()),
+                                    start,
+                                    ws,
+                                );
+                            }
+                        }
+                        ChangelogKey::Upstream(up) => {
+                            let r = pb::UpstreamRecord::decode(v.as_slice()).map_err(|source| {
+                                wire::WireError::Decode {
+                                    what: "upstream",
+                                    source,
+                                }
+                            })?;
+                            o.restore_upstream(
+                                up,
+                                r.stream_time.map(Timestamp::from_nanos),
+                                r.idle,
+                            );
+                        }
+                        ChangelogKey::Watermark => {
+                            let r =
+                                pb::WatermarkRecord::decode(v.as_slice()).map_err(|source| {
+                                    wire::WireError::Decode {
+                                        what: "watermark",
+                                        source,
+                                    }
+                                })?;
+                            o.restore_watermark(Timestamp::from_nanos(r.watermark));
+                        }
+                        _ => {}
+                    }
+                }
+                tracing::info!(
+                    partition = p,
+                    open_windows = o.open_windows(),
+                    "owner ready"
+                );
+                self.owners.insert(p, o);
+            }
+            for up in ups {
+                let mut router = Router::new(self.goals.clone(), up);
+                router.track_changes();
+                let mut stream_time = None;
+                let mut next_batch = 0;
+                let mut batches = BTreeMap::new();
+                let mut ids: Vec<(String, Timestamp)> = Vec::new();
+                for (k, v) in &state {
+                    match ChangelogKey::from_bytes(k)? {
+                        ChangelogKey::RouterClock(u) if u == up => {
+                            let r =
+                                pb::RouterClockRecord::decode(v.as_slice()).map_err(|source| {
+                                    wire::WireError::Decode {
+                                        what: "router clock",
+                                        source,
+                                    }
+                                })?;
+                            stream_time = r.stream_time.map(Timestamp::from_nanos);
+                            next_batch = next_batch.max(r.next_batch);
+                        }
+                        ChangelogKey::DedupeBatch { upstream, batch } if upstream == up => {
+                            let r =
+                                pb::DedupeBatchRecord::decode(v.as_slice()).map_err(|source| {
+                                    wire::WireError::Decode {
+                                        what: "dedupe batch",
+                                        source,
+                                    }
+                                })?;
+                            let mut max = Timestamp::MIN;
+                            for (id, t) in r.ids.into_iter().zip(r.times) {
+                                let t = Timestamp::from_nanos(t);
+                                max = max.max(t);
+                                ids.push((id, t));
+                            }
+                            batches.insert(batch, max);
+                            next_batch = next_batch.max(batch + 1);
+                        }
+                        _ => {}
+                    }
+                }
+                ids.sort_by_key(|(_, t)| *t);
+                router.restore(stream_time, ids);
+                tracing::info!(upstream = up, remembered_ids = router.dedupe().len(), stream_time = ?stream_time.map(|t| t.to_rfc3339()), "router ready");
+                self.routers.insert(
+                    up,
+                    RouterTask {
+                        router,
+                        sent: None,
+                        batches,
+                        next_batch,
+                        clock_dirty: false,
+                        last_record: Instant::now(),
+                        idle_sent: false,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks quiet input partitions idle so they stop holding back the watermark.
+    fn check_idle(&mut self) {
+        let timeout = StdDuration::from_nanos(self.cfg.app.idle_timeout.as_nanos() as u64);
+        let owners = self.owners_count;
+        let mut any = false;
+        for (&upstream, task) in self.routers.iter_mut() {
+            if !task.idle_sent && task.last_record.elapsed() >= timeout {
+                task.idle_sent = true;
+                any = true;
+                for dest in 0..owners {
+                    let b = self.batches.entry((upstream, dest)).or_insert_with(|| {
+                        pb::RepartitionBatch {
+                            upstream,
+                            ..Default::default()
+                        }
+                    });
+                    b.idle = true;
+                }
+            }
+        }
+        if any && self.begin().is_err() {
+            self.needs_reset = true;
+        }
+    }
+
+    /// Whether every assigned input partition reached its end offset seen at start, nothing is in
+    /// flight, and the repartition topic has been quiet for a moment (every batch this instance
+    /// sent is committed by then, so a read_committed consumer has them within a fetch).
+    fn caught_up(&self, targets: &BTreeMap<(String, i32), i64>) -> bool {
+        if self.routers.is_empty() && self.owners.is_empty() {
+            return false;
+        }
+        for ((topic, p), up) in &self.upstream_ids {
+            if !self.routers.contains_key(up) {
+                continue;
+            }
+            let next = self
+                .next_offsets
+                .get(&(topic.clone(), *p))
+                .copied()
+                .unwrap_or(0);
+            if next < targets.get(&(topic.clone(), *p)).copied().unwrap_or(0) {
+                return false;
+            }
+        }
+        !self.in_txn
+            && self.batches.is_empty()
+            && self.last_repartition.elapsed() >= StdDuration::from_millis(1_500)
+    }
+
+    fn all_input_read(&self, targets: &BTreeMap<(String, i32), i64>) -> bool {
+        self.upstream_ids.iter().all(|((topic, p), up)| {
+            !self.routers.contains_key(up)
+                || self
+                    .next_offsets
+                    .get(&(topic.clone(), *p))
+                    .copied()
+                    .unwrap_or(0)
+                    >= targets.get(&(topic.clone(), *p)).copied().unwrap_or(0)
+        })
+    }
+
+    fn close_all(&mut self) -> Result<(), RunError> {
+        self.begin()?;
+        let mut out = std::mem::take(&mut self.attainments);
+        for owner in self.owners.values_mut() {
+            owner.close_all(&mut out);
+        }
+        self.attainments = out;
+        self.emit_attainments();
+        Ok(())
+    }
+}

@@ -1,0 +1,305 @@
+//! Helpers for tests against a real broker.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use goalpost::codec::json;
+use goalpost::model::SalesEvent;
+use goalpost::runtime::generate::{GenerateConfig, Generator};
+
+pub struct Kafka {
+    pub bootstrap: String,
+}
+
+pub fn unique(prefix: &str) -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("it-{prefix}-{}-{n}", std::process::id())
+}
+
+pub fn tmp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(unique("dir"));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// One decoded attainment event, decimals kept as their exact text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attainment {
+    pub attainment_id: String,
+    pub goal_id: String,
+    pub kind: String,
+    pub value: String,
+    pub outcome: String,
+    pub raw: String,
+}
+
+pub fn parse_attainment(line: &str) -> Attainment {
+    use serde_json::value::RawValue;
+    let m: std::collections::HashMap<String, Box<RawValue>> =
+        serde_json::from_str(line).expect("attainment JSON");
+    let s = |k: &str| -> String {
+        m.get(k)
+            .map(|v| v.get().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    Attainment {
+        attainment_id: s("attainment_id"),
+        goal_id: s("goal_id"),
+        kind: s("kind"),
+        value: s("value"),
+        outcome: s("outcome"),
+        raw: line.to_string(),
+    }
+}
+
+/// A record read back: partition, key, payload, headers.
+pub type RawRecord = (
+    i32,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Vec<u8>)>,
+);
+
+impl Kafka {
+    pub fn connect() -> Kafka {
+        let bootstrap = std::env::var("KAFKA_BOOTSTRAP").expect(
+            "KAFKA_BOOTSTRAP is not set: run the tests with scripts/test, which starts a local broker",
+        );
+        Kafka { bootstrap }
+    }
+
+    fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        c
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.config().create().unwrap();
+        let t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let res =
+            futures_executor::block_on(admin.create_topics([&t], &AdminOptions::new())).unwrap();
+        for r in res {
+            r.unwrap_or_else(|(n, e)| panic!("create {n}: {e}"));
+        }
+    }
+
+    /// Produces events keyed by event id (so redeliveries land on the same partition).
+    pub fn produce_json(&self, topic: &str, events: &[SalesEvent]) {
+        let lines: Vec<(String, Vec<u8>)> = events
+            .iter()
+            .map(|e| {
+                let mut b = Vec::new();
+                json::encode_event(e, &mut b);
+                (e.event_id.clone(), b)
+            })
+            .collect();
+        self.produce_raw(topic, &lines);
+    }
+
+    pub fn produce_raw(&self, topic: &str, records: &[(String, Vec<u8>)]) {
+        let p: BaseProducer = self
+            .config()
+            .set("linger.ms", "5")
+            .set("enable.idempotence", "true")
+            .set("message.max.bytes", "4000000")
+            .create()
+            .unwrap();
+        for (k, v) in records {
+            let mut rec = BaseRecord::to(topic)
+                .key(k.as_bytes())
+                .payload(v.as_slice());
+            loop {
+                match p.send(rec) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        rec = r;
+                        p.poll(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => panic!("produce: {e}"),
+                }
+            }
+            p.poll(Duration::ZERO);
+        }
+        p.flush(Duration::from_secs(60)).unwrap();
+    }
+
+    /// Every committed record of a topic, in partition then offset order.
+    pub fn read_all_raw(&self, topic: &str) -> Vec<RawRecord> {
+        let c: BaseConsumer = self
+            .config()
+            .set("group.id", unique("reader"))
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let md = c
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let parts = md.topics()[0].partitions().len() as i32;
+        assert!(parts > 0, "topic {topic} does not exist");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..parts {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+        c.assign(&tpl).unwrap();
+        let mut eof = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while (eof.len() as i32) < parts {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reading {topic} timed out"
+            );
+            match c.poll(Duration::from_millis(500)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    eof.insert(p);
+                }
+                Some(Err(e)) => panic!("read {topic}: {e}"),
+                Some(Ok(m)) => {
+                    use rdkafka::message::Headers;
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push((
+                        m.partition(),
+                        m.key().map(<[u8]>::to_vec),
+                        m.payload().map(<[u8]>::to_vec),
+                        headers,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn read_all(&self, topic: &str) -> Vec<Attainment> {
+        self.read_all_raw(topic)
+            .into_iter()
+            .map(|(_, _, v, _)| {
+                parse_attainment(std::str::from_utf8(&v.expect("payload")).unwrap())
+            })
+            .collect()
+    }
+
+    /// Writes a service config for input `topic` (output `{topic}-out`, application `{topic}-app`).
+    pub fn write_config(&self, topic: &str, goals_toml: &str, extra_app: &str) -> PathBuf {
+        let dir = tmp_dir();
+        std::fs::write(dir.join("goals.toml"), goals_toml).unwrap();
+        let cfg = format!(
+            r#"
+goals = "goals.toml"
+[kafka]
+bootstrap_servers = "{}"
+[app]
+application_id = "{topic}-app"
+commit_interval = "100ms"
+idle_timeout = "5s"
+{extra_app}
+[input]
+topics = ["{topic}"]
+[output]
+topic = "{topic}-out"
+dead_letter_topic = "{topic}-dlq"
+"#,
+            self.bootstrap
+        );
+        let path = dir.join("goalpost.toml");
+        std::fs::write(&path, cfg).unwrap();
+        path
+    }
+}
+
+pub fn generated_events(seed: u64, n: u64) -> Vec<SalesEvent> {
+    Generator::new(GenerateConfig {
+        seed,
+        events: n,
+        ..GenerateConfig::default()
+    })
+    .collect()
+}
+
+pub fn examples_goals() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/goals.toml")).unwrap()
+}
+
+/// Goal ids whose value only grows: count, sum (of non-negative amounts), max, count_distinct.
+pub fn monotone_goals(goals_toml: &str) -> std::collections::BTreeSet<String> {
+    let set = goalpost::goals::GoalSet::from_toml(goals_toml).unwrap();
+    set.goals
+        .iter()
+        .filter(|g| g.metric().is_monotone())
+        .map(|g| g.id.to_string())
+        .collect()
+}
+
+pub fn goalpost_cmd(config: &Path, instance: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_goalpost"));
+    c.arg("run")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("GOALPOST_INSTANCE_ID", instance)
+        .env("RUST_LOG", "info");
+    c
+}
+
+pub fn run_goalpost(config: &Path, args: &[&str]) -> Output {
+    goalpost_cmd(config, "i0", args)
+        .output()
+        .expect("start goalpost")
+}
+
+pub fn replay(goals_toml: &str, events: &[SalesEvent]) -> Vec<Attainment> {
+    let dir = tmp_dir();
+    let goals = dir.join("goals.toml");
+    std::fs::write(&goals, goals_toml).unwrap();
+    let input = dir.join("events.jsonl");
+    let mut buf = Vec::new();
+    for e in events {
+        json::encode_event(e, &mut buf);
+        buf.push(b'\n');
+    }
+    std::fs::write(&input, &buf).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_goalpost"))
+        .args(["replay", "--goals"])
+        .arg(&goals)
+        .arg("--events")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(parse_attainment)
+        .collect()
+}
