@@ -154,3 +154,133 @@ fn bad_records_are_dead_lettered_and_the_stream_goes_on() {
     assert_exactly_once(&live);
     assert_same_results(&goals, &replayed, &live);
 }
+
+/// Three instances sharing the group give the same finals, milestones and breaches as one.
+#[test]
+fn three_instances_give_the_same_results_as_one() {
+    let k = Kafka::connect();
+    let name = unique("scale");
+    let events = generated_events(23, 30_000);
+    k.create_topic(&name, 6);
+    k.produce_json(&name, &events);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+
+    // Three instances, each leaving when the partitions it holds are caught up; the last one holds
+    // everything by then. Then one more run closes the windows that are still open.
+    let children: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|id| {
+            goalpost_cmd(&cfg, id, &["--until-caught-up"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start goalpost")
+        })
+        .collect();
+    let mut logs = String::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "instance failed:\n{err}");
+        logs.push_str(&format!("===== instance\n{err}"));
+    }
+    if let Ok(path) = std::env::var("GOALPOST_TEST_LOGS") {
+        std::fs::write(path, &logs).unwrap();
+    }
+    // Work was shared: at least two instances read input or produced attainment events.
+    let busy = logs
+        .lines()
+        .filter(|l| l.starts_with("read "))
+        .filter(|l| !l.starts_with("read 0 ") || !l.contains("attainment events 0 "))
+        .count();
+    assert!(busy >= 2, "at least two instances did work:\n{logs}");
+    let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, &events), &live);
+}
+
+/// kill -9 at random moments (mid-transaction, mid-restore), restarting each time: the
+/// read_committed output equals the uninterrupted result, with no duplicate and no loss.
+#[test]
+fn kill_nine_and_restart_loses_and_duplicates_nothing() {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let k = Kafka::connect();
+    let name = unique("crash");
+    let events = generated_events(31, 40_000);
+    k.create_topic(&name, 6);
+    k.produce_json(&name, &events);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+
+    // (delay after start, or kill as soon as restoring begins)
+    let plan: [(u64, bool); 6] = [
+        (1_200, false),
+        (0, true),
+        (2_300, false),
+        (700, false),
+        (0, true),
+        (1_700, false),
+    ];
+    let mut killed = 0;
+    for (delay_ms, at_restore) in plan {
+        let mut child = goalpost_cmd(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start goalpost");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline =
+            Instant::now() + Duration::from_millis(if at_restore { 30_000 } else { delay_ms });
+        loop {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(10)) {
+                if at_restore && line.contains("restoring state") {
+                    break;
+                }
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        killed >= 4,
+        "only {killed} of the runs were still going when killed"
+    );
+
+    let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, &events), &live);
+}

@@ -97,8 +97,11 @@ struct Worker {
     fatal: Option<RunError>,
     /// Next offset to read per assigned partition: committed at assignment, then consumed + 1.
     next_offsets: HashMap<(String, i32), i64>,
-    /// When the last repartition record arrived.
-    last_repartition: Instant,
+    /// Incremented on every assignment change.
+    assignment_epoch: u64,
+    /// A sentinel sent to the owned repartition partitions: (id, epoch, partitions not yet seen).
+    sentinel: Option<(u64, u64, std::collections::BTreeSet<i32>)>,
+    sentinels_sent: u64,
 }
 
 struct Ctx {
@@ -226,7 +229,9 @@ pub fn run(
         assigned_once: false,
         fatal: None,
         next_offsets: HashMap::new(),
-        last_repartition: Instant::now(),
+        assignment_epoch: 0,
+        sentinel: None,
+        sentinels_sent: 0,
     }));
 
     let mut cc = client.clone();
@@ -283,18 +288,27 @@ pub fn run(
             }
             if w.in_txn && w.txn_started.elapsed() >= commit_interval {
                 let cgm = consumer.group_metadata();
-                if let Err(e) = w.commit(cgm.as_ref()) {
-                    w.fail_or_reset(e);
-                }
+                w.try_commit(cgm.as_ref());
             }
             w.check_idle();
             if options.until_caught_up && w.assigned_once && w.all_input_read(&targets) {
                 let cgm = consumer.group_metadata();
-                w.commit(cgm.as_ref())?;
-                if w.caught_up(&targets) {
+                if !w.try_commit(cgm.as_ref()) {
+                    continue;
+                }
+                let caught_up = match w.caught_up(cgm.as_ref(), &instance) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        w.fail_or_reset(e);
+                        false
+                    }
+                };
+                if caught_up {
                     if options.close_all_at_end {
                         w.close_all()?;
-                        w.commit(cgm.as_ref())?;
+                        if !w.try_commit(cgm.as_ref()) {
+                            continue;
+                        }
                     }
                     tracing::info!("caught up with the input end offsets seen at start");
                     break;
@@ -303,8 +317,12 @@ pub fn run(
         }
         let mut w = worker.lock().expect("worker lock");
         let cgm = consumer.group_metadata();
-        w.commit(cgm.as_ref())?;
-        Ok(())
+        // Whatever fails here is aborted; the next owner of these partitions redoes it.
+        w.try_commit(cgm.as_ref());
+        match w.fatal.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     })();
     consumer.unsubscribe();
     let report = worker.lock().expect("worker lock").report.clone();
@@ -509,12 +527,19 @@ impl Worker {
     }
 
     fn handle_repartition(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
-        self.last_repartition = Instant::now();
         let partition = m.partition();
         let Some(payload) = m.payload() else {
             return Ok(());
         };
         let batch = wire::decode_batch(payload)?;
+        if batch.sentinel != 0 {
+            if let Some((id, _, pending)) = self.sentinel.as_mut() {
+                if *id == batch.sentinel {
+                    pending.remove(&partition);
+                }
+            }
+            return Ok(());
+        }
         let Some(owner) = self.owners.get_mut(&partition) else {
             return Ok(());
         };
@@ -755,6 +780,17 @@ impl Worker {
         Ok(())
     }
 
+    /// Commits; on failure aborts (and schedules a rebuild) or records a fatal error.
+    fn try_commit(&mut self, cgm: Option<&ConsumerGroupMetadata>) -> bool {
+        match self.commit(cgm) {
+            Ok(()) => true,
+            Err(e) => {
+                self.fail_or_reset(e);
+                false
+            }
+        }
+    }
+
     fn classify(&self, e: KafkaError, action: &str) -> RunError {
         match &e {
             KafkaError::Transaction(err) if err.txn_requires_abort() => RunError::kafka(action, e),
@@ -819,6 +855,7 @@ impl Worker {
     }
 
     fn drop_partition(&mut self, topic: &str, partition: i32) {
+        self.assignment_epoch += 1;
         if topic == self.repartition {
             self.owners.remove(&partition);
         } else if let Some(up) = self.upstream_ids.get(&(topic.to_string(), partition)) {
@@ -829,6 +866,7 @@ impl Worker {
 
     /// Creates tasks for newly assigned partitions and restores them from the changelog.
     fn assign(&mut self, parts: &[(String, i32)]) -> Result<(), RunError> {
+        self.assignment_epoch += 1;
         let mut by_changelog: BTreeMap<i32, (Option<i32>, Vec<u32>)> = BTreeMap::new();
         for (topic, p) in parts {
             if *topic == self.repartition {
@@ -978,29 +1016,47 @@ impl Worker {
         }
     }
 
-    /// Whether every assigned input partition reached its end offset seen at start, nothing is in
-    /// flight, and the repartition topic has been quiet for a moment (every batch this instance
-    /// sent is committed by then, so a read_committed consumer has them within a fetch).
-    fn caught_up(&self, targets: &BTreeMap<(String, i32), i64>) -> bool {
-        if self.routers.is_empty() && self.owners.is_empty() {
-            return false;
+    /// Whether every assigned input partition reached its end offset seen at start and this
+    /// instance has read everything committed to the repartition partitions it owns: it sends a
+    /// sentinel record to each and waits until it reads them all back under the same assignment.
+    fn caught_up(
+        &mut self,
+        cgm: Option<&ConsumerGroupMetadata>,
+        instance: &str,
+    ) -> Result<bool, RunError> {
+        // An instance without partitions (e.g. before its first real assignment) waits.
+        if self.in_txn
+            || !self.batches.is_empty()
+            || (self.routers.is_empty() && self.owners.is_empty())
+        {
+            return Ok(false);
         }
-        for ((topic, p), up) in &self.upstream_ids {
-            if !self.routers.contains_key(up) {
-                continue;
+        match &self.sentinel {
+            Some((_, epoch, pending)) if *epoch == self.assignment_epoch => {
+                return Ok(pending.is_empty())
             }
-            let next = self
-                .next_offsets
-                .get(&(topic.clone(), *p))
-                .copied()
-                .unwrap_or(0);
-            if next < targets.get(&(topic.clone(), *p)).copied().unwrap_or(0) {
-                return false;
-            }
+            _ => {}
         }
-        !self.in_txn
-            && self.batches.is_empty()
-            && self.last_repartition.elapsed() >= StdDuration::from_millis(1_500)
+        self.sentinels_sent += 1;
+        let id = wire::fnv1a(&[instance.as_bytes(), &self.sentinels_sent.to_be_bytes()]) | 1;
+        let owned: std::collections::BTreeSet<i32> = self.owners.keys().copied().collect();
+        if !owned.is_empty() {
+            self.begin()?;
+            let bytes = pb::RepartitionBatch {
+                upstream: u32::MAX,
+                sentinel: id,
+                ..Default::default()
+            }
+            .encode_to_vec();
+            let topic = self.repartition.clone();
+            for &p in &owned {
+                self.send(&topic, Some(p), b"sentinel", Some(&bytes), None);
+            }
+            self.commit(cgm)?;
+        }
+        let done = owned.is_empty();
+        self.sentinel = Some((id, self.assignment_epoch, owned));
+        Ok(done)
     }
 
     fn all_input_read(&self, targets: &BTreeMap<(String, i32), i64>) -> bool {
