@@ -284,3 +284,70 @@ fn kill_nine_and_restart_loses_and_duplicates_nothing() {
     assert_exactly_once(&live);
     assert_same_results(&goals, &replay(&goals, &events), &live);
 }
+
+/// Only one of three partitions gets events: the quiet ones are marked idle after the idle timeout,
+/// so windows close while the service runs (no end of input). SIGTERM then ends it cleanly.
+#[test]
+fn quiet_partitions_do_not_hold_windows_open_and_sigterm_exits_cleanly() {
+    use std::time::{Duration, Instant};
+    let k = Kafka::connect();
+    let name = unique("idle");
+    k.create_topic(&name, 3);
+    let events = generated_events(3, 3_000);
+    let records: Vec<(String, Vec<u8>)> = events
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            goalpost::codec::json::encode_event(e, &mut b);
+            (e.event_id.clone(), b)
+        })
+        .collect();
+    k.produce_to(&name, Some(0), &records);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("idle_timeout = \"5s\"", "idle_timeout = \"2s\"");
+    std::fs::write(&cfg, text).unwrap();
+
+    let child = goalpost_cmd(&cfg, "i0", &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start goalpost");
+    let replayed = replay(&goals, &events);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let live = loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let live = k.read_all(&format!("{name}-out"));
+        if live.iter().filter(|a| a.kind == "final").count() >= 20 || Instant::now() > deadline {
+            break live;
+        }
+    };
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "SIGTERM should end the run with exit 0:\n{log}"
+    );
+    assert!(log.contains("shutdown requested"), "{log}");
+
+    let finals: Vec<&Attainment> = live.iter().filter(|a| a.kind == "final").collect();
+    assert!(
+        finals.len() >= 20,
+        "windows closed on a quiet stream: {} finals",
+        finals.len()
+    );
+    for f in finals {
+        let r = replayed
+            .iter()
+            .find(|r| r.attainment_id == f.attainment_id)
+            .unwrap_or_else(|| panic!("live final not in replay: {}", f.raw));
+        assert_eq!((&r.value, &r.outcome), (&f.value, &f.outcome), "{}", f.raw);
+    }
+}

@@ -114,6 +114,11 @@ impl Kafka {
     }
 
     pub fn produce_raw(&self, topic: &str, records: &[(String, Vec<u8>)]) {
+        self.produce_to(topic, None, records)
+    }
+
+    /// Produces to one partition, or by key when `partition` is `None`.
+    pub fn produce_to(&self, topic: &str, partition: Option<i32>, records: &[(String, Vec<u8>)]) {
         let p: BaseProducer = self
             .config()
             .set("linger.ms", "5")
@@ -125,6 +130,9 @@ impl Kafka {
             let mut rec = BaseRecord::to(topic)
                 .key(k.as_bytes())
                 .payload(v.as_slice());
+            if let Some(p) = partition {
+                rec = rec.partition(p);
+            }
             loop {
                 match p.send(rec) {
                     Ok(()) => break,

@@ -280,6 +280,8 @@ pub fn run(
             }
             if w.needs_reset {
                 w.reset(&consumer)?;
+                // `msg` was fetched before the rewind: it is read again from the committed offset.
+                continue;
             }
             match msg {
                 None => {}
@@ -290,7 +292,7 @@ pub fn run(
                 let cgm = consumer.group_metadata();
                 w.try_commit(cgm.as_ref());
             }
-            w.check_idle();
+            w.check_idle(&consumer);
             if options.until_caught_up && w.assigned_once && w.all_input_read(&targets) {
                 let cgm = consumer.group_metadata();
                 if !w.try_commit(cgm.as_ref()) {
@@ -327,6 +329,47 @@ pub fn run(
     consumer.unsubscribe();
     let report = worker.lock().expect("worker lock").report.clone();
     result.map(|_| report)
+}
+
+/// The end offset of a partition as of the consumer's last fetch response (no network call);
+/// `None` while unknown.
+fn cached_high_watermark<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; `topic` is a NUL-terminated
+    // string that outlives the call; librdkafka only writes the two out-parameters.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
+/// Retries a transactional call while librdkafka reports a retriable error (e.g. a timeout while
+/// the coordinator is unreachable): retrying `commit_transaction` is safe and learns the real
+/// outcome, where aborting could not.
+fn retry_retriable(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    let mut attempts = 0;
+    loop {
+        match call() {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && attempts < 10 => {
+                attempts += 1;
+                tracing::warn!(error = %e, attempts, "transactional call failed, retrying");
+                std::thread::sleep(StdDuration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
 }
 
 impl Worker {
@@ -762,13 +805,13 @@ impl Worker {
                 tpl.add_partition_offset(topic, *p, Offset::Offset(*off))
                     .map_err(|e| RunError::kafka("build the offsets to commit", e))?;
             }
-            self.producer
-                .send_offsets_to_transaction(&tpl, cgm, KAFKA_TIMEOUT)
+            let producer = &self.producer;
+            retry_retriable(|| producer.send_offsets_to_transaction(&tpl, cgm, KAFKA_TIMEOUT))
                 .map_err(|e| self.classify(e, "send offsets to the transaction"))?;
         }
         let started = Instant::now();
-        self.producer
-            .commit_transaction(KAFKA_TIMEOUT)
+        let producer = &self.producer;
+        retry_retriable(|| producer.commit_transaction(KAFKA_TIMEOUT))
             .map_err(|e| self.classify(e, "commit the transaction"))?;
         tracing::debug!(
             elapsed_us = started.elapsed().as_micros() as u64,
@@ -991,24 +1034,43 @@ impl Worker {
         Ok(())
     }
 
-    /// Marks quiet input partitions idle so they stop holding back the watermark.
-    fn check_idle(&mut self) {
+    /// Marks quiet input partitions idle so they stop holding back the watermark. A partition is
+    /// idle when it had no record for `idle_timeout` *and* nothing is left to read on it (its
+    /// cached end offset, from the last fetch, is not ahead of us). A partition that merely cannot
+    /// be fetched (broker unreachable, consumer behind) never counts as idle, so an outage does not
+    /// move the watermark past data still to come.
+    fn check_idle<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         let timeout = StdDuration::from_nanos(self.cfg.app.idle_timeout.as_nanos() as u64);
         let owners = self.owners_count;
         let mut any = false;
-        for (&upstream, task) in self.routers.iter_mut() {
-            if !task.idle_sent && task.last_record.elapsed() >= timeout {
-                task.idle_sent = true;
-                any = true;
-                for dest in 0..owners {
-                    let b = self.batches.entry((upstream, dest)).or_insert_with(|| {
-                        pb::RepartitionBatch {
+        for ((topic, partition), upstream) in &self.upstream_ids {
+            let Some(task) = self.routers.get_mut(upstream) else {
+                continue;
+            };
+            if task.idle_sent || task.last_record.elapsed() < timeout {
+                continue;
+            }
+            let next = self
+                .next_offsets
+                .get(&(topic.clone(), *partition))
+                .copied()
+                .unwrap_or(0);
+            match cached_high_watermark(consumer, topic, *partition) {
+                Some(high) if next >= high => {}
+                _ => continue,
+            }
+            task.idle_sent = true;
+            any = true;
+            let upstream = *upstream;
+            for dest in 0..owners {
+                let b =
+                    self.batches
+                        .entry((upstream, dest))
+                        .or_insert_with(|| pb::RepartitionBatch {
                             upstream,
                             ..Default::default()
-                        }
-                    });
-                    b.idle = true;
-                }
+                        });
+                b.idle = true;
             }
         }
         if any && self.begin().is_err() {

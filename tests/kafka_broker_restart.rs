@@ -1,0 +1,115 @@
+//! A broker restart in the middle of `goalpost run` is survived: the read_committed output equals
+//! replay's, with no duplicate and no loss. Alone in its test binary, because it restarts the broker
+//! every other Kafka test uses.
+
+mod kafka_support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kafka_support::*;
+
+#[test]
+fn broker_restart_mid_run_is_survived() {
+    let restart = std::env::var("GOALPOST_TEST_BROKER_RESTART").expect(
+        "GOALPOST_TEST_BROKER_RESTART is not set: it names the command that restarts the broker \
+         (scripts/test sets it to `deploy/kafka-local.sh restart`)",
+    );
+    let k = Kafka::connect();
+    let name = unique("restart");
+    let events = generated_events(41, 60_000);
+    k.create_topic(&name, 6);
+    k.produce_json(&name, &events);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+
+    let child = goalpost_cmd(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start goalpost");
+    std::thread::sleep(Duration::from_millis(2_500));
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&restart)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("restart the broker");
+    assert!(status.success(), "broker restart command failed");
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    if let Ok(path) = std::env::var("GOALPOST_TEST_LOGS") {
+        std::fs::write(path, log.as_bytes()).unwrap();
+    }
+    assert!(
+        out.status.success(),
+        "goalpost did not survive the restart:\n{log}"
+    );
+
+    // If the run finished before the restart, the test proved nothing.
+    let finished_at = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("caught up"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        log.contains("Disconnected")
+            || log.contains("aborting")
+            || log.contains("Connection refused")
+            || log.contains("connection"),
+        "goalpost saw no sign of the restart (finished too early?): {finished_at}\n{log}"
+    );
+
+    let live = k.read_all(&format!("{name}-out"));
+    let mut seen = BTreeSet::new();
+    for a in &live {
+        assert!(
+            seen.insert(a.attainment_id.clone()),
+            "attainment {} emitted twice",
+            a.attainment_id
+        );
+    }
+    let replayed = replay(&goals, &events);
+    let finals = |v: &[Attainment]| -> Vec<(String, String, String)> {
+        let mut f: Vec<_> = v
+            .iter()
+            .filter(|a| a.kind == "final")
+            .map(|a| (a.attainment_id.clone(), a.value.clone(), a.outcome.clone()))
+            .collect();
+        f.sort();
+        f
+    };
+    let (r, l) = (finals(&replayed), finals(&live));
+    let only_replay: Vec<_> = r.iter().filter(|x| !l.contains(x)).collect();
+    let only_live: Vec<_> = l.iter().filter(|x| !r.contains(x)).collect();
+    assert!(
+        only_replay.is_empty() && only_live.is_empty(),
+        "finals differ: {} only in replay, {} only live; first: {:?} / {:?}\n{}",
+        only_replay.len(),
+        only_live.len(),
+        only_replay
+            .first()
+            .and_then(|x| replayed.iter().find(|a| a.attainment_id == x.0))
+            .map(|a| &a.raw),
+        only_replay
+            .first()
+            .and_then(|x| live.iter().find(|a| a.attainment_id == x.0))
+            .map(|a| &a.raw),
+        log.lines()
+            .filter(|l| l.contains("WARN")
+                || l.contains("abort")
+                || l.contains("ERROR") && !l.contains("PartitionEOF"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let monotone = monotone_goals(&goals);
+    let crossings = |v: &[Attainment]| -> BTreeSet<String> {
+        v.iter()
+            .filter(|a| a.kind != "final" && monotone.contains(&a.goal_id))
+            .map(|a| a.attainment_id.clone())
+            .collect()
+    };
+    assert_eq!(crossings(&replayed), crossings(&live));
+}
