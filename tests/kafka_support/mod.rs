@@ -283,16 +283,21 @@ pub fn run_goalpost(config: &Path, args: &[&str]) -> Output {
 }
 
 pub fn replay(goals_toml: &str, events: &[SalesEvent]) -> Vec<Attainment> {
-    let dir = tmp_dir();
-    let goals = dir.join("goals.toml");
-    std::fs::write(&goals, goals_toml).unwrap();
-    let input = dir.join("events.jsonl");
     let mut buf = Vec::new();
     for e in events {
         json::encode_event(e, &mut buf);
         buf.push(b'\n');
     }
-    std::fs::write(&input, &buf).unwrap();
+    replay_bytes(goals_toml, &buf)
+}
+
+/// Replays JSON-lines bytes.
+pub fn replay_bytes(goals_toml: &str, input_bytes: &[u8]) -> Vec<Attainment> {
+    let dir = tmp_dir();
+    let goals = dir.join("goals.toml");
+    std::fs::write(&goals, goals_toml).unwrap();
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, input_bytes).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_goalpost"))
         .args(["replay", "--goals"])
         .arg(&goals)
