@@ -96,6 +96,24 @@ enum Command {
         #[arg(long, value_enum, default_value = "json")]
         format: FormatArg,
     },
+    /// Run the whole service in one process on an in-process mock Kafka cluster, with live output.
+    Demo {
+        /// Events fed per second.
+        #[arg(long, default_value_t = 2000)]
+        rate: u64,
+        /// Stop after this many seconds; absent: run until Ctrl-C.
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// The goal file (TOML); absent: the example goals.
+        #[arg(long)]
+        goals: Option<PathBuf>,
+        /// Partitions of the input topic.
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        /// Seed of the event generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 fn main() {
@@ -127,6 +145,19 @@ fn main() {
             start,
             format,
         } => cmd_generate(seed, events, &start, format.into()),
+        Command::Demo {
+            rate,
+            seconds,
+            goals,
+            partitions,
+            seed,
+        } => goalpost::runtime::demo::main(goalpost::runtime::demo::DemoArgs {
+            rate,
+            seconds,
+            goals,
+            partitions,
+            seed,
+        }),
     };
     if let Err(e) = result {
         // A closed stdout (e.g. `| head`) ends the run quietly.
