@@ -390,3 +390,69 @@ fn quiet_partitions_do_not_hold_windows_open_and_sigterm_exits_cleanly() {
         assert_eq!((&r.value, &r.outcome), (&f.value, &f.outcome), "{}", f.raw);
     }
 }
+
+/// A `content-type` header overrides the configured input format per record: JSON and protobuf
+/// records mixed on one topic give replay's results.
+#[test]
+fn content_type_header_selects_the_format_per_record() {
+    let k = Kafka::connect();
+    let name = unique("mixed");
+    k.create_topic(&name, 3);
+    let events = generated_events(9, 3_000);
+    let records: Vec<(String, Vec<u8>, Option<&str>)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut b = Vec::new();
+            if i % 2 == 0 {
+                goalpost::codec::proto::encode_event(e, &mut b);
+                (e.event_id.clone(), b, Some("application/x-protobuf"))
+            } else {
+                goalpost::codec::json::encode_event(e, &mut b);
+                (e.event_id.clone(), b, None)
+            }
+        })
+        .collect();
+    k.produce_with_content_type(&name, None, &records);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("rejected 0"), "{log}");
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, &events), &live);
+}
+
+/// Missing topics: an input topic is never created and its absence is a clear error; with
+/// `create_topics = false` every missing topic is named.
+#[test]
+fn missing_topics_are_reported_clearly() {
+    let k = Kafka::connect();
+    let name = unique("missing");
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let out = run_goalpost(&cfg, &["--until-caught-up"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!("input topic `{name}` does not exist")),
+        "{log}"
+    );
+
+    k.create_topic(&name, 2);
+    let cfg = k.write_config(&name, &goals, "create_topics = false");
+    let out = run_goalpost(&cfg, &["--until-caught-up"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    for t in [
+        format!("{name}-app-repartition"),
+        format!("{name}-app-changelog"),
+        format!("{name}-out"),
+        format!("{name}-dlq"),
+    ] {
+        assert!(log.contains(&t), "missing topic {t} not named:\n{log}");
+    }
+    assert!(log.contains("app.create_topics = true"), "{log}");
+}

@@ -119,6 +119,20 @@ impl Kafka {
 
     /// Produces to one partition, or by key when `partition` is `None`.
     pub fn produce_to(&self, topic: &str, partition: Option<i32>, records: &[(String, Vec<u8>)]) {
+        let with_headers: Vec<(String, Vec<u8>, Option<&str>)> = records
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), None))
+            .collect();
+        self.produce_with_content_type(topic, partition, &with_headers)
+    }
+
+    /// Produces records, each with an optional `content-type` header.
+    pub fn produce_with_content_type(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        records: &[(String, Vec<u8>, Option<&str>)],
+    ) {
         let p: BaseProducer = self
             .config()
             .set("linger.ms", "5")
@@ -126,10 +140,18 @@ impl Kafka {
             .set("message.max.bytes", "4000000")
             .create()
             .unwrap();
-        for (k, v) in records {
+        for (k, v, content_type) in records {
             let mut rec = BaseRecord::to(topic)
                 .key(k.as_bytes())
                 .payload(v.as_slice());
+            if let Some(ct) = content_type {
+                rec = rec.headers(rdkafka::message::OwnedHeaders::new().insert(
+                    rdkafka::message::Header {
+                        key: "content-type",
+                        value: Some(*ct),
+                    },
+                ));
+            }
             if let Some(p) = partition {
                 rec = rec.partition(p);
             }
