@@ -197,43 +197,77 @@ fn bad_records_are_dead_lettered_and_the_stream_goes_on() {
 /// Three instances sharing the group give the same finals, milestones and breaches as one.
 #[test]
 fn three_instances_give_the_same_results_as_one() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
     let k = Kafka::connect();
     let name = unique("scale");
     let events = generated_events(23, 30_000);
     k.create_topic(&name, 6);
-    k.produce_json(&name, &events);
     let goals = examples_goals();
     let cfg = k.write_config(&name, &goals, "");
 
-    // Three instances, each leaving when the partitions it holds are caught up; the last one holds
-    // everything by then. Then one more run closes the windows that are still open.
-    let children: Vec<_> = ["a", "b", "c"]
+    // Three long-running instances; the group is balanced before any event arrives, so the work
+    // is shared for certain.
+    let mut children: Vec<std::process::Child> = ["a", "b", "c"]
         .iter()
         .map(|id| {
-            goalpost_cmd(&cfg, id, &["--until-caught-up"])
+            goalpost_cmd(&cfg, id, &[])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .expect("start goalpost")
         })
         .collect();
-    let mut logs = String::new();
-    for c in children {
-        let out = c.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "instance failed:\n{err}");
-        logs.push_str(&format!("===== instance\n{err}"));
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, String)>();
+    for (i, c) in children.iter_mut().enumerate() {
+        let stderr = c.stderr.take().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send((i, line));
+            }
+        });
     }
-    if let Ok(path) = std::env::var("GOALPOST_TEST_LOGS") {
-        std::fs::write(path, &logs).unwrap();
+    let mut logs: Vec<String> = vec![String::new(); 3];
+    let mut holding = [false; 3];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while holding.iter().any(|h| !h) {
+        assert!(
+            Instant::now() < deadline,
+            "the three instances did not all get partitions:\n{}",
+            logs.join("\n")
+        );
+        if let Ok((i, line)) = rx.recv_timeout(Duration::from_millis(200)) {
+            if line.contains("partitions assigned") && !line.contains("partitions=[]") {
+                holding[i] = true;
+            }
+            logs[i].push_str(&line);
+            logs[i].push('\n');
+        }
     }
-    // Work was shared: at least two instances read input or produced attainment events.
-    let busy = logs
-        .lines()
-        .filter(|l| l.starts_with("read "))
-        .filter(|l| !l.starts_with("read 0 ") || !l.contains("attainment events 0 "))
-        .count();
-    assert!(busy >= 2, "at least two instances did work:\n{logs}");
+
+    k.produce_json(&name, &events);
+    k.wait_group_committed(&format!("{name}-app"), &name, Duration::from_secs(120));
+    for c in &children {
+        std::process::Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    for (i, c) in children.into_iter().enumerate() {
+        let status = c.wait_with_output().unwrap().status;
+        while let Ok((j, line)) = rx.try_recv() {
+            logs[j].push_str(&line);
+            logs[j].push('\n');
+        }
+        assert!(status.success(), "instance {i} failed:\n{}", logs[i]);
+    }
+
+    // One more run closes the windows that are still open.
     let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
     assert!(
         out.status.success(),

@@ -227,6 +227,41 @@ impl Kafka {
         out
     }
 
+    /// Waits until consumer group `group` has committed every partition of `topic` up to its end.
+    pub fn wait_group_committed(&self, group: &str, topic: &str, timeout: Duration) {
+        let c: BaseConsumer = self.config().set("group.id", group).create().unwrap();
+        let md = c
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let parts = md.topics()[0].partitions().len() as i32;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let mut tpl = TopicPartitionList::new();
+            let mut ends = Vec::new();
+            for p in 0..parts {
+                tpl.add_partition(topic, p);
+                ends.push(
+                    c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                        .unwrap()
+                        .1,
+                );
+            }
+            let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+            let done = committed.elements().iter().all(|el| match el.offset() {
+                Offset::Offset(o) => o >= ends[el.partition() as usize],
+                _ => ends[el.partition() as usize] == 0,
+            });
+            if done {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "group {group} did not commit {topic} to its end in time"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     pub fn read_all(&self, topic: &str) -> Vec<Attainment> {
         self.read_all_raw(topic)
             .into_iter()

@@ -44,24 +44,39 @@ fn invalid(what: &'static str, detail: impl Into<String>) -> WireError {
     }
 }
 
-/// Stable 64-bit FNV-1a, used to partition by (goal, group): the same on every instance and version.
+/// Stable 64-bit FNV-1a over length-prefixed parts, used to partition by (goal, group): the same
+/// on every instance and version.
 pub fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = Fnv::new();
     for part in parts {
+        h.part(part);
+    }
+    h.0
+}
+
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn part(&mut self, part: &[u8]) {
         for b in (part.len() as u64).to_be_bytes().iter().chain(part.iter()) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    h
 }
 
 /// The owner partition of a goal and group.
 pub fn owner_partition(goal_id: &str, group: &[&str], partitions: u32) -> u32 {
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(group.len() + 1);
-    parts.push(goal_id.as_bytes());
-    parts.extend(group.iter().map(|g| g.as_bytes()));
-    (fnv1a(&parts) % u64::from(partitions.max(1))) as u32
+    let mut h = Fnv::new();
+    h.part(goal_id.as_bytes());
+    for g in group {
+        h.part(g.as_bytes());
+    }
+    (h.0 % u64::from(partitions.max(1))) as u32
 }
 
 /// Encodes a delta into a contribution record.
@@ -377,6 +392,11 @@ mod tests {
     fn partitioning_is_stable() {
         // Pinned: changing the hash would move every goal and group to another owner.
         assert_eq!(fnv1a(&[b"goal", b"East"]), PINNED);
+        assert_eq!(
+            owner_partition("goal", &["East"], 1_000) as u64,
+            PINNED % 1_000,
+            "streaming and slice hashing agree"
+        );
         assert_ne!(
             owner_partition("g", &["a", "b"], 1_000),
             owner_partition("g", &["ab"], 1_000)

@@ -63,7 +63,10 @@ struct RouterTask {
     batches: BTreeMap<u64, Timestamp>,
     next_batch: u64,
     clock_dirty: bool,
+    /// When a record was last seen, as of the last idle check.
     last_record: Instant,
+    /// Records seen since the last idle check (cheaper than reading the clock per record).
+    records_since_check: u64,
     idle_sent: bool,
 }
 
@@ -190,7 +193,9 @@ pub fn run(
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
-        .set("transaction.timeout.ms", "60000");
+        .set("transaction.timeout.ms", "60000")
+        // A transaction begun right after a commit may be told CONCURRENT_TRANSACTIONS; retry soon.
+        .set("retry.backoff.ms", "10");
     let producer: ThreadedProducer<DefaultProducerContext> = pc
         .create()
         .map_err(|e| RunError::kafka("create the transactional producer", e))?;
@@ -235,12 +240,22 @@ pub fn run(
     }));
 
     let mut cc = client.clone();
+    if !cfg.kafka.properties.contains_key("session.timeout.ms") {
+        // A crashed instance's partitions move on after this long (librdkafka default 45 s).
+        cc.set("session.timeout.ms", "10000");
+    }
     cc.set("group.id", &cfg.app.application_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // One fetch is outstanding per broker: a fetch parked on quiet repartition partitions
+        // must not keep the busy input partitions waiting for the default 500 ms.
+        .set("fetch.wait.max.ms", "20")
+        // When the local queue is full librdkafka postpones fetching (1 s by default in 2.x),
+        // which starves processing that is slower than fetching; retry soon instead.
+        .set("fetch.queue.backoff.ms", "20");
     let consumer: BaseConsumer<Ctx> = cc
         .create_with_context(Ctx {
             worker: worker.clone(),
@@ -267,6 +282,8 @@ pub fn run(
     }
 
     let commit_interval = StdDuration::from_nanos(cfg.app.commit_interval.as_nanos() as u64);
+    let mut last_idle_check = Instant::now();
+    let mut last_group_check = Instant::now();
     let result = (|| -> Result<(), RunError> {
         loop {
             if shutdown.load(Ordering::Relaxed) {
@@ -274,6 +291,7 @@ pub fn run(
                 break;
             }
             let msg = consumer.poll(StdDuration::from_millis(50));
+            let polled_nothing = msg.is_none();
             let mut w = worker.lock().expect("worker lock");
             if let Some(e) = w.fatal.take() {
                 return Err(e);
@@ -292,8 +310,23 @@ pub fn run(
                 let cgm = consumer.group_metadata();
                 w.try_commit(cgm.as_ref());
             }
-            w.check_idle(&consumer);
-            if options.until_caught_up && w.assigned_once && w.all_input_read(&targets) {
+            if last_idle_check.elapsed() >= StdDuration::from_millis(100) {
+                last_idle_check = Instant::now();
+                w.check_idle(&consumer);
+            }
+            // Checked when there is nothing to read right now, so the tail of a run does not
+            // commit once per record.
+            if options.until_caught_up
+                && polled_nothing
+                && w.assigned_once
+                && w.all_input_read(&targets)
+                && (!options.close_all_at_end || w.owners.len() as i32 == w.owners_count)
+                && last_group_check.elapsed() >= StdDuration::from_millis(200)
+                && {
+                    last_group_check = Instant::now();
+                    group_committed_all(&consumer, &targets)?
+                }
+            {
                 let cgm = consumer.group_metadata();
                 if !w.try_commit(cgm.as_ref()) {
                     continue;
@@ -329,6 +362,32 @@ pub fn run(
     consumer.unsubscribe();
     let report = worker.lock().expect("worker lock").report.clone();
     result.map(|_| report)
+}
+
+/// Whether the group has committed every input partition up to its target: partitions held by
+/// another member (or by a crashed one until its session times out) count too, so an instance
+/// never declares the input done while part of it is unprocessed.
+fn group_committed_all<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    targets: &BTreeMap<(String, i32), i64>,
+) -> Result<bool, RunError> {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, p) in targets.keys() {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, KAFKA_TIMEOUT)
+        .map_err(|e| RunError::kafka("read the group's committed offsets", e))?;
+    Ok(committed.elements().iter().all(|el| {
+        let target = targets
+            .get(&(el.topic().to_string(), el.partition()))
+            .copied()
+            .unwrap_or(0);
+        match el.offset() {
+            Offset::Offset(o) => o >= target,
+            _ => target == 0,
+        }
+    }))
 }
 
 /// The end offset of a partition as of the consumer's last fetch response (no network call);
@@ -527,9 +586,10 @@ impl Worker {
                     self.event = event;
                     return;
                 };
-                task.last_record = Instant::now();
+                task.records_since_check += 1;
                 task.idle_sent = false;
                 let batches = &mut self.batches;
+                let mut full_batch = false;
                 let routed = task.router.route(&event, |c: Contribution<'_>| {
                     let goal_id = &goals.goals[c.goal].id;
                     let dest = wire::owner_partition(goal_id, &c.group, owners as u32) as i32;
@@ -547,6 +607,7 @@ impl Worker {
                         event_time: c.event_time.as_nanos(),
                         delta: Some(wire::delta_to_pb(&c.delta)),
                     });
+                    full_batch |= batch.contributions.len() >= MAX_BATCH;
                 });
                 match routed {
                     Routed::Duplicate => self.report.duplicates += 1,
@@ -557,11 +618,7 @@ impl Worker {
                         }
                     }
                 }
-                if self
-                    .batches
-                    .values()
-                    .any(|b| b.contributions.len() >= MAX_BATCH)
-                {
+                if full_batch {
                     self.flush_batches(false);
                 }
             }
@@ -796,8 +853,10 @@ impl Worker {
             return Ok(());
         }
         self.begin()?;
+        let t0 = Instant::now();
         self.flush_batches(true);
         self.write_changelog();
+        let t_write = t0.elapsed();
         if !self.offsets.is_empty() {
             let cgm = cgm.ok_or_else(|| RunError::Fatal("no consumer group metadata".into()))?;
             let mut tpl = TopicPartitionList::new();
@@ -809,12 +868,22 @@ impl Worker {
             retry_retriable(|| producer.send_offsets_to_transaction(&tpl, cgm, KAFKA_TIMEOUT))
                 .map_err(|e| self.classify(e, "send offsets to the transaction"))?;
         }
+        let t_offsets = t0.elapsed() - t_write;
         let started = Instant::now();
+        // commit_transaction flushes by itself, but in steps of 100 ms; waiting for the
+        // deliveries here in 1 ms steps saves most of that on every transaction.
+        let flush_deadline = Instant::now() + KAFKA_TIMEOUT;
+        while self.producer.in_flight_count() > 0 && Instant::now() < flush_deadline {
+            std::thread::sleep(StdDuration::from_millis(1));
+        }
         let producer = &self.producer;
         retry_retriable(|| producer.commit_transaction(KAFKA_TIMEOUT))
             .map_err(|e| self.classify(e, "commit the transaction"))?;
         tracing::debug!(
             elapsed_us = started.elapsed().as_micros() as u64,
+            write_us = t_write.as_micros() as u64,
+            offsets_us = t_offsets.as_micros() as u64,
+            txn_age_ms = self.txn_started.elapsed().as_millis() as u64,
             "committed"
         );
         self.in_txn = false;
@@ -1026,6 +1095,7 @@ impl Worker {
                         next_batch,
                         clock_dirty: false,
                         last_record: Instant::now(),
+                        records_since_check: 0,
                         idle_sent: false,
                     },
                 );
@@ -1047,6 +1117,10 @@ impl Worker {
             let Some(task) = self.routers.get_mut(upstream) else {
                 continue;
             };
+            if task.records_since_check > 0 {
+                task.records_since_check = 0;
+                task.last_record = Instant::now();
+            }
             if task.idle_sent || task.last_record.elapsed() < timeout {
                 continue;
             }
