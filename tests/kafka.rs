@@ -490,3 +490,61 @@ fn missing_topics_are_reported_clearly() {
     }
     assert!(log.contains("app.create_topics = true"), "{log}");
 }
+
+/// A second instance with the same instance id fences the first: the first stops with a clear
+/// message instead of producing duplicates, and the second carries on to the same results.
+#[test]
+fn a_fenced_instance_stops_with_a_clear_error() {
+    use std::time::{Duration, Instant};
+    let k = Kafka::connect();
+    let name = unique("fence");
+    k.create_topic(&name, 3);
+    let events = generated_events(13, 5_000);
+    k.produce_json(&name, &events);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+
+    let mut first = goalpost_cmd(&cfg, "same", &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start goalpost");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first instance should still run"
+    );
+    let second = goalpost_cmd(&cfg, "same", &["--until-caught-up", "--close-all-at-end"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start goalpost");
+
+    // The first instance learns it is fenced at its next transaction (idle markers and clock
+    // records keep it committing) and must stop on its own.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while first.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            first.kill().unwrap();
+            panic!("the fenced instance kept running");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = first.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("fenced"),
+        "the error names the fencing:\n{log}"
+    );
+
+    let out = second.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, &events), &live);
+}
