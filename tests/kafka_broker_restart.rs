@@ -17,18 +17,47 @@ fn broker_restart_mid_run_is_survived() {
     );
     let k = Kafka::connect();
     let name = unique("restart");
-    let events = generated_events(41, 60_000);
+    let events = generated_events(41, 150_000);
     k.create_topic(&name, 6);
     k.produce_json(&name, &events);
     let goals = examples_goals();
     let cfg = k.write_config(&name, &goals, "");
 
-    let child = goalpost_cmd(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"])
+    let mut child = goalpost_cmd(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start goalpost");
-    std::thread::sleep(Duration::from_millis(2_500));
+    // Restart once processing is under way (not during startup, which fails fast by design).
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("goalpost logs");
+        if line.contains("router ready") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "goalpost did not start processing"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(&restart)
@@ -36,13 +65,13 @@ fn broker_restart_mid_run_is_survived() {
         .status()
         .expect("restart the broker");
     assert!(status.success(), "broker restart command failed");
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let exit = child.wait().unwrap();
+    let log = reader.join().unwrap();
     if let Ok(path) = std::env::var("GOALPOST_TEST_LOGS") {
         std::fs::write(path, log.as_bytes()).unwrap();
     }
     assert!(
-        out.status.success(),
+        exit.success(),
         "goalpost did not survive the restart:\n{log}"
     );
 

@@ -12,6 +12,25 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::RunError;
 
+/// Client context of the restore consumer: reaching the end of the partition is how a restore
+/// ends, not an error worth logging.
+struct RestoreContext;
+
+impl rdkafka::ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_)
+                | KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF)
+        ) || reason.contains("reached end of partition");
+        if !eof {
+            tracing::warn!(error = %error, reason, "restore consumer error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for RestoreContext {}
+
 /// The latest value of every key in one changelog partition (tombstoned keys removed).
 pub fn read_partition(
     base: &ClientConfig,
@@ -23,13 +42,24 @@ pub fn read_partition(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest");
-    let consumer: BaseConsumer = cfg
-        .create()
+        .set("auto.offset.reset", "earliest")
+        // The end of the partition is signalled after a fetch that waits up to this long.
+        .set("fetch.wait.max.ms", "10");
+    let consumer: BaseConsumer<RestoreContext> = cfg
+        .create_with_context(RestoreContext)
         .map_err(|e| RunError::kafka("create the restore consumer", e))?;
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, StdDuration::from_secs(30))
-        .map_err(|e| RunError::kafka("read changelog offsets", e))?;
+    // Right after a broker restart the partition can be briefly unknown: retry for a while.
+    let deadline = Instant::now() + StdDuration::from_secs(60);
+    let (low, high) = loop {
+        match consumer.fetch_watermarks(topic, partition, StdDuration::from_secs(10)) {
+            Ok(w) => break w,
+            Err(e) if Instant::now() < deadline => {
+                tracing::warn!(topic, partition, error = %e, "cannot read changelog offsets yet, retrying");
+                std::thread::sleep(StdDuration::from_millis(500));
+            }
+            Err(e) => return Err(RunError::kafka("read changelog offsets", e)),
+        }
+    };
     let mut state = HashMap::new();
     if high <= low {
         return Ok(state);

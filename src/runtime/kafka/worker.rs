@@ -141,8 +141,16 @@ impl ConsumerContext for Ctx {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
                 tracing::info!(partitions = ?parts, "partitions assigned: restoring state");
-                if let Err(e) = w.assign(&parts) {
-                    w.fatal.get_or_insert(e);
+                match w.assign(&parts) {
+                    Ok(()) => {}
+                    Err(e @ RunError::Wire(_)) => {
+                        w.fatal.get_or_insert(e);
+                    }
+                    Err(e) => {
+                        // E.g. metadata not yet available after a broker restart: rebuild later.
+                        tracing::warn!(error = %e, "cannot restore the assigned partitions yet");
+                        w.needs_reset = true;
+                    }
                 }
                 w.note_committed(consumer, tpl);
                 w.assigned_once = true;
@@ -297,8 +305,17 @@ pub fn run(
                 return Err(e);
             }
             if w.needs_reset {
-                w.reset(&consumer)?;
                 // `msg` was fetched before the rewind: it is read again from the committed offset.
+                match w.reset(&consumer) {
+                    Ok(()) => {}
+                    Err(e @ RunError::Wire(_)) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot rebuild state yet, retrying");
+                        w.needs_reset = true;
+                        drop(w);
+                        std::thread::sleep(StdDuration::from_secs(1));
+                    }
+                }
                 continue;
             }
             match msg {
@@ -482,8 +499,26 @@ impl Worker {
     }
 
     fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
-        self.begin()?;
         let topic = m.topic().to_string();
+        // A record of a partition whose state is not restored is never processed or committed:
+        // rebuild first, then it is read again.
+        let ready = if topic == self.repartition {
+            self.owners.contains_key(&m.partition())
+        } else {
+            self.upstream_ids
+                .get(&(topic.clone(), m.partition()))
+                .is_some_and(|up| self.routers.contains_key(up))
+        };
+        if !ready {
+            tracing::warn!(
+                topic,
+                partition = m.partition(),
+                "record of a partition without restored state: rebuilding"
+            );
+            self.needs_reset = true;
+            return Ok(());
+        }
+        self.begin()?;
         if topic == self.repartition {
             self.handle_repartition(m)?;
         } else {
