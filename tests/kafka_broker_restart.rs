@@ -4,7 +4,6 @@
 
 mod kafka_support;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kafka_support::*;
@@ -91,54 +90,6 @@ fn broker_restart_mid_run_is_survived() {
     );
 
     let live = k.read_all(&format!("{name}-out"));
-    let mut seen = BTreeSet::new();
-    for a in &live {
-        assert!(
-            seen.insert(a.attainment_id.clone()),
-            "attainment {} emitted twice",
-            a.attainment_id
-        );
-    }
-    let replayed = replay(&goals, &events);
-    let finals = |v: &[Attainment]| -> Vec<(String, String, String)> {
-        let mut f: Vec<_> = v
-            .iter()
-            .filter(|a| a.kind == "final")
-            .map(|a| (a.attainment_id.clone(), a.value.clone(), a.outcome.clone()))
-            .collect();
-        f.sort();
-        f
-    };
-    let (r, l) = (finals(&replayed), finals(&live));
-    let only_replay: Vec<_> = r.iter().filter(|x| !l.contains(x)).collect();
-    let only_live: Vec<_> = l.iter().filter(|x| !r.contains(x)).collect();
-    assert!(
-        only_replay.is_empty() && only_live.is_empty(),
-        "finals differ: {} only in replay, {} only live; first: {:?} / {:?}\n{}",
-        only_replay.len(),
-        only_live.len(),
-        only_replay
-            .first()
-            .and_then(|x| replayed.iter().find(|a| a.attainment_id == x.0))
-            .map(|a| &a.raw),
-        only_replay
-            .first()
-            .and_then(|x| live.iter().find(|a| a.attainment_id == x.0))
-            .map(|a| &a.raw),
-        log.lines()
-            .filter(|l| l.contains("WARN")
-                || l.contains("abort")
-                || l.contains("ERROR") && !l.contains("PartitionEOF"))
-            .take(20)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let monotone = monotone_goals(&goals);
-    let crossings = |v: &[Attainment]| -> BTreeSet<String> {
-        v.iter()
-            .filter(|a| a.kind != "final" && monotone.contains(&a.goal_id))
-            .map(|a| a.attainment_id.clone())
-            .collect()
-    };
-    assert_eq!(crossings(&replayed), crossings(&live));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, &events), &live);
 }

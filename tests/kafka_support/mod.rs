@@ -1,6 +1,7 @@
 //! Helpers for tests against a real broker.
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -372,4 +373,58 @@ pub fn replay_bytes(goals_toml: &str, input_bytes: &[u8]) -> Vec<Attainment> {
         .lines()
         .map(parse_attainment)
         .collect()
+}
+
+/// Every attainment event appears once.
+pub fn assert_exactly_once(live: &[Attainment]) {
+    let mut seen = BTreeSet::new();
+    for a in live {
+        assert!(
+            seen.insert(a.attainment_id.clone()),
+            "attainment {} emitted twice",
+            a.attainment_id
+        );
+    }
+}
+
+pub fn assert_same_results(goals_toml: &str, replayed: &[Attainment], live: &[Attainment]) {
+    let finals = |v: &[Attainment]| -> BTreeMap<String, (String, String)> {
+        v.iter()
+            .filter(|a| a.kind == "final")
+            .map(|a| {
+                (
+                    a.attainment_id.clone(),
+                    (a.value.clone(), a.outcome.clone()),
+                )
+            })
+            .collect()
+    };
+    let (r, l) = (finals(replayed), finals(live));
+    assert!(!r.is_empty());
+    assert_eq!(r.len(), l.len(), "number of finals");
+    assert_eq!(r, l, "finals (value, outcome) by attainment id");
+
+    let monotone = monotone_goals(goals_toml);
+    let crossings = |v: &[Attainment]| -> BTreeSet<String> {
+        v.iter()
+            .filter(|a| a.kind != "final" && monotone.contains(&a.goal_id))
+            .map(|a| a.attainment_id.clone())
+            .collect()
+    };
+    let (rc, lc) = (crossings(replayed), crossings(live));
+    assert!(!rc.is_empty());
+    assert_eq!(rc, lc, "milestones and breaches of monotone goals");
+}
+
+/// One last `run --until-caught-up --close-all-at-end`, then the output equals replay's.
+pub fn finish_and_compare(k: &Kafka, cfg: &Path, name: &str, goals: &str, events: &[SalesEvent]) {
+    let out = run_goalpost(cfg, &["--until-caught-up", "--close-all-at-end"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(goals, &replay(goals, events), &live);
 }
