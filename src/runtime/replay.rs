@@ -12,7 +12,7 @@ use crate::codec::proto::{Frame, FrameReader};
 use crate::codec::{self, json, DecodeError, Format, RejectReason, MAX_RECORD_BYTES};
 use crate::engine::{Pipeline, Routed};
 use crate::goals::GoalSet;
-use crate::model::{Attainment, AttainmentKind, SalesEvent};
+use crate::model::{Attainment, SalesEvent};
 
 /// Counts of a replay run. Every record read is accepted, a duplicate or rejected:
 /// `read == accepted + duplicates + rejected`.
@@ -367,9 +367,4 @@ fn trim_line(line: &[u8]) -> &[u8] {
         end -= 1;
     }
     &line[..end]
-}
-
-/// The kind index in [`Summary::attainments`].
-pub fn kind_index(kind: AttainmentKind) -> usize {
-    kind as usize
 }

@@ -48,18 +48,11 @@ pub fn read_partition(
     let consumer: BaseConsumer<RestoreContext> = cfg
         .create_with_context(RestoreContext)
         .map_err(|e| RunError::kafka("create the restore consumer", e))?;
-    // Right after a broker restart the partition can be briefly unknown: retry for a while.
-    let deadline = Instant::now() + StdDuration::from_secs(60);
-    let (low, high) = loop {
-        match consumer.fetch_watermarks(topic, partition, StdDuration::from_secs(10)) {
-            Ok(w) => break w,
-            Err(e) if Instant::now() < deadline => {
-                tracing::warn!(topic, partition, error = %e, "cannot read changelog offsets yet, retrying");
-                std::thread::sleep(StdDuration::from_millis(500));
-            }
-            Err(e) => return Err(RunError::kafka("read changelog offsets", e)),
-        }
-    };
+    // If this fails (e.g. metadata lagging after a broker restart), the worker retries the whole
+    // rebuild every second without processing these partitions.
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, StdDuration::from_secs(10))
+        .map_err(|e| RunError::kafka("read changelog offsets", e))?;
     let mut state = HashMap::new();
     if high <= low {
         return Ok(state);
