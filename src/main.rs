@@ -13,6 +13,13 @@ use goalpost::goals::{GoalSet, Measure};
 use goalpost::model::Timestamp;
 use goalpost::runtime::generate::{GenerateConfig, Generator};
 use goalpost::runtime::replay::{self, JsonDeadLetters, JsonLines};
+use mimalloc::MiMalloc;
+
+/// mimalloc: the fold allocates and frees small strings and batch buffers at a high rate, which
+/// glibc's allocator served with lock contention and page faults from trimming (see README,
+/// "Figures").
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
 #[command(

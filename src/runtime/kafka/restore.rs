@@ -1,6 +1,6 @@
 //! Reading a changelog partition back into state.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration as StdDuration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -31,12 +31,21 @@ impl rdkafka::ClientContext for RestoreContext {
 
 impl rdkafka::consumer::ConsumerContext for RestoreContext {}
 
-/// The latest value of every key in one changelog partition (tombstoned keys removed).
-pub fn read_partition(
+/// The latest value of every key of a changelog partition (tombstoned keys removed).
+pub type PartitionState = HashMap<Vec<u8>, Vec<u8>>;
+
+/// Reads changelog partitions back, all at once with one consumer: the latest value of every key
+/// of each partition asked for.
+pub fn read_partitions(
     base: &ClientConfig,
     topic: &str,
-    partition: i32,
-) -> Result<HashMap<Vec<u8>, Vec<u8>>, RunError> {
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, PartitionState>, RunError> {
+    let mut states: BTreeMap<i32, PartitionState> =
+        partitions.iter().map(|&p| (p, HashMap::new())).collect();
+    if partitions.is_empty() {
+        return Ok(states);
+    }
     let mut cfg = base.clone();
     cfg.set("group.id", format!("{topic}-restore"))
         .set("enable.auto.commit", "false")
@@ -50,34 +59,40 @@ pub fn read_partition(
         .map_err(|e| RunError::kafka("create the restore consumer", e))?;
     // If this fails (e.g. metadata lagging after a broker restart), the worker retries the whole
     // rebuild every second without processing these partitions.
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, StdDuration::from_secs(10))
-        .map_err(|e| RunError::kafka("read changelog offsets", e))?;
-    let mut state = HashMap::new();
-    if high <= low {
-        return Ok(state);
+    let mut ranges: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+    for &p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, StdDuration::from_secs(10))
+            .map_err(|e| RunError::kafka("read changelog offsets", e))?;
+        if high > low {
+            ranges.insert(p, (low, high));
+        }
+    }
+    if ranges.is_empty() {
+        return Ok(states);
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)
-        .map_err(|e| RunError::kafka("assign the changelog partition", e))?;
+    for &p in ranges.keys() {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| RunError::kafka("assign the changelog partitions", e))?;
+    }
     consumer
         .assign(&tpl)
-        .map_err(|e| RunError::kafka("assign the changelog partition", e))?;
+        .map_err(|e| RunError::kafka("assign the changelog partitions", e))?;
+    let total: i64 = ranges.values().map(|(low, high)| high - low).sum();
     let started = Instant::now();
     let mut last_log = Instant::now();
     let mut records: u64 = 0;
-    loop {
+    let mut pending = ranges.len();
+    while pending > 0 {
         match consumer.poll(StdDuration::from_millis(100)) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(Err(e)) => {
-                if let KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF) = e {
-                    break;
-                }
-                return Err(RunError::kafka("read the changelog", e));
-            }
+            Some(Err(KafkaError::PartitionEOF(p))) if ranges.remove(&p).is_some() => pending -= 1,
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => return Err(RunError::kafka("read the changelog", e)),
             Some(Ok(m)) => {
                 records += 1;
+                let state = states.entry(m.partition()).or_default();
                 if let Some(k) = m.key() {
                     match m.payload() {
                         Some(v) => {
@@ -92,11 +107,10 @@ pub fn read_partition(
                     last_log = Instant::now();
                     tracing::info!(
                         topic,
-                        partition,
-                        offset = m.offset(),
-                        end = high,
+                        records,
+                        of = total,
                         "restoring: {:.0}%",
-                        100.0 * (m.offset() - low) as f64 / (high - low).max(1) as f64
+                        100.0 * records as f64 / total.max(1) as f64
                     );
                 }
             }
@@ -104,11 +118,11 @@ pub fn read_partition(
     }
     tracing::info!(
         topic,
-        partition,
+        partitions = ?partitions,
         records,
-        keys = state.len(),
+        keys = states.values().map(HashMap::len).sum::<usize>(),
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "restored changelog partition"
+        "restored changelog partitions"
     );
-    Ok(state)
+    Ok(states)
 }

@@ -1,7 +1,7 @@
 //! The processing loop of one instance.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -15,15 +15,19 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::config::RunConfig;
-use super::restore::read_partition;
+use super::restore::read_partitions;
 use super::wire::{self, pb, ChangelogKey};
 use super::{admin, RunError};
 use crate::codec::{self, json, proto, Format};
-use crate::engine::{Contribution, GroupKey, GroupValues, Owner, Progress, Routed, Router};
+use crate::engine::{Contribution, GroupKey, Owner, Progress, Routed, Router};
 use crate::goals::GoalSet;
 use crate::model::{Attainment, SalesEvent, Timestamp};
 
 const KAFKA_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+/// Records taken from the consumer per round, at most: decoded together, then handled in order.
+const MAX_POLL_BATCH: usize = 1_024;
+/// Input records in a round from which decoding is split over two threads.
+const PARALLEL_DECODE_MIN: usize = 128;
 /// Contributions per repartition record, at most.
 const MAX_BATCH: usize = 2_000;
 
@@ -57,6 +61,8 @@ pub struct RunReport {
 
 struct RouterTask {
     router: Router,
+    /// The assignment epoch in which this task was created: records polled before it are stale.
+    since_epoch: u64,
     /// Stream time last sent to the owners.
     sent: Option<Timestamp>,
     /// Dedupe batches in the changelog: number -> latest time in it.
@@ -70,6 +76,15 @@ struct RouterTask {
     idle_sent: bool,
 }
 
+/// A partition this instance reads, without its topic name (no allocation per record).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Part {
+    /// An input partition, by upstream index.
+    Input(u32),
+    /// A repartition partition (its owner's index).
+    Repartition(i32),
+}
+
 struct Worker {
     cfg: RunConfig,
     goals: Arc<GoalSet>,
@@ -80,17 +95,22 @@ struct Worker {
     changelog: String,
     dead_letters: String,
     owners_count: i32,
-    /// Input (topic, partition) -> upstream index.
-    upstream_ids: BTreeMap<(String, i32), u32>,
+    /// Upstream index -> input (topic, partition).
+    inputs: Vec<(String, i32)>,
+    /// Input topic -> upstream index of its partition 0.
+    input_bases: Vec<(String, u32)>,
     routers: BTreeMap<u32, RouterTask>,
     owners: BTreeMap<i32, Owner>,
+    /// Per owned partition: the assignment epoch in which its owner was created.
+    owner_since: BTreeMap<i32, u64>,
     in_txn: bool,
     txn_started: Instant,
     /// Next offsets to commit (last processed + 1), this transaction.
-    offsets: BTreeMap<(String, i32), i64>,
+    offsets: BTreeMap<Part, i64>,
     /// Pending repartition batches: (upstream, owner partition) -> batch.
-    batches: BTreeMap<(u32, i32), pb::RepartitionBatch>,
-    event: SalesEvent,
+    batches: BTreeMap<(u32, i32), wire::BatchWriter>,
+    /// Decoded input events of the current poll batch (buffers reused).
+    events: Vec<SalesEvent>,
     attainments: Vec<Attainment>,
     buf: Vec<u8>,
     report: RunReport,
@@ -99,9 +119,10 @@ struct Worker {
     assigned_once: bool,
     fatal: Option<RunError>,
     /// Next offset to read per assigned partition: committed at assignment, then consumed + 1.
-    next_offsets: HashMap<(String, i32), i64>,
-    /// Incremented on every assignment change.
+    next_offsets: HashMap<Part, i64>,
+    /// Incremented on every assignment change; mirrored in `epoch` for the polling loop.
     assignment_epoch: u64,
+    epoch: Arc<AtomicU64>,
     /// A sentinel sent to the owned repartition partitions: (id, epoch, partitions not yet seen).
     sentinel: Option<(u64, u64, std::collections::BTreeSet<i32>)>,
     sentinels_sent: u64,
@@ -179,11 +200,12 @@ pub fn run(
 ) -> Result<RunReport, RunError> {
     let client = client_config(&cfg);
     let (inputs, owners_count) = admin::prepare_topics(&cfg, &client)?;
-    let mut upstream_ids = BTreeMap::new();
+    let mut input_parts = Vec::new();
+    let mut input_bases = Vec::new();
     for (topic, n) in &inputs {
+        input_bases.push((topic.clone(), input_parts.len() as u32));
         for p in 0..*n {
-            let id = upstream_ids.len() as u32;
-            upstream_ids.insert((topic.clone(), p), id);
+            input_parts.push((topic.clone(), p));
         }
     }
     let instance = cfg.instance_id();
@@ -191,7 +213,7 @@ pub fn run(
     tracing::info!(
         instance = %instance,
         transactional_id = %txn_id,
-        input_partitions = upstream_ids.len(),
+        input_partitions = input_parts.len(),
         owner_partitions = owners_count,
         "starting"
     );
@@ -217,6 +239,7 @@ pub fn run(
         .enumerate()
         .map(|(i, g)| (g.id.to_string(), i))
         .collect();
+    let epoch = Arc::new(AtomicU64::new(0));
     let worker = Arc::new(Mutex::new(Worker {
         repartition: cfg.repartition_topic(),
         changelog: cfg.changelog_topic(),
@@ -227,14 +250,16 @@ pub fn run(
         client: client.clone(),
         producer,
         owners_count,
-        upstream_ids,
+        inputs: input_parts,
+        input_bases,
         routers: BTreeMap::new(),
         owners: BTreeMap::new(),
+        owner_since: BTreeMap::new(),
         in_txn: false,
         txn_started: Instant::now(),
         offsets: BTreeMap::new(),
         batches: BTreeMap::new(),
-        event: SalesEvent::default(),
+        events: Vec::new(),
         attainments: Vec::new(),
         buf: Vec::new(),
         report: RunReport::default(),
@@ -243,6 +268,7 @@ pub fn run(
         fatal: None,
         next_offsets: HashMap::new(),
         assignment_epoch: 0,
+        epoch: epoch.clone(),
         sentinel: None,
         sentinels_sent: 0,
     }));
@@ -292,20 +318,36 @@ pub fn run(
     let commit_interval = StdDuration::from_nanos(cfg.app.commit_interval.as_nanos() as u64);
     let mut last_idle_check = Instant::now();
     let mut last_group_check = Instant::now();
+    let mut ticks: u32 = 0;
+    let mut polled: Vec<(BorrowedMessage<'_>, u64)> = Vec::with_capacity(MAX_POLL_BATCH);
     let result = (|| -> Result<(), RunError> {
         loop {
             if shutdown.load(Ordering::Relaxed) {
                 tracing::info!("shutdown requested: committing and leaving the group");
                 break;
             }
-            let msg = consumer.poll(StdDuration::from_millis(50));
-            let polled_nothing = msg.is_none();
+            // A round: wait for one record, then take what else is already fetched. Each record
+            // is tagged with the assignment epoch it was polled in (rebalances run inside poll).
+            polled.clear();
+            let mut wait = StdDuration::from_millis(50);
+            while polled.len() < MAX_POLL_BATCH {
+                match consumer.poll(wait) {
+                    None => break,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        break;
+                    }
+                    Some(Ok(m)) => polled.push((m, epoch.load(Ordering::Acquire))),
+                }
+                wait = StdDuration::ZERO;
+            }
+            let polled_nothing = polled.is_empty();
             let mut w = worker.lock().expect("worker lock");
             if let Some(e) = w.fatal.take() {
                 return Err(e);
             }
             if w.needs_reset {
-                // `msg` was fetched before the rewind: it is read again from the committed offset.
+                // `polled` was fetched before the rewind: read again from the committed offsets.
                 match w.reset(&consumer) {
                     Ok(()) => {}
                     Err(e @ RunError::Wire(_)) => return Err(e),
@@ -318,17 +360,36 @@ pub fn run(
                 }
                 continue;
             }
-            match msg {
-                None => {}
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                Some(Ok(m)) => w.handle(&m)?,
+            let mut events = std::mem::take(&mut w.events);
+            let decoded = w.decode_batch(&polled, &mut events);
+            let mut clock_checked = false;
+            for ((m, polled_in), d) in polled.iter().zip(decoded) {
+                w.handle(m, *polled_in, d.map(|(i, r)| (&events[i], r)))?;
+                if w.needs_reset || w.fatal.is_some() {
+                    // The rest of the round is read again after the rebuild.
+                    break;
+                }
+                // The clock is read every few records only: a read costs more than a record.
+                ticks = ticks.wrapping_add(1);
+                if ticks % 16 == 0 {
+                    clock_checked = true;
+                    if w.in_txn && w.txn_started.elapsed() >= commit_interval {
+                        let cgm = consumer.group_metadata();
+                        w.try_commit(cgm.as_ref());
+                    }
+                }
             }
-            if w.in_txn && w.txn_started.elapsed() >= commit_interval {
+            w.events = events;
+            if w.needs_reset || w.fatal.is_some() {
+                continue;
+            }
+            let now = Instant::now();
+            if !clock_checked && w.in_txn && now.duration_since(w.txn_started) >= commit_interval {
                 let cgm = consumer.group_metadata();
                 w.try_commit(cgm.as_ref());
             }
-            if last_idle_check.elapsed() >= StdDuration::from_millis(100) {
-                last_idle_check = Instant::now();
+            if now.duration_since(last_idle_check) >= StdDuration::from_millis(100) {
+                last_idle_check = now;
                 w.check_idle(&consumer);
             }
             // Checked when there is nothing to read right now, so the tail of a run does not
@@ -498,35 +559,78 @@ impl Worker {
         }
     }
 
-    fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
-        let topic = m.topic().to_string();
+    /// The partition a record came from, if this instance reads it.
+    fn part(&self, topic: &str, partition: i32) -> Option<Part> {
+        if topic == self.repartition {
+            return Some(Part::Repartition(partition));
+        }
+        let &(_, base) = self.input_bases.iter().find(|(t, _)| t == topic)?;
+        let id = base + u32::try_from(partition).ok()?;
+        (self.inputs.get(id as usize)?.0 == topic).then_some(Part::Input(id))
+    }
+
+    /// The topic and partition of a [`Part`].
+    fn part_name(&self, part: Part) -> (&str, i32) {
+        match part {
+            Part::Input(up) => {
+                let (t, p) = &self.inputs[up as usize];
+                (t, *p)
+            }
+            Part::Repartition(p) => (&self.repartition, p),
+        }
+    }
+
+    /// Handles one polled record. `polled_in` is the assignment epoch when it was polled;
+    /// `decoded` its decoded event (input records only).
+    fn handle(
+        &mut self,
+        m: &BorrowedMessage<'_>,
+        polled_in: u64,
+        decoded: Option<(&SalesEvent, Result<(), codec::DecodeError>)>,
+    ) -> Result<(), RunError> {
+        let part = self.part(m.topic(), m.partition());
+        let since = match part {
+            Some(Part::Repartition(p)) => self.owner_since.get(&p).copied(),
+            Some(Part::Input(up)) => self.routers.get(&up).map(|t| t.since_epoch),
+            None => None,
+        };
+        // A record polled before a rebalance that revoked, or revoked and re-assigned, its
+        // partition is not ours to process: the partition's (new) owner reads it again from the
+        // committed offset.
+        let stale = match since {
+            Some(since) => polled_in < since,
+            None => polled_in < self.assignment_epoch,
+        };
+        if stale {
+            tracing::debug!(
+                topic = m.topic(),
+                partition = m.partition(),
+                offset = m.offset(),
+                "record polled before a rebalance: left to the partition's owner"
+            );
+            return Ok(());
+        }
         // A record of a partition whose state is not restored is never processed or committed:
         // rebuild first, then it is read again.
-        let ready = if topic == self.repartition {
-            self.owners.contains_key(&m.partition())
-        } else {
-            self.upstream_ids
-                .get(&(topic.clone(), m.partition()))
-                .is_some_and(|up| self.routers.contains_key(up))
-        };
-        if !ready {
+        let Some(part) = part.filter(|_| since.is_some()) else {
             tracing::warn!(
-                topic,
+                topic = m.topic(),
                 partition = m.partition(),
                 "record of a partition without restored state: rebuilding"
             );
             self.needs_reset = true;
             return Ok(());
-        }
+        };
         self.begin()?;
-        if topic == self.repartition {
-            self.handle_repartition(m)?;
-        } else {
-            self.handle_input(m);
+        match part {
+            Part::Repartition(_) => self.handle_repartition(m)?,
+            Part::Input(up) => match decoded {
+                Some((event, result)) => self.handle_input(m, up, event, result),
+                None => return Err(RunError::Fatal("input record was not decoded".into())),
+            },
         }
-        self.next_offsets
-            .insert((topic.clone(), m.partition()), m.offset() + 1);
-        self.offsets.insert((topic, m.partition()), m.offset() + 1);
+        self.next_offsets.insert(part, m.offset() + 1);
+        self.offsets.insert(part, m.offset() + 1);
         Ok(())
     }
 
@@ -543,44 +647,24 @@ impl Worker {
                         Offset::Offset(o) => o,
                         _ => 0,
                     };
-                    self.next_offsets
-                        .insert((el.topic().to_string(), el.partition()), next);
+                    if let Some(part) = self.part(el.topic(), el.partition()) {
+                        self.next_offsets.insert(part, next);
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot read committed offsets"),
         }
     }
 
-    fn handle_input(&mut self, m: &BorrowedMessage<'_>) {
-        let key = (m.topic().to_string(), m.partition());
-        let Some(&upstream) = self.upstream_ids.get(&key) else {
-            return;
-        };
+    fn handle_input(
+        &mut self,
+        m: &BorrowedMessage<'_>,
+        upstream: u32,
+        event: &SalesEvent,
+        decoded: Result<(), codec::DecodeError>,
+    ) {
         self.report.read += 1;
-        let format = m
-            .headers()
-            .and_then(|h| {
-                h.iter()
-                    .find(|h| h.key.eq_ignore_ascii_case("content-type"))
-            })
-            .and_then(|h| h.value)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(Format::from_name)
-            .unwrap_or(self.cfg.input.format);
         let payload = m.payload().unwrap_or_default();
-        let mut event = std::mem::take(&mut self.event);
-        let decoded = if payload.len() > self.cfg.input.max_record_bytes {
-            Err(codec::DecodeError {
-                reason: codec::RejectReason::Oversized,
-                detail: format!(
-                    "record of {} bytes exceeds input.max_record_bytes = {}",
-                    payload.len(),
-                    self.cfg.input.max_record_bytes
-                ),
-            })
-        } else {
-            codec::decode_event(format, payload, &mut event)
-        };
         match decoded {
             Err(e) => {
                 self.report.rejected += 1;
@@ -618,31 +702,20 @@ impl Worker {
                 let goals = self.goals.clone();
                 let Some(task) = self.routers.get_mut(&upstream) else {
                     tracing::warn!(upstream, "record of a partition without a router: skipped");
-                    self.event = event;
                     return;
                 };
                 task.records_since_check += 1;
                 task.idle_sent = false;
                 let batches = &mut self.batches;
                 let mut full_batch = false;
-                let routed = task.router.route(&event, |c: Contribution<'_>| {
+                let routed = task.router.route(event, |c: Contribution<'_>| {
                     let goal_id = &goals.goals[c.goal].id;
                     let dest = wire::owner_partition(goal_id, &c.group, owners as u32) as i32;
-                    let batch =
-                        batches
-                            .entry((upstream, dest))
-                            .or_insert_with(|| pb::RepartitionBatch {
-                                upstream,
-                                ..Default::default()
-                            });
-                    batch.contributions.push(pb::ContributionRecord {
-                        goal_id: goal_id.to_string(),
-                        group: c.group.iter().map(|g| g.to_string()).collect(),
-                        event_id: c.event_id.to_string(),
-                        event_time: c.event_time.as_nanos(),
-                        delta: Some(wire::delta_to_pb(&c.delta)),
-                    });
-                    full_batch |= batch.contributions.len() >= MAX_BATCH;
+                    let batch = batches
+                        .entry((upstream, dest))
+                        .or_insert_with(|| wire::BatchWriter::new(upstream));
+                    batch.push(goal_id, &c);
+                    full_batch |= batch.len() >= MAX_BATCH;
                 });
                 match routed {
                     Routed::Duplicate => self.report.duplicates += 1,
@@ -658,7 +731,79 @@ impl Worker {
                 }
             }
         }
-        self.event = event;
+    }
+
+    /// The format of an input record: its `content-type` header, else `input.format`.
+    fn format_of(&self, m: &BorrowedMessage<'_>) -> Format {
+        m.headers()
+            .and_then(|h| {
+                h.iter()
+                    .find(|h| h.key.eq_ignore_ascii_case("content-type"))
+            })
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(Format::from_name)
+            .unwrap_or(self.cfg.input.format)
+    }
+
+    /// Decodes the input records of a poll batch into `events`, on two threads when the batch is
+    /// large enough to pay for it. Returns, per record, its index in `events` and the result.
+    fn decode_batch(
+        &self,
+        polled: &[(BorrowedMessage<'_>, u64)],
+        events: &mut Vec<SalesEvent>,
+    ) -> Vec<Option<(usize, Result<(), codec::DecodeError>)>> {
+        let max = self.cfg.input.max_record_bytes;
+        let mut jobs: Vec<(Format, &[u8])> = Vec::with_capacity(polled.len());
+        let mut slots = Vec::with_capacity(polled.len());
+        for (m, _) in polled {
+            if matches!(self.part(m.topic(), m.partition()), Some(Part::Input(_))) {
+                slots.push(Some(jobs.len()));
+                jobs.push((self.format_of(m), m.payload().unwrap_or_default()));
+            } else {
+                slots.push(None);
+            }
+        }
+        if events.len() < jobs.len() {
+            events.resize_with(jobs.len(), SalesEvent::default);
+        }
+        let decode = |jobs: &[(Format, &[u8])], events: &mut [SalesEvent]| {
+            jobs.iter()
+                .zip(events.iter_mut())
+                .map(|((format, payload), ev)| {
+                    if payload.len() > max {
+                        Err(codec::DecodeError {
+                            reason: codec::RejectReason::Oversized,
+                            detail: format!(
+                                "record of {} bytes exceeds input.max_record_bytes = {max}",
+                                payload.len()
+                            ),
+                        })
+                    } else {
+                        codec::decode_event(*format, payload, ev)
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let events = &mut events[..jobs.len()];
+        let results = if jobs.len() >= PARALLEL_DECODE_MIN {
+            let half = jobs.len() / 2;
+            let (jobs_a, jobs_b) = jobs.split_at(half);
+            let (events_a, events_b) = events.split_at_mut(half);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| decode(jobs_b, events_b));
+                let mut results = decode(jobs_a, events_a);
+                results.extend(other.join().expect("decode thread"));
+                results
+            })
+        } else {
+            decode(&jobs, events)
+        };
+        let mut results = results.into_iter();
+        slots
+            .into_iter()
+            .map(|slot| slot.map(|i| (i, results.next().expect("one result per job"))))
+            .collect()
     }
 
     fn handle_repartition(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
@@ -666,7 +811,7 @@ impl Worker {
         let Some(payload) = m.payload() else {
             return Ok(());
         };
-        let batch = wire::decode_batch(payload)?;
+        let batch = wire::read_batch(payload)?;
         if batch.sentinel != 0 {
             if let Some((id, _, pending)) = self.sentinel.as_mut() {
                 if *id == batch.sentinel {
@@ -679,26 +824,25 @@ impl Worker {
             return Ok(());
         };
         let out = &mut self.attainments;
-        for c in &batch.contributions {
-            let Some(&goal) = self.goal_index.get(&c.goal_id) else {
+        for c in batch.contributions {
+            let Some(&goal) = self.goal_index.get(c.goal_id) else {
                 tracing::warn!(goal = %c.goal_id, "contribution for a goal not in the goal file: skipped");
                 continue;
             };
-            let group: GroupValues<'_> = c.group.iter().map(String::as_str).collect();
             let contribution = Contribution {
                 goal,
-                group,
-                delta: wire::delta_from_pb(&c.delta)?,
-                event_id: &c.event_id,
-                event_time: Timestamp::from_nanos(c.event_time),
+                group: c.group,
+                delta: c.delta,
+                event_id: c.event_id,
+                event_time: c.event_time,
             };
             owner.apply(&contribution, out);
         }
-        if let Some(t) = batch.stream_time {
+        if let Some(stream_time) = batch.stream_time {
             owner.progress(
                 Progress {
                     partition: batch.upstream,
-                    stream_time: Timestamp::from_nanos(t),
+                    stream_time,
                 },
                 out,
             );
@@ -751,15 +895,13 @@ impl Worker {
         if with_progress {
             for (&upstream, task) in self.routers.iter_mut() {
                 let st = task.router.stream_time();
-                if st.is_some() && st != task.sent {
+                if let Some(t) = st.filter(|_| st != task.sent) {
                     for dest in 0..self.owners_count {
-                        let b = self.batches.entry((upstream, dest)).or_insert_with(|| {
-                            pb::RepartitionBatch {
-                                upstream,
-                                ..Default::default()
-                            }
-                        });
-                        b.stream_time = st.map(Timestamp::as_nanos);
+                        let b = self
+                            .batches
+                            .entry((upstream, dest))
+                            .or_insert_with(|| wire::BatchWriter::new(upstream));
+                        b.set_stream_time(t);
                     }
                     task.sent = st;
                 }
@@ -768,7 +910,7 @@ impl Worker {
         let batches = std::mem::take(&mut self.batches);
         let topic = self.repartition.clone();
         for ((upstream, dest), batch) in batches {
-            let bytes = batch.encode_to_vec();
+            let bytes = batch.finish();
             self.send(
                 &topic,
                 Some(dest),
@@ -895,8 +1037,9 @@ impl Worker {
         if !self.offsets.is_empty() {
             let cgm = cgm.ok_or_else(|| RunError::Fatal("no consumer group metadata".into()))?;
             let mut tpl = TopicPartitionList::new();
-            for ((topic, p), off) in &self.offsets {
-                tpl.add_partition_offset(topic, *p, Offset::Offset(*off))
+            for (&part, off) in &self.offsets {
+                let (topic, p) = self.part_name(part);
+                tpl.add_partition_offset(topic, p, Offset::Offset(*off))
                     .map_err(|e| RunError::kafka("build the offsets to commit", e))?;
             }
             let producer = &self.producer;
@@ -1001,32 +1144,47 @@ impl Worker {
         Ok(())
     }
 
-    fn drop_partition(&mut self, topic: &str, partition: i32) {
+    fn bump_epoch(&mut self) {
         self.assignment_epoch += 1;
-        if topic == self.repartition {
-            self.owners.remove(&partition);
-        } else if let Some(up) = self.upstream_ids.get(&(topic.to_string(), partition)) {
-            self.routers.remove(up);
+        self.epoch.store(self.assignment_epoch, Ordering::Release);
+    }
+
+    fn drop_partition(&mut self, topic: &str, partition: i32) {
+        self.bump_epoch();
+        match self.part(topic, partition) {
+            Some(part @ Part::Repartition(p)) => {
+                self.owners.remove(&p);
+                self.owner_since.remove(&p);
+                self.offsets.remove(&part);
+            }
+            Some(part @ Part::Input(up)) => {
+                self.routers.remove(&up);
+                self.offsets.remove(&part);
+            }
+            None => {}
         }
-        self.offsets.remove(&(topic.to_string(), partition));
     }
 
     /// Creates tasks for newly assigned partitions and restores them from the changelog.
     fn assign(&mut self, parts: &[(String, i32)]) -> Result<(), RunError> {
-        self.assignment_epoch += 1;
+        self.bump_epoch();
         let mut by_changelog: BTreeMap<i32, (Option<i32>, Vec<u32>)> = BTreeMap::new();
         for (topic, p) in parts {
-            if *topic == self.repartition {
-                by_changelog.entry(*p).or_default().0 = Some(*p);
-            } else if let Some(&up) = self.upstream_ids.get(&(topic.clone(), *p)) {
-                let part = (up % self.owners_count as u32) as i32;
-                by_changelog.entry(part).or_default().1.push(up);
+            match self.part(topic, *p) {
+                Some(Part::Repartition(p)) => by_changelog.entry(p).or_default().0 = Some(p),
+                Some(Part::Input(up)) => {
+                    let part = (up % self.owners_count as u32) as i32;
+                    by_changelog.entry(part).or_default().1.push(up);
+                }
+                None => {}
             }
         }
+        let wanted: Vec<i32> = by_changelog.keys().copied().collect();
+        let mut states = read_partitions(&self.client, &self.changelog, &wanted)?;
         for (part, (owner, ups)) in by_changelog {
-            let state = read_partition(&self.client, &self.changelog, part)?;
+            let state = states.remove(&part).unwrap_or_default();
             if let Some(p) = owner {
-                let mut o = Owner::new(self.goals.clone(), self.upstream_ids.len() as u32);
+                let mut o = Owner::new(self.goals.clone(), self.inputs.len() as u32);
                 o.track_changes();
                 for (k, v) in &state {
                     match ChangelogKey::from_bytes(k)? {
@@ -1077,6 +1235,7 @@ impl Worker {
                     "owner ready"
                 );
                 self.owners.insert(p, o);
+                self.owner_since.insert(p, self.assignment_epoch);
             }
             for up in ups {
                 let mut router = Router::new(self.goals.clone(), up);
@@ -1125,6 +1284,7 @@ impl Worker {
                     up,
                     RouterTask {
                         router,
+                        since_epoch: self.assignment_epoch,
                         sent: None,
                         batches,
                         next_batch,
@@ -1148,8 +1308,9 @@ impl Worker {
         let timeout = StdDuration::from_nanos(self.cfg.app.idle_timeout.as_nanos() as u64);
         let owners = self.owners_count;
         let mut any = false;
-        for ((topic, partition), upstream) in &self.upstream_ids {
-            let Some(task) = self.routers.get_mut(upstream) else {
+        for (upstream, (topic, partition)) in self.inputs.iter().enumerate() {
+            let upstream = upstream as u32;
+            let Some(task) = self.routers.get_mut(&upstream) else {
                 continue;
             };
             if task.records_since_check > 0 {
@@ -1161,7 +1322,7 @@ impl Worker {
             }
             let next = self
                 .next_offsets
-                .get(&(topic.clone(), *partition))
+                .get(&Part::Input(upstream))
                 .copied()
                 .unwrap_or(0);
             match cached_high_watermark(consumer, topic, *partition) {
@@ -1170,16 +1331,11 @@ impl Worker {
             }
             task.idle_sent = true;
             any = true;
-            let upstream = *upstream;
             for dest in 0..owners {
-                let b =
-                    self.batches
-                        .entry((upstream, dest))
-                        .or_insert_with(|| pb::RepartitionBatch {
-                            upstream,
-                            ..Default::default()
-                        });
-                b.idle = true;
+                self.batches
+                    .entry((upstream, dest))
+                    .or_insert_with(|| wire::BatchWriter::new(upstream))
+                    .set_idle();
             }
         }
         if any && self.begin().is_err() {
@@ -1231,14 +1387,15 @@ impl Worker {
     }
 
     fn all_input_read(&self, targets: &BTreeMap<(String, i32), i64>) -> bool {
-        self.upstream_ids.iter().all(|((topic, p), up)| {
-            !self.routers.contains_key(up)
+        self.inputs.iter().enumerate().all(|(up, key)| {
+            let up = up as u32;
+            !self.routers.contains_key(&up)
                 || self
                     .next_offsets
-                    .get(&(topic.clone(), *p))
+                    .get(&Part::Input(up))
                     .copied()
                     .unwrap_or(0)
-                    >= targets.get(&(topic.clone(), *p)).copied().unwrap_or(0)
+                    >= targets.get(key).copied().unwrap_or(0)
         })
     }
 
