@@ -11,4 +11,5 @@ pub mod engine;
 pub mod goals;
 pub mod model;
 pub mod runtime;
+pub mod serve;
 pub mod window;

@@ -202,6 +202,8 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
             max_record_bytes: codec::MAX_RECORD_BYTES,
         },
         output: OutputConfig::default(),
+        http: Default::default(),
+        metrics: Default::default(),
     }
 }
 

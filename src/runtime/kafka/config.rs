@@ -62,6 +62,56 @@ pub struct RunConfig {
     /// Where attainment events and dead letters go.
     #[serde(default)]
     pub output: OutputConfig,
+    /// The HTTP server: metrics, query API, dashboard, health.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Optional metrics.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[http]`: the HTTP server of `goalpost run` (metrics, query API, dashboard, health checks).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve HTTP at all. Default `true`.
+    pub enabled: bool,
+    /// Listen address. Default `127.0.0.1:8080` (loopback only). A non-loopback address needs a
+    /// bearer token (`token_file` or `token_env`) unless `allow_unauthenticated = true`.
+    pub listen: String,
+    /// File holding the bearer token that clients must send (`Authorization: Bearer ...`) to
+    /// every path except `/healthz` and `/readyz`. Surrounding whitespace is ignored.
+    pub token_file: Option<PathBuf>,
+    /// Name of an environment variable holding the bearer token (instead of `token_file`).
+    pub token_env: Option<String>,
+    /// Listen on a non-loopback address without a token. Default `false`: refused.
+    pub allow_unauthenticated: bool,
+    /// Base URL other instances use to reach this one, for queries about goals and groups this
+    /// instance does not own, e.g. `http://goalpost-1.goalpost:8080`. Default: `http://` plus
+    /// the listen address, with the host name in place of an unspecified address (`0.0.0.0`).
+    pub advertised_url: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: crate::serve::DEFAULT_LISTEN.into(),
+            token_file: None,
+            token_env: None,
+            allow_unauthenticated: false,
+            advertised_url: None,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Goal ids whose current-window progress is exported per group as
+    /// `goalpost_goal_progress_ratio` (one series per group: mind the cardinality). Default none.
+    pub progress_gauges: Vec<String>,
 }
 
 /// `[kafka]`.
@@ -211,6 +261,27 @@ impl RunConfig {
         if cfg.app.commit_interval.is_zero() {
             return Err(invalid("app.commit_interval must be greater than 0".into()));
         }
+        if cfg.http.enabled {
+            let addr: std::net::SocketAddr = cfg.http.listen.parse().map_err(|_| {
+                invalid(format!(
+                    "http.listen `{}` is not an address; expected IP:PORT, e.g. 127.0.0.1:8080",
+                    cfg.http.listen
+                ))
+            })?;
+            if cfg.http.token_file.is_some() && cfg.http.token_env.is_some() {
+                return Err(invalid(
+                    "http.token_file and http.token_env are both set: choose one".into(),
+                ));
+            }
+            let has_token = cfg.http.token_file.is_some() || cfg.http.token_env.is_some();
+            if !addr.ip().is_loopback() && !has_token && !cfg.http.allow_unauthenticated {
+                return Err(invalid(format!(
+                    "http.listen `{}` is not a loopback address and no bearer token is set: set \
+                     http.token_file or http.token_env, or http.allow_unauthenticated = true",
+                    cfg.http.listen
+                )));
+            }
+        }
         for key in cfg.kafka.properties.keys() {
             if OWNED_PROPERTIES.contains(&key.as_str()) {
                 return Err(invalid(format!(
@@ -323,5 +394,23 @@ topics = ["sales-events"]
         )
         .unwrap_err();
         assert!(e.to_string().contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn http_defaults_to_loopback_and_needs_a_token_elsewhere() {
+        let c = RunConfig::from_toml(MIN, Path::new("c.toml")).unwrap();
+        assert!(c.http.enabled);
+        assert_eq!(c.http.listen, "127.0.0.1:8080");
+        let open = format!("{MIN}\n[http]\nlisten = \"0.0.0.0:8080\"\n");
+        let e = RunConfig::from_toml(&open, Path::new("c.toml")).unwrap_err();
+        assert!(e.to_string().contains("0.0.0.0:8080"), "{e}");
+        assert!(e.to_string().contains("token"), "{e}");
+        let with_token = format!("{open}token_env = \"GOALPOST_HTTP_TOKEN\"\n");
+        RunConfig::from_toml(&with_token, Path::new("c.toml")).unwrap();
+        let opted_out = format!("{open}allow_unauthenticated = true\n");
+        RunConfig::from_toml(&opted_out, Path::new("c.toml")).unwrap();
+        let bad = format!("{MIN}\n[http]\nlisten = \"localhost\"\n");
+        let e = RunConfig::from_toml(&bad, Path::new("c.toml")).unwrap_err();
+        assert!(e.to_string().contains("`localhost`"), "{e}");
     }
 }
