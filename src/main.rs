@@ -120,6 +120,12 @@ enum Command {
         /// Seed of the event generator.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Where the dashboard, query API and metrics are served (loopback only).
+        #[arg(long, default_value = goalpost::serve::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Do not serve HTTP.
+        #[arg(long)]
+        no_http: bool,
     },
 }
 
@@ -158,12 +164,15 @@ fn main() {
             goals,
             partitions,
             seed,
+            listen,
+            no_http,
         } => goalpost::runtime::demo::main(goalpost::runtime::demo::DemoArgs {
             rate,
             seconds,
             goals,
             partitions,
             seed,
+            listen: (!no_http).then_some(listen),
         }),
     };
     if let Err(e) = result {
@@ -229,6 +238,7 @@ fn init_logging(json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
         .with_writer(io::stderr);
     if json {
         builder.json().init();
@@ -248,6 +258,13 @@ fn cmd_run(
     let cfg = RunConfig::load(config)?;
     let goals = Arc::new(load_goals(&cfg.goals)?);
     let shutdown = kafka::shutdown_flag().context("cannot install signal handlers")?;
+    let metrics = if cfg.http.enabled {
+        Some(goalpost::serve::install_recorder()?)
+    } else {
+        None
+    };
+    let serving = goalpost::serve::start_for_run(&cfg, goals.clone(), metrics)?
+        .map(|(serving, _server)| serving);
     let report = kafka::run(
         cfg,
         goals,
@@ -256,6 +273,7 @@ fn cmd_run(
             close_all_at_end,
         },
         shutdown,
+        serving,
     )?;
     eprintln!(
         "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}",

@@ -295,6 +295,39 @@ impl Owner {
         self.states.iter().map(|s| s.closing.len()).sum()
     }
 
+    /// The open windows of one goal: group, window start and state, in no particular order.
+    pub fn windows_of(
+        &self,
+        goal: usize,
+    ) -> impl Iterator<Item = (&GroupKey, Timestamp, &WindowState)> + '_ {
+        self.states.get(goal).into_iter().flat_map(|g| {
+            g.groups
+                .iter()
+                .flat_map(|(key, gs)| gs.windows.iter().map(move |(start, ws)| (key, *start, ws)))
+        })
+    }
+
+    /// The latest stream time among the upstream partitions: how far event time has got here.
+    pub fn stream_time(&self) -> Option<Timestamp> {
+        self.upstream.iter().filter_map(|u| u.stream_time).max()
+    }
+
+    /// A rough estimate of the bytes of window state held (for metrics).
+    pub fn state_bytes_estimate(&self) -> usize {
+        self.states
+            .iter()
+            .flat_map(|g| g.groups.iter())
+            .map(|(key, gs)| {
+                let key_bytes: usize = key.0.iter().map(|v| v.len() + 16).sum();
+                key_bytes
+                    + gs.windows
+                        .values()
+                        .map(|ws| 64 + ws.aggregate.size_estimate())
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
     /// Applies one contribution, emitting milestone and breach events into `out`.
     pub fn apply(&mut self, c: &Contribution<'_>, out: &mut Vec<Attainment>) -> Applied {
         let goal = &self.goals.goals[c.goal];

@@ -75,6 +75,8 @@ pub struct DemoConfig {
     pub seed: u64,
     /// The goals.
     pub goals: Arc<GoalSet>,
+    /// Serve HTTP (dashboard, query API, metrics) on this loopback address.
+    pub listen: Option<std::net::SocketAddr>,
     /// Attainment lines printed per second, at most; the rest are counted and summarized.
     pub max_lines_per_sec: usize,
 }
@@ -135,6 +137,8 @@ pub struct DemoArgs {
     pub partitions: i32,
     /// Generator seed.
     pub seed: u64,
+    /// Where to serve the dashboard, query API and metrics (loopback only); `None`: no HTTP.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Parses the embedded example goals.
@@ -149,6 +153,14 @@ pub fn main(args: DemoArgs) -> Result<()> {
     }
     if !(1..=256).contains(&args.partitions) {
         bail!("--partitions must be between 1 and 256");
+    }
+    if let Some(addr) = args.listen {
+        if !addr.ip().is_loopback() {
+            bail!(
+                "--listen {addr}: the demo serves HTTP on loopback addresses only (it has no \
+                 token); use `goalpost run` with [http] token_file or token_env for anything else"
+            );
+        }
     }
     let goals = match &args.goals {
         None => example_goals(),
@@ -169,6 +181,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
         seed: args.seed,
         goals: Arc::new(goals),
         max_lines_per_sec: 20,
+        listen: args.listen,
     };
     let mut out = io::stdout().lock();
     let mut status = io::stderr();
@@ -253,6 +266,36 @@ pub fn run(
         }
     )?;
 
+    let serving = match cfg.listen {
+        None => None,
+        Some(listen) => {
+            let metrics = crate::serve::install_recorder().ok();
+            let telemetry = crate::serve::Telemetry::new(&cfg.goals, &[]);
+            let (hub, queries) =
+                crate::serve::Hub::new(cfg.goals.clone(), run_cfg.instance_id(), telemetry);
+            let server = crate::serve::http::start(
+                hub.clone(),
+                crate::serve::ServeOptions {
+                    listen,
+                    token: None,
+                    metrics,
+                    peers: None,
+                },
+            )
+            .context("cannot start the HTTP server")?;
+            writeln!(
+                status,
+                "demo: dashboard at http://{}/ (query API under /v1, metrics at /metrics)",
+                server.addr
+            )?;
+            Some(kafka::Serving {
+                hub,
+                queries,
+                advertised_url: None,
+            })
+        }
+    };
+
     // The printer first, so nothing it should see is missed.
     let printer_consumer = printer_consumer(&bootstrap, &run_cfg.output.topic, cfg.partitions)?;
 
@@ -264,7 +307,8 @@ pub fn run(
         std::thread::Builder::new()
             .name("demo-pipeline".into())
             .spawn(move || {
-                kafka::run(run_cfg, goals, RunOptions::default(), stop).map_err(|e| e.to_string())
+                kafka::run(run_cfg, goals, RunOptions::default(), stop, serving)
+                    .map_err(|e| e.to_string())
             })
             .context("cannot start the pipeline thread")?
     };
@@ -935,6 +979,7 @@ mod tests {
             seed: 7,
             goals: Arc::new(example_goals()),
             max_lines_per_sec: 20,
+            listen: None,
         };
         let mut out = Vec::new();
         let mut status = Vec::new();

@@ -62,3 +62,122 @@ pub const NAMES: &[&str] = &[
     READY,
     ASSIGNED_PARTITIONS,
 ];
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+
+use crate::codec::RejectReason;
+use crate::goals::GoalSet;
+use crate::model::AttainmentKind;
+
+/// Metric handles, registered once at startup; the processing loop only adds to them.
+///
+/// Without an installed recorder (library tests, replay) every handle is a no-op.
+pub struct Telemetry {
+    /// [`EVENTS_READ`].
+    pub events_read: Counter,
+    /// [`EVENTS_ACCEPTED`].
+    pub events_accepted: Counter,
+    /// [`EVENTS_DUPLICATE`].
+    pub events_duplicate: Counter,
+    /// [`EVENTS_REJECTED`], indexed like [`RejectReason::ALL`].
+    pub events_rejected: Vec<Counter>,
+    /// [`EVENTS_LATE`], per goal index.
+    pub events_late: Vec<Counter>,
+    /// [`TXN_COMMITTED`].
+    pub txn_committed: Counter,
+    /// [`TXN_ABORTED`].
+    pub txn_aborted: Counter,
+    /// [`TXN_DURATION`].
+    pub txn_duration: Histogram,
+    /// [`REPARTITION_RECORDS`].
+    pub repartition_records: Counter,
+    /// [`CHANGELOG_RECORDS`].
+    pub changelog_records: Counter,
+    /// [`STATE_WINDOWS`].
+    pub state_windows: Gauge,
+    /// [`STATE_BYTES`].
+    pub state_bytes: Gauge,
+    /// [`RESTORE_RECORDS`].
+    pub restore_records: Counter,
+    /// [`RESTORE_REMAINING`].
+    pub restore_remaining: Gauge,
+    /// [`ATTAINMENTS`], per goal index, indexed like [`AttainmentKind::ALL`].
+    pub attainments: Vec<[Counter; 3]>,
+    /// [`READY`].
+    pub ready: Gauge,
+    /// [`ASSIGNED_PARTITIONS`] of input topics.
+    pub assigned_input: Gauge,
+    /// [`ASSIGNED_PARTITIONS`] of the repartition topic.
+    pub assigned_repartition: Gauge,
+    /// Goal indexes with progress gauges switched on.
+    progress_goals: Vec<bool>,
+    /// [`GOAL_PROGRESS`] handles, registered on a group's first appearance.
+    progress: Mutex<HashMap<(usize, String), Gauge>>,
+}
+
+impl Telemetry {
+    /// Registers every handle; `progress_goals` are the goal ids with progress gauges.
+    pub fn new(goals: &GoalSet, progress_goals: &[String]) -> Self {
+        let ids: Vec<String> = goals.goals.iter().map(|g| g.id.to_string()).collect();
+        Telemetry {
+            events_read: counter!(EVENTS_READ),
+            events_accepted: counter!(EVENTS_ACCEPTED),
+            events_duplicate: counter!(EVENTS_DUPLICATE),
+            events_rejected: RejectReason::ALL
+                .iter()
+                .map(|r| counter!(EVENTS_REJECTED, "reason" => r.as_str()))
+                .collect(),
+            events_late: ids
+                .iter()
+                .map(|g| counter!(EVENTS_LATE, "goal" => g.clone()))
+                .collect(),
+            txn_committed: counter!(TXN_COMMITTED),
+            txn_aborted: counter!(TXN_ABORTED),
+            txn_duration: histogram!(TXN_DURATION),
+            repartition_records: counter!(REPARTITION_RECORDS),
+            changelog_records: counter!(CHANGELOG_RECORDS),
+            state_windows: gauge!(STATE_WINDOWS),
+            state_bytes: gauge!(STATE_BYTES),
+            restore_records: counter!(RESTORE_RECORDS),
+            restore_remaining: gauge!(RESTORE_REMAINING),
+            attainments: ids
+                .iter()
+                .map(|g| {
+                    AttainmentKind::ALL
+                        .map(|k| counter!(ATTAINMENTS, "kind" => k.as_str(), "goal" => g.clone()))
+                })
+                .collect(),
+            ready: gauge!(READY),
+            assigned_input: gauge!(ASSIGNED_PARTITIONS, "kind" => "input"),
+            assigned_repartition: gauge!(ASSIGNED_PARTITIONS, "kind" => "repartition"),
+            progress_goals: ids.iter().map(|id| progress_goals.contains(id)).collect(),
+            progress: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The [`CONSUMER_LAG`] gauge of one input partition.
+    pub fn consumer_lag(topic: &str, partition: i32) -> Gauge {
+        gauge!(CONSUMER_LAG, "topic" => topic.to_string(), "partition" => partition.to_string())
+    }
+
+    /// Whether goal `goal` has progress gauges.
+    pub fn has_progress_gauge(&self, goal: usize) -> bool {
+        self.progress_goals.get(goal).copied().unwrap_or(false)
+    }
+
+    /// Sets the progress gauge of a goal's group (only for goals with progress gauges).
+    pub fn set_progress(&self, goal: usize, goal_id: &str, group: &str, progress: f64) {
+        if !self.has_progress_gauge(goal) {
+            return;
+        }
+        let mut map = self.progress.lock().expect("progress gauges lock");
+        map.entry((goal, group.to_string()))
+            .or_insert_with(|| {
+                gauge!(GOAL_PROGRESS, "goal" => goal_id.to_string(), "group" => group.to_string())
+            })
+            .set(progress);
+    }
+}

@@ -4,7 +4,13 @@
 //! The worker thread publishes committed state into a [`Hub`]; the HTTP server (axum, on its own
 //! tokio runtime) reads it. Nothing here touches Kafka or the engine's state directly.
 
+pub mod http;
+pub mod hub;
 pub mod metrics;
+pub mod peers;
+
+pub use hub::{Hub, Query, QueryReceiver, WindowView};
+pub use metrics::Telemetry;
 
 /// The port of the default listen address.
 pub const DEFAULT_PORT: u16 = 8080;
@@ -31,4 +37,121 @@ pub mod paths {
     pub const DASHBOARD: &str = "/";
     /// The OpenAPI description of the API.
     pub const OPENAPI: &str = "/v1/openapi.yaml";
+}
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rdkafka::config::ClientConfig;
+
+use crate::goals::GoalSet;
+use crate::runtime::kafka::config::HttpConfig;
+use crate::runtime::kafka::{RunConfig, Serving};
+pub use http::{ServeError, ServeOptions, Server, Token};
+
+/// Installs the process-wide Prometheus recorder (once per process) and returns its handle.
+pub fn install_recorder() -> Result<PrometheusHandle, ServeError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(metrics::TXN_DURATION.to_string()),
+            &[
+                0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+            ],
+        )
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| ServeError::Token(format!("metrics recorder: {e}")))
+}
+
+/// The bearer token of `[http]`, read from its file or environment variable.
+pub fn resolve_token(http: &HttpConfig) -> Result<Option<Token>, ServeError> {
+    if let Some(path) = &http.token_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServeError::Token(format!("http.token_file `{}`: {e}", path.display())))?;
+        return Token::new(&text).map(Some).ok_or_else(|| {
+            ServeError::Token(format!("http.token_file `{}` is empty", path.display()))
+        });
+    }
+    if let Some(var) = &http.token_env {
+        let text = std::env::var(var).map_err(|_| {
+            ServeError::Token(format!(
+                "http.token_env: environment variable `{var}` is not set"
+            ))
+        })?;
+        return Token::new(&text).map(Some).ok_or_else(|| {
+            ServeError::Token(format!(
+                "http.token_env: environment variable `{var}` is empty"
+            ))
+        });
+    }
+    Ok(None)
+}
+
+/// The URL other instances use to reach this one: `GOALPOST_ADVERTISED_URL`, else
+/// `http.advertised_url`, else `http://` + the bound address (host name for `0.0.0.0`).
+pub fn advertised_url(http: &HttpConfig, bound: SocketAddr) -> String {
+    if let Ok(u) = std::env::var("GOALPOST_ADVERTISED_URL") {
+        if !u.trim().is_empty() {
+            return u.trim().to_string();
+        }
+    }
+    if let Some(u) = &http.advertised_url {
+        return u.clone();
+    }
+    if bound.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("http://{host}:{}", bound.port())
+    } else {
+        format!("http://{bound}")
+    }
+}
+
+/// Starts the HTTP server of `goalpost run` as `[http]` says, or nothing when it is disabled.
+/// Returns the link for the worker and the running server.
+pub fn start_for_run(
+    cfg: &RunConfig,
+    goals: Arc<GoalSet>,
+    metrics_handle: Option<PrometheusHandle>,
+) -> Result<Option<(Serving, Server)>, ServeError> {
+    if !cfg.http.enabled {
+        return Ok(None);
+    }
+    let listen: SocketAddr = cfg.http.listen.parse().map_err(|_| {
+        ServeError::Token(format!(
+            "http.listen `{}` is not an address",
+            cfg.http.listen
+        ))
+    })?;
+    let token = resolve_token(&cfg.http)?;
+    let telemetry = Telemetry::new(&goals, &cfg.metrics.progress_gauges);
+    let instance = cfg.instance_id();
+    let (hub, queries) = Hub::new(goals, instance.clone(), telemetry);
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &cfg.kafka.bootstrap_servers);
+    for (k, v) in &cfg.kafka.properties {
+        client.set(k, v);
+    }
+    let peers = peers::Peers::new(client, cfg.app.application_id.clone(), instance);
+    let server = http::start(
+        hub.clone(),
+        ServeOptions {
+            listen,
+            token,
+            metrics: metrics_handle,
+            peers: Some(peers),
+        },
+    )?;
+    let url = advertised_url(&cfg.http, server.addr);
+    Ok(Some((
+        Serving {
+            hub,
+            queries,
+            advertised_url: Some(url),
+        },
+        server,
+    )))
 }

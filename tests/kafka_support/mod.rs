@@ -291,6 +291,9 @@ topics = ["{topic}"]
 [output]
 topic = "{topic}-out"
 dead_letter_topic = "{topic}-dlq"
+[http]
+# An ephemeral port: several instances run side by side.
+listen = "127.0.0.1:0"
 "#,
             self.bootstrap
         );

@@ -19,7 +19,7 @@ use rdkafka::error::KafkaError;
 use thiserror::Error;
 
 pub use config::RunConfig;
-pub use worker::{run, RunOptions, RunReport};
+pub use worker::{run, RunOptions, RunReport, Serving};
 
 /// Why `goalpost run` stopped with an error.
 #[derive(Debug, Error)]

@@ -19,9 +19,11 @@ use super::restore::read_partitions;
 use super::wire::{self, pb, ChangelogKey};
 use super::{admin, RunError};
 use crate::codec::{self, json, proto, Format};
-use crate::engine::{Contribution, GroupKey, Owner, Progress, Routed, Router};
+use crate::engine::{Applied, Contribution, GroupKey, Owner, Progress, Routed, Router};
 use crate::goals::GoalSet;
 use crate::model::{Attainment, SalesEvent, Timestamp};
+use crate::serve::hub::window_views;
+use crate::serve::{Hub, QueryReceiver, Telemetry};
 
 const KAFKA_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 /// Records taken from the consumer per round, at most: decoded together, then handled in order.
@@ -38,6 +40,17 @@ pub struct RunOptions {
     pub until_caught_up: bool,
     /// With `until_caught_up`: then close every window, as replay does at end of input.
     pub close_all_at_end: bool,
+}
+
+/// The link to the HTTP side: where committed attainments and readiness go, and where window
+/// queries come from.
+pub struct Serving {
+    /// The shared state.
+    pub hub: Arc<Hub>,
+    /// Window queries, answered between poll rounds.
+    pub queries: QueryReceiver,
+    /// This instance's HTTP base URL, advertised to the group in the consumer's `client.id`.
+    pub advertised_url: Option<String>,
 }
 
 /// Counters of a run.
@@ -85,8 +98,30 @@ enum Part {
     Repartition(i32),
 }
 
+/// Metrics published so far (counters are published as deltas at each commit).
+#[derive(Default)]
+struct Published {
+    report: RunReport,
+    rejected: [u64; codec::RejectReason::ALL.len()],
+    late: Vec<u64>,
+    repartition_records: u64,
+    changelog_records: u64,
+}
+
 struct Worker {
     cfg: RunConfig,
+    instance: String,
+    hub: Option<Arc<Hub>>,
+    queries: Option<QueryReceiver>,
+    /// Attainment events of the open transaction, published to the hub once it commits.
+    txn_attainments: Vec<Attainment>,
+    rejected: [u64; codec::RejectReason::ALL.len()],
+    late: Vec<u64>,
+    repartition_records: u64,
+    changelog_records: u64,
+    published: Published,
+    lag_gauges: Vec<metrics::Gauge>,
+    last_state_metrics: Instant,
     goals: Arc<GoalSet>,
     goal_index: HashMap<String, usize>,
     client: ClientConfig,
@@ -197,6 +232,7 @@ pub fn run(
     goals: Arc<GoalSet>,
     options: RunOptions,
     shutdown: Arc<AtomicBool>,
+    serving: Option<Serving>,
 ) -> Result<RunReport, RunError> {
     let client = client_config(&cfg);
     let (inputs, owners_count) = admin::prepare_topics(&cfg, &client)?;
@@ -240,7 +276,34 @@ pub fn run(
         .map(|(i, g)| (g.id.to_string(), i))
         .collect();
     let epoch = Arc::new(AtomicU64::new(0));
+    let (hub, queries, advertised_url) = match serving {
+        Some(s) => (Some(s.hub), Some(s.queries), s.advertised_url),
+        None => (None, None, None),
+    };
+    let lag_gauges = if hub.is_some() {
+        input_parts
+            .iter()
+            .map(|(t, p)| Telemetry::consumer_lag(t, *p))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let goal_count = goals.goals.len();
     let worker = Arc::new(Mutex::new(Worker {
+        instance: instance.clone(),
+        hub,
+        queries,
+        txn_attainments: Vec::new(),
+        rejected: Default::default(),
+        late: vec![0; goal_count],
+        repartition_records: 0,
+        changelog_records: 0,
+        published: Published {
+            late: vec![0; goal_count],
+            ..Published::default()
+        },
+        lag_gauges,
+        last_state_metrics: Instant::now(),
         repartition: cfg.repartition_topic(),
         changelog: cfg.changelog_topic(),
         dead_letters: cfg.dead_letter_topic(),
@@ -277,6 +340,12 @@ pub fn run(
     if !cfg.kafka.properties.contains_key("session.timeout.ms") {
         // A crashed instance's partitions move on after this long (librdkafka default 45 s).
         cc.set("session.timeout.ms", "10000");
+    }
+    if let Some(url) = &advertised_url {
+        if !cfg.kafka.properties.contains_key("client.id") {
+            // The group's member list then tells the other instances where this one serves HTTP.
+            cc.set("client.id", crate::serve::peers::client_id(&instance, url));
+        }
     }
     cc.set("group.id", &cfg.app.application_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
@@ -346,6 +415,7 @@ pub fn run(
             if let Some(e) = w.fatal.take() {
                 return Err(e);
             }
+            w.update_ready();
             if w.needs_reset {
                 // `polled` was fetched before the rewind: read again from the committed offsets.
                 match w.reset(&consumer) {
@@ -360,6 +430,7 @@ pub fn run(
                 }
                 continue;
             }
+            w.answer_queries();
             let mut events = std::mem::take(&mut w.events);
             let decoded = w.decode_batch(&polled, &mut events);
             let mut clock_checked = false;
@@ -391,6 +462,7 @@ pub fn run(
             if now.duration_since(last_idle_check) >= StdDuration::from_millis(100) {
                 last_idle_check = now;
                 w.check_idle(&consumer);
+                w.maybe_state_metrics();
             }
             // Checked when there is nothing to read right now, so the tail of a run does not
             // commit once per record.
@@ -490,6 +562,14 @@ fn cached_high_watermark<C: ConsumerContext>(
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
         .then_some(high)
+}
+
+/// The wall clock, for commit times shown by the query API (never used by the engine).
+fn wall_clock() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_nanos(d.as_nanos() as i64)
 }
 
 /// Retries a transactional call while librdkafka reports a retriable error (e.g. a timeout while
@@ -668,6 +748,9 @@ impl Worker {
         match decoded {
             Err(e) => {
                 self.report.rejected += 1;
+                if let Some(i) = codec::RejectReason::ALL.iter().position(|r| *r == e.reason) {
+                    self.rejected[i] += 1;
+                }
                 let headers = OwnedHeaders::new()
                     .insert(Header {
                         key: "goalpost.reason",
@@ -836,7 +919,9 @@ impl Worker {
                 event_id: c.event_id,
                 event_time: c.event_time,
             };
-            owner.apply(&contribution, out);
+            if owner.apply(&contribution, out) == Applied::Late {
+                self.late[goal] += 1;
+            }
         }
         if let Some(stream_time) = batch.stream_time {
             owner.progress(
@@ -856,6 +941,9 @@ impl Worker {
 
     fn emit_attainments(&mut self) {
         let attainments = std::mem::take(&mut self.attainments);
+        if self.hub.is_some() {
+            self.txn_attainments.extend(attainments.iter().cloned());
+        }
         let topic = self.cfg.output.topic.clone();
         for a in &attainments {
             self.buf.clear();
@@ -910,6 +998,7 @@ impl Worker {
         let batches = std::mem::take(&mut self.batches);
         let topic = self.repartition.clone();
         for ((upstream, dest), batch) in batches {
+            self.repartition_records += 1;
             let bytes = batch.finish();
             self.send(
                 &topic,
@@ -1015,6 +1104,7 @@ impl Worker {
                 records.push((partition, key, value));
             }
         }
+        self.changelog_records += records.len() as u64;
         for (part, key, value) in records {
             self.send(&topic, Some(part), &key, value.as_deref(), None);
         }
@@ -1067,7 +1157,127 @@ impl Worker {
         self.in_txn = false;
         self.offsets.clear();
         self.report.commits += 1;
+        self.after_commit(t0.elapsed());
         Ok(())
+    }
+
+    /// Publishes what a commit made visible: attainment events to the hub, metric deltas.
+    fn after_commit(&mut self, took: StdDuration) {
+        let Some(hub) = self.hub.clone() else {
+            return;
+        };
+        let t = &hub.telemetry;
+        t.txn_committed.increment(1);
+        t.txn_duration.record(took.as_secs_f64());
+        let attainments = std::mem::take(&mut self.txn_attainments);
+        for a in &attainments {
+            if let Some(g) = self.goal_index.get(&*a.goal_id) {
+                t.attainments[*g][a.kind as usize].increment(1);
+            }
+        }
+        hub.publish(&attainments, wall_clock());
+        let p = &mut self.published;
+        t.events_read.increment(self.report.read - p.report.read);
+        t.events_accepted
+            .increment(self.report.accepted - p.report.accepted);
+        t.events_duplicate
+            .increment(self.report.duplicates - p.report.duplicates);
+        p.report = self.report.clone();
+        for (i, n) in self.rejected.iter().enumerate() {
+            t.events_rejected[i].increment(n - p.rejected[i]);
+            p.rejected[i] = *n;
+        }
+        for (i, n) in self.late.iter().enumerate() {
+            t.events_late[i].increment(n - p.late[i]);
+            p.late[i] = *n;
+        }
+        t.repartition_records
+            .increment(self.repartition_records - p.repartition_records);
+        p.repartition_records = self.repartition_records;
+        t.changelog_records
+            .increment(self.changelog_records - p.changelog_records);
+        p.changelog_records = self.changelog_records;
+        self.maybe_state_metrics();
+    }
+
+    /// State gauges, at most once a second.
+    fn maybe_state_metrics(&mut self) {
+        if let Some(hub) = self.hub.clone() {
+            if self.last_state_metrics.elapsed() >= StdDuration::from_secs(1) {
+                self.last_state_metrics = Instant::now();
+                self.state_metrics(&hub);
+            }
+        }
+    }
+
+    /// State size, assignment and progress gauges (about once a second).
+    fn state_metrics(&self, hub: &Hub) {
+        let t = &hub.telemetry;
+        let windows: usize = self.owners.values().map(Owner::open_windows).sum();
+        let bytes: usize = self
+            .owners
+            .values()
+            .map(Owner::state_bytes_estimate)
+            .sum::<usize>()
+            + self
+                .routers
+                .values()
+                .map(|r| r.router.dedupe().len() * 64)
+                .sum::<usize>();
+        t.state_windows.set(windows as f64);
+        t.state_bytes.set(bytes as f64);
+        t.assigned_input.set(self.routers.len() as f64);
+        t.assigned_repartition.set(self.owners.len() as f64);
+        for (index, goal) in self.goals.goals.iter().enumerate() {
+            if !t.has_progress_gauge(index) {
+                continue;
+            }
+            // The latest window of each group.
+            let mut latest: HashMap<String, (Timestamp, f64)> = HashMap::new();
+            for owner in self.owners.values() {
+                for (key, start, ws) in owner.windows_of(index) {
+                    let progress = match ws.aggregate.value() {
+                        Some(v) if !goal.target.is_zero() => v
+                            .checked_div(goal.target)
+                            .and_then(|p| p.to_string().parse::<f64>().ok())
+                            .unwrap_or(0.0),
+                        _ => 0.0,
+                    };
+                    let name = key.0.join("|");
+                    let e = latest.entry(name).or_insert((start, progress));
+                    if start >= e.0 {
+                        *e = (start, progress);
+                    }
+                }
+            }
+            for (group, (_, progress)) in latest {
+                t.set_progress(index, &goal.id, &group, progress);
+            }
+        }
+    }
+
+    /// Answers the window queries waiting, from the owners' current state.
+    fn answer_queries(&mut self) {
+        let Some(rx) = &self.queries else {
+            return;
+        };
+        while let Ok(q) = rx.try_recv() {
+            let mut views = Vec::new();
+            if let Some(goal) = self.goals.goals.get(q.goal) {
+                for owner in self.owners.values() {
+                    views.extend(window_views(goal, q.goal, owner, &self.instance));
+                }
+            }
+            // The asker may have given up.
+            let _ = q.reply.send(views);
+        }
+    }
+
+    /// Ready: assigned, restored and not rebuilding.
+    fn update_ready(&self) {
+        if let Some(hub) = &self.hub {
+            hub.set_ready(self.assigned_once && !self.needs_reset && self.fatal.is_none());
+        }
     }
 
     /// Commits; on failure aborts (and schedules a rebuild) or records a fatal error.
@@ -1106,6 +1316,10 @@ impl Worker {
             return;
         }
         self.report.aborts += 1;
+        if let Some(hub) = &self.hub {
+            hub.telemetry.txn_aborted.increment(1);
+        }
+        self.txn_attainments.clear();
         self.in_txn = false;
         self.offsets.clear();
         self.batches.clear();
@@ -1316,6 +1530,13 @@ impl Worker {
             if task.records_since_check > 0 {
                 task.records_since_check = 0;
                 task.last_record = Instant::now();
+            }
+            let next_offset = self.next_offsets.get(&Part::Input(upstream)).copied();
+            if let (Some(gauge), Some(next)) = (self.lag_gauges.get(upstream as usize), next_offset)
+            {
+                if let Some(high) = cached_high_watermark(consumer, topic, *partition) {
+                    gauge.set((high - next).max(0) as f64);
+                }
             }
             if task.idle_sent || task.last_record.elapsed() < timeout {
                 continue;

@@ -1,0 +1,332 @@
+//! The HTTP side of `goalpost run` against a real broker: two instances answer every goal query
+//! alike (each serves what it owns and fetches the rest from the other), the values equal what
+//! `replay` computes, attainments and metrics are served, and the bearer token is enforced.
+
+mod kafka_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use kafka_support::*;
+use serde_json::Value;
+
+const TOKEN: &str = "api-test-token-7f3a";
+
+struct Instance {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `goalpost run` and waits for its HTTP address in the log.
+fn start(config: &std::path::Path, instance: &str) -> Instance {
+    let mut child = goalpost_cmd(config, instance, &[])
+        .env("GOALPOST_TEST_TOKEN", TOKEN)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start goalpost");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let name = instance.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(TOKEN) {
+                panic!("instance {name} logged the token: {line}");
+            }
+            if let Some(rest) = line.split("HTTP server listening addr=").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("instance {instance} did not report its HTTP address"));
+    Instance {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = ureq::get(url).timeout(Duration::from_secs(20));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    match req.call() {
+        Ok(r) => {
+            let status = r.status();
+            (status, r.into_string().unwrap())
+        }
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("GET {url}: {e}"),
+    }
+}
+
+fn get_json(url: &str) -> Value {
+    let (status, body) = get(url, Some(TOKEN));
+    assert_eq!(status, 200, "GET {url}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+}
+
+type WindowKey = (String, BTreeMap<String, String>, String);
+
+/// (goal, group, window start) -> value text, from a `/v1/goals/{id}` body.
+fn windows_of(body: &Value) -> BTreeMap<WindowKey, String> {
+    body["windows"]
+        .as_array()
+        .expect("windows")
+        .iter()
+        .map(|w| {
+            let group: BTreeMap<String, String> =
+                serde_json::from_value(w["group"].clone()).unwrap();
+            (
+                (
+                    w["goal_id"].as_str().unwrap().to_string(),
+                    group,
+                    w["window_start"].as_str().unwrap().to_string(),
+                ),
+                w["value"].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_instances_answer_queries_alike_and_match_replay() {
+    let k = Kafka::connect();
+    let name = unique("api");
+    let events = generated_events(21, 6_000);
+    k.create_topic(&name, 4);
+    k.produce_json(&name, &events);
+    // No window closes during the run, so every window is open at the end and its value is the
+    // final value replay computes.
+    let goals = examples_goals().replace("grace = \"1h\"", "grace = \"3650d\"");
+    let config = k.write_config(&name, &goals, "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("token_env = \"GOALPOST_TEST_TOKEN\"\n");
+    text.push_str("[metrics]\nprogress_gauges = [\"rep-weekly-activities\"]\n");
+    std::fs::write(&config, text).unwrap();
+
+    let a = start(&config, "api-a");
+    let b = start(&config, "api-b");
+    k.wait_group_committed(&format!("{name}-app"), &name, Duration::from_secs(120));
+
+    // Expected: replay's finals, keyed like the API's windows.
+    let replayed = replay(&goals, &events);
+    let mut expected: BTreeMap<String, BTreeMap<WindowKey, String>> = BTreeMap::new();
+    for f in replayed.iter().filter(|a| a.kind == "final") {
+        let v: Value = serde_json::from_str(&f.raw).unwrap();
+        let group: BTreeMap<String, String> = serde_json::from_value(v["group"].clone()).unwrap();
+        expected.entry(f.goal_id.clone()).or_default().insert(
+            (
+                f.goal_id.clone(),
+                group,
+                v["window_start"].as_str().unwrap().to_string(),
+            ),
+            v["value"].to_string(),
+        );
+    }
+    assert_eq!(expected.len(), 8, "replay has finals for every goal");
+
+    // Health and readiness never need the token; both instances become ready.
+    for i in [&a, &b] {
+        assert_eq!(get(&format!("{}/healthz", i.base), None).0, 200);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while get(&format!("{}/readyz", i.base), None).0 != 200 {
+            assert!(Instant::now() < deadline, "{} never became ready", i.base);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    // The token is enforced everywhere else.
+    for path in ["/v1/goals", "/metrics", "/v1/attainments", "/"] {
+        let (status, _) = get(&format!("{}{path}", a.base), None);
+        assert_eq!(status, 401, "{path} without a token");
+        let (status, _) = get(&format!("{}{path}", a.base), Some("wrong-token"));
+        assert_eq!(status, 401, "{path} with a wrong token");
+    }
+
+    // Definitions.
+    let defs = get_json(&format!("{}/v1/goals", a.base));
+    let ids: BTreeSet<String> = defs["goals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, expected.keys().cloned().collect::<BTreeSet<_>>());
+
+    // Open windows: the owners finish the repartition topic shortly after the input is
+    // committed, so wait until the answer matches, then check both instances in detail.
+    for (goal, want) in &expected {
+        let url_a = format!("{}/v1/goals/{goal}", a.base);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = windows_of(&get_json(&url_a));
+            if &got == want {
+                break;
+            }
+            if Instant::now() > deadline {
+                let missing: Vec<_> = want
+                    .keys()
+                    .filter(|k| !got.contains_key(*k))
+                    .take(3)
+                    .collect();
+                let wrong: Vec<_> = want
+                    .iter()
+                    .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+                    .take(3)
+                    .collect();
+                panic!(
+                    "goal {goal}: {} windows served, {} expected; missing e.g. {missing:?}; wrong e.g. {wrong:?}",
+                    got.len(),
+                    want.len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let body_a = get_json(&url_a);
+        let body_b = get_json(&format!("{}/v1/goals/{goal}", b.base));
+        assert_eq!(
+            serde_json::to_string(&body_a["windows"]).unwrap(),
+            serde_json::to_string(&body_b["windows"]).unwrap(),
+            "goal {goal}: both instances give the same answer"
+        );
+        assert_eq!(body_a["instances"], serde_json::json!(["api-a", "api-b"]));
+        assert_eq!(body_a["unavailable"], serde_json::json!([]));
+        // Each instance's own share: disjoint, and together the whole answer.
+        let local_a = windows_of(&get_json(&format!("{url_a}?scope=local")));
+        let local_b = windows_of(&get_json(&format!(
+            "{}/v1/goals/{goal}?scope=local",
+            b.base
+        )));
+        assert!(
+            local_a.keys().all(|k| !local_b.contains_key(k)),
+            "goal {goal}: shares overlap"
+        );
+        let mut union = local_a.clone();
+        union.extend(local_b.clone());
+        assert_eq!(&union, want, "goal {goal}: the shares add up to the answer");
+        for w in body_a["windows"].as_array().unwrap() {
+            let instance = w["instance"].as_str().unwrap();
+            assert!(instance == "api-a" || instance == "api-b");
+            assert!(w["time_left_seconds"].as_i64().is_some(), "{w}");
+        }
+    }
+    let unknown = get(&format!("{}/v1/goals/no-such-goal", a.base), Some(TOKEN));
+    assert_eq!(unknown.0, 404);
+    assert!(unknown.1.contains("no-such-goal"), "{}", unknown.1);
+    let bad_scope = get(
+        &format!("{}/v1/goals/team-win-rate?scope=some", a.base),
+        Some(TOKEN),
+    );
+    assert_eq!(bad_scope.0, 400);
+
+    // Attainments: the milestones of a goal whose value only grows are exactly replay's, from
+    // whichever instance owns them; `since` returns only later commits.
+    let goal = "rep-weekly-activities";
+    let want: BTreeSet<String> = replayed
+        .iter()
+        .filter(|r| r.goal_id == goal && r.kind == "milestone")
+        .map(|r| r.attainment_id.clone())
+        .collect();
+    assert!(!want.is_empty());
+    let listed = get_json(&format!("{}/v1/attainments?goal={goal}&limit=2000", b.base));
+    let items = listed["attainments"].as_array().unwrap();
+    let got: BTreeSet<String> = items
+        .iter()
+        .map(|i| {
+            i["attainment"]["attainment_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(got, want, "milestones served by /v1/attainments");
+    assert!(items.iter().all(|i| i["attainment"]["goal_id"] == goal));
+    let committed: Vec<&str> = items
+        .iter()
+        .map(|i| i["committed_at"].as_str().unwrap())
+        .collect();
+    let mut sorted = committed.clone();
+    sorted.sort();
+    assert_eq!(committed, sorted, "oldest first");
+    let middle = committed[committed.len() / 2];
+    let later = get_json(&format!(
+        "{}/v1/attainments?goal={goal}&limit=2000&since={middle}",
+        a.base
+    ));
+    let later = later["attainments"].as_array().unwrap();
+    assert!(later.len() < items.len());
+    assert!(later
+        .iter()
+        .all(|i| i["committed_at"].as_str().unwrap() > middle));
+    let bad_since = get(
+        &format!("{}/v1/attainments?since=yesterday", a.base),
+        Some(TOKEN),
+    );
+    assert_eq!(bad_since.0, 400);
+    assert!(bad_since.1.contains("yesterday"), "{}", bad_since.1);
+
+    // Metrics: the instances together read every event once; the progress gauges switched on
+    // appear (on whichever instance owns the goal's groups), and only for that goal.
+    std::thread::sleep(Duration::from_millis(1500));
+    let texts: Vec<String> = [&a, &b]
+        .iter()
+        .map(|i| {
+            let (status, text) = get(&format!("{}/metrics", i.base), Some(TOKEN));
+            assert_eq!(status, 200);
+            assert!(text.contains("goalpost_ready 1"), "{text}");
+            text
+        })
+        .collect();
+    let read: f64 = texts
+        .iter()
+        .map(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("goalpost_events_read_total "))
+                .map(|v| v.trim().parse::<f64>().unwrap())
+                .unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(read, events.len() as f64);
+    let progress: Vec<&str> = texts
+        .iter()
+        .flat_map(|t| t.lines())
+        .filter(|l| l.starts_with("goalpost_goal_progress_ratio{"))
+        .collect();
+    assert!(!progress.is_empty(), "progress gauges switched on");
+    assert!(
+        progress
+            .iter()
+            .all(|l| l.contains("goal=\"rep-weekly-activities\"")),
+        "{progress:?}"
+    );
+    assert!(texts
+        .iter()
+        .any(|t| t.contains("goalpost_transaction_commit_seconds_bucket")));
+
+    // The dashboard and the OpenAPI file are served.
+    let (status, html) = get(&format!("{}/", a.base), Some(TOKEN));
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<html") || html.contains("<!doctype html"),
+        "{html}"
+    );
+    let (status, spec) = get(&format!("{}/v1/openapi.yaml", a.base), Some(TOKEN));
+    assert_eq!(status, 200);
+    assert!(
+        spec.contains("/v1/goals/{id}"),
+        "the OpenAPI file describes the API"
+    );
+}
