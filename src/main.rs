@@ -200,6 +200,10 @@ fn cmd_replay(
     dead_letter: Option<&Path>,
 ) -> Result<()> {
     let goals = Arc::new(load_goals(goals_path)?);
+    let total = match events {
+        Some(p) if p != Path::new("-") => std::fs::metadata(p).ok().map(|m| m.len()),
+        _ => None,
+    };
     let input: Box<dyn BufRead> = match events {
         None => Box::new(BufReader::with_capacity(1 << 16, io::stdin().lock())),
         Some(p) if p == Path::new("-") => {
@@ -226,7 +230,23 @@ fn cmd_replay(
     };
     let mut out = JsonLines::new(out);
     let mut dead_letters = JsonDeadLetters::new(dl, format);
-    let summary = replay::replay(goals, input, format, &mut out, &mut dead_letters, &mut ())?;
+    goalpost::runtime::progress::enable_bars(io::stderr().is_terminal());
+    let mut progress = goalpost::runtime::progress::Reporter::new(
+        "replay",
+        total,
+        goalpost::runtime::progress::Unit::Bytes,
+        std::time::Duration::from_secs(5),
+        Box::new(|line| eprintln!("{line}")),
+    );
+    let summary = replay::replay(
+        goals,
+        input,
+        format,
+        &mut out,
+        &mut dead_letters,
+        &mut progress,
+    )?;
+    progress.finish();
     out.into_inner()?;
     dead_letters.into_inner()?;
     eprintln!("{summary}");
@@ -255,6 +275,7 @@ fn cmd_run(
 ) -> Result<()> {
     use goalpost::runtime::kafka::{self, RunConfig, RunOptions};
     init_logging(log_json);
+    goalpost::runtime::progress::enable_bars(io::stderr().is_terminal() && !log_json);
     let cfg = RunConfig::load(config)?;
     let goals = Arc::new(load_goals(&cfg.goals)?);
     let shutdown = kafka::shutdown_flag().context("cannot install signal handlers")?;

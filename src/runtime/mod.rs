@@ -3,4 +3,5 @@
 pub mod demo;
 pub mod generate;
 pub mod kafka;
+pub mod progress;
 pub mod replay;

@@ -11,6 +11,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::RunError;
+use crate::runtime::progress::{Reporter, Unit};
 
 /// Client context of the restore consumer: reaching the end of the partition is how a restore
 /// ends, not an error worth logging.
@@ -81,8 +82,18 @@ pub fn read_partitions(
         .map_err(|e| RunError::kafka("assign the changelog partitions", e))?;
     let total: i64 = ranges.values().map(|(low, high)| high - low).sum();
     let started = Instant::now();
-    let mut last_log = Instant::now();
     let mut records: u64 = 0;
+    let label = format!("restoring {topic} {partitions:?}");
+    let mut progress = Reporter::new(
+        &label,
+        Some(total as u64),
+        Unit::Records,
+        StdDuration::from_secs(2),
+        Box::new(|line| tracing::info!("{line}")),
+    );
+    let restored = metrics::counter!(crate::serve::metrics::RESTORE_RECORDS);
+    let remaining = metrics::gauge!(crate::serve::metrics::RESTORE_REMAINING);
+    remaining.set(total as f64);
     let mut pending = ranges.len();
     while pending > 0 {
         match consumer.poll(StdDuration::from_millis(100)) {
@@ -103,19 +114,18 @@ pub fn read_partitions(
                         }
                     }
                 }
-                if last_log.elapsed() >= StdDuration::from_secs(2) {
-                    last_log = Instant::now();
-                    tracing::info!(
-                        topic,
-                        records,
-                        of = total,
-                        "restoring: {:.0}%",
-                        100.0 * records as f64 / total.max(1) as f64
-                    );
+                if records % 1024 == 0 {
+                    // Offsets include transaction markers: the count is a lower bound.
+                    progress.set(records, records);
+                    restored.increment(1024);
+                    remaining.set((total as u64).saturating_sub(records) as f64);
                 }
             }
         }
     }
+    progress.finish();
+    restored.increment(records % 1024);
+    remaining.set(0.0);
     tracing::info!(
         topic,
         partitions = ?partitions,
