@@ -316,6 +316,86 @@ fn two_instances_answer_queries_alike_and_match_replay() {
         .iter()
         .any(|t| t.contains("goalpost_transaction_commit_seconds_bucket")));
 
+    // The live feed of each instance carries every instance's new attainment events: its own at
+    // once, the others' relayed. (Which instances emit depends on who owns the repartition
+    // partitions; whoever does, the other instance's feed must relay them.)
+    let open_stream = |base: &str| {
+        let stream = ureq::get(&format!("{base}/v1/stream"))
+            .set("Authorization", &format!("Bearer {TOKEN}"))
+            .timeout(Duration::from_secs(120))
+            .call()
+            .expect("event stream");
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream.into_reader())
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("hello event");
+        assert_eq!(first, "event: hello");
+        rx
+    };
+    let streams = [open_stream(&a.base), open_stream(&b.base)];
+    std::thread::sleep(Duration::from_millis(1500));
+    let before: BTreeMap<String, usize> = [&a, &b]
+        .iter()
+        .map(|i| {
+            let n = get_json(&format!("{}/v1/attainments?scope=local&limit=2000", i.base))
+                ["attainments"]
+                .as_array()
+                .unwrap()
+                .len();
+            (i.base.clone(), n)
+        })
+        .collect();
+    let more = generated_events(22, 6_000);
+    k.produce_json(&name, &more);
+    k.wait_group_committed(&format!("{name}-app"), &name, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(2));
+    let emitters: BTreeSet<String> = [(&a, "api-a"), (&b, "api-b")]
+        .iter()
+        .filter(|(i, _)| {
+            let n = get_json(&format!("{}/v1/attainments?scope=local&limit=2000", i.base))
+                ["attainments"]
+                .as_array()
+                .unwrap()
+                .len();
+            n > before[&i.base] || n == 2000
+        })
+        .map(|(_, name)| name.to_string())
+        .collect();
+    assert!(
+        !emitters.is_empty(),
+        "the new events crossed new milestones"
+    );
+    for (rx, base) in streams.iter().zip([&a.base, &b.base]) {
+        let mut seen = BTreeSet::new();
+        let mut event = String::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !emitters.is_subset(&seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("the stream of {base} carried attainments of {seen:?}, not of {emitters:?}")
+            });
+            if let Some(e) = line.strip_prefix("event: ") {
+                event = e.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                if event == "attainment" {
+                    let v: Value = serde_json::from_str(data).unwrap();
+                    assert!(v["attainment"]["attainment_id"].is_string(), "{v}");
+                    seen.insert(v["instance"].as_str().unwrap().to_string());
+                }
+            }
+        }
+    }
+
     // The dashboard and the OpenAPI file are served.
     let (status, html) = get(&format!("{}/", a.base), Some(TOKEN));
     assert_eq!(status, 200);

@@ -495,30 +495,125 @@ fn encode_query(s: &str) -> String {
     out
 }
 
-/// Server-sent events: `attainment` events as this instance commits them, and a `ready` event
-/// first. Consumers that need every instance's events read the attainment topic instead.
+/// How often the event stream asks the other instances for their new attainment events.
+const RELAY_EVERY: StdDuration = StdDuration::from_secs(1);
+
+struct StreamState {
+    rx: tokio::sync::broadcast::Receiver<Arc<RecentAttainment>>,
+    peers: Option<Arc<Peers>>,
+    token: Option<Token>,
+    /// Per other instance: the newest commit time relayed.
+    since: std::collections::BTreeMap<String, String>,
+    started: String,
+    pending: std::collections::VecDeque<Event>,
+    tick: tokio::time::Interval,
+}
+
+fn attainment_event(item: &RecentAttainment) -> Event {
+    let data = serde_json::to_string(item).unwrap_or_default();
+    Event::default().event("attainment").data(data)
+}
+
+impl StreamState {
+    /// Fetches the other instances' attainment events committed since the last relay.
+    async fn relay(&mut self) {
+        let Some(peers) = self.peers.clone() else {
+            return;
+        };
+        // One request per instance, each with its own `since`.
+        let members = {
+            let p = peers.clone();
+            match tokio::task::spawn_blocking(move || p.members()).await {
+                Ok(Ok(m)) => m,
+                _ => return,
+            }
+        };
+        for peer in members {
+            let since = self
+                .since
+                .get(&peer.instance)
+                .cloned()
+                .unwrap_or_else(|| self.started.clone());
+            let path = format!(
+                "{}?scope=local&limit={}&since={}",
+                paths::ATTAINMENTS,
+                super::hub::RECENT_ATTAINMENTS,
+                encode_query(&since)
+            );
+            let url = format!("{}{}", peer.url.trim_end_matches('/'), path);
+            let token = self.token.clone();
+            let fetched = tokio::task::spawn_blocking(move || {
+                super::peers::get_json::<AttainmentsBody>(&url, token.as_ref())
+            })
+            .await;
+            if let Ok(Ok(body)) = fetched {
+                for item in body.attainments {
+                    if item.committed_at > since {
+                        self.since
+                            .entry(peer.instance.clone())
+                            .and_modify(|s| {
+                                if item.committed_at > *s {
+                                    s.clone_from(&item.committed_at)
+                                }
+                            })
+                            .or_insert_with(|| item.committed_at.clone());
+                        self.pending.push_back(attainment_event(&item));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Server-sent events: a `hello` event, then every `attainment` event as it commits: this
+/// instance's at once, the other instances' relayed within about a second.
 async fn stream_attainments(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = state.hub.subscribe();
     let hello = Event::default()
         .event("hello")
-        .data(format!("{{\"instance\":{:?}}}", state.hub.instance()));
-    let events = stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(item) => {
-                let data = serde_json::to_string(&*item).unwrap_or_default();
-                Event::default().event("attainment").data(data)
+        .data(serde_json::json!({ "instance": state.hub.instance() }).to_string());
+    let mut tick = tokio::time::interval(RELAY_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let st = StreamState {
+        rx,
+        peers: state.peers.clone(),
+        token: state.token.clone(),
+        since: Default::default(),
+        started: wall_clock().to_rfc3339(),
+        pending: Default::default(),
+        tick,
+    };
+    let events = stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(e) = st.pending.pop_front() {
+                return Some((Ok(e), st));
             }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
-                .event("lagged")
-                .data(format!("{{\"skipped\":{n}}}")),
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((Ok(event), rx))
+            tokio::select! {
+                r = st.rx.recv() => {
+                    let event = match r {
+                        Ok(item) => attainment_event(&item),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
+                            .event("lagged")
+                            .data(format!("{{\"skipped\":{n}}}")),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    };
+                    return Some((Ok(event), st));
+                }
+                _ = st.tick.tick(), if st.peers.is_some() => st.relay().await,
+            }
+        }
     });
     let all = stream::iter([Ok(hello)]);
     Sse::new(futures_util::StreamExt::chain(all, events)).keep_alive(KeepAlive::default())
+}
+
+fn wall_clock() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_nanos(d.as_nanos() as i64)
 }
 
 /// The instances named in a list of peers, deduplicated (for logs).

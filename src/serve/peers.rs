@@ -153,7 +153,8 @@ impl Peers {
     }
 }
 
-fn get_json<T: DeserializeOwned>(url: &str, token: Option<&Token>) -> Result<T, String> {
+/// GETs a JSON body from another instance, with the bearer token.
+pub fn get_json<T: DeserializeOwned>(url: &str, token: Option<&Token>) -> Result<T, String> {
     let mut request = ureq::get(url).timeout(PEER_TIMEOUT);
     if let Some(t) = token {
         request = request.set("Authorization", &format!("Bearer {}", t.expose()));
