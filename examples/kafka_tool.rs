@@ -487,6 +487,30 @@ fn feed(
         .set("enable.idempotence", "true")
         .create_with_context(Counting::default())
         .expect("producer");
+    // Warm up before the clock starts: every partition has a leader in the producer's metadata
+    // (a freshly created topic may not, and the first sends would wait for metadata retries).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = p
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|md| {
+                md.topics().first().map(|t| {
+                    t.error().is_none()
+                        && !t.partitions().is_empty()
+                        && t.partitions()
+                            .iter()
+                            .all(|pm| pm.leader() >= 0 && pm.error().is_none())
+                })
+            })
+            .unwrap_or(false);
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "topic {topic} has no leaders");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let tmp = sent.with_extension("partial");
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp).expect("create sent file"));
     let start = Instant::now();

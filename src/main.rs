@@ -82,11 +82,16 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
-    /// Validate a goal file and print its goals.
+    /// Validate a goal file and print its goals; with --config, validate a service configuration
+    /// too, print a summary of it (secrets redacted) and check the goal file it names.
     Check {
         /// The goal file (TOML).
+        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+        goals: Option<PathBuf>,
+        /// A `goalpost run` configuration (TOML): validated and summarised, and its goal file
+        /// checked.
         #[arg(long)]
-        goals: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Write a deterministic stream of realistic sales events.
     Generate {
@@ -145,7 +150,7 @@ fn main() {
             output.as_deref(),
             dead_letter.as_deref(),
         ),
-        Command::Check { goals } => cmd_check(&goals),
+        Command::Check { goals, config } => cmd_check(goals.as_deref(), config.as_deref()),
         Command::Run {
             config,
             until_caught_up,
@@ -303,7 +308,89 @@ fn cmd_run(
     Ok(())
 }
 
-fn cmd_check(path: &Path) -> Result<()> {
+fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
+    use goalpost::runtime::kafka::config::{redact_secrets_in, redacted_properties, RunConfig};
+    let mut out = io::stdout().lock();
+    let path: PathBuf = match (config, goals_path) {
+        (Some(config), _) => {
+            let text = match std::fs::read_to_string(config) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("cannot read config `{}`: {e}", config.display());
+                    std::process::exit(1);
+                }
+            };
+            let cfg = match RunConfig::from_toml(&text, config) {
+                Ok(c) => c,
+                Err(e) => {
+                    // A TOML error quotes the offending line, which may hold a secret.
+                    eprintln!("{}", redact_secrets_in(&e.to_string(), &text));
+                    std::process::exit(1);
+                }
+            };
+            // `RunConfig::from_toml` lets a non-empty KAFKA_BOOTSTRAP override the file.
+            let from_env = match std::env::var("KAFKA_BOOTSTRAP") {
+                Ok(b) if !b.trim().is_empty() => " (from KAFKA_BOOTSTRAP)",
+                _ => "",
+            };
+            let rows: Vec<(&str, String)> = vec![
+                (
+                    "bootstrap servers",
+                    format!("{}{from_env}", cfg.kafka.bootstrap_servers),
+                ),
+                ("application id", cfg.app.application_id.clone()),
+                (
+                    "input topics",
+                    format!(
+                        "{} ({})",
+                        cfg.input.topics.join(", "),
+                        cfg.input.format.as_str()
+                    ),
+                ),
+                (
+                    "output topic",
+                    format!("{} ({})", cfg.output.topic, cfg.output.format.as_str()),
+                ),
+                ("dead-letter topic", cfg.dead_letter_topic()),
+                (
+                    "internal topics",
+                    format!("{}, {}", cfg.repartition_topic(), cfg.changelog_topic()),
+                ),
+                (
+                    "http listen",
+                    if cfg.http.enabled {
+                        let token = match (&cfg.http.token_file, &cfg.http.token_env) {
+                            (Some(f), _) => format!("bearer token from file {}", f.display()),
+                            (None, Some(var)) => format!("bearer token from ${var}"),
+                            (None, None) => "no bearer token".to_string(),
+                        };
+                        format!("{} ({token})", cfg.http.listen)
+                    } else {
+                        "disabled".to_string()
+                    },
+                ),
+                ("goals", cfg.goals.display().to_string()),
+            ];
+            writeln!(out, "config {} OK", config.display())?;
+            for (name, value) in rows {
+                writeln!(out, "  {name:<18} {value}")?;
+            }
+            let properties = redacted_properties(&cfg.kafka.properties);
+            if properties.is_empty() {
+                writeln!(out, "  {:<18} none", "kafka properties")?;
+            } else {
+                writeln!(out, "  kafka properties (secrets redacted):")?;
+                for (k, v) in &properties {
+                    writeln!(out, "    {k} = {v}")?;
+                }
+            }
+            writeln!(out)?;
+            cfg.goals.clone()
+        }
+        (None, Some(goals)) => goals.to_path_buf(),
+        (None, None) => bail!("give --goals FILE or --config FILE"),
+    };
+    let path = path.as_path();
     let goals = match GoalSet::load(path) {
         Ok(g) => g,
         Err(e) => {
@@ -345,7 +432,6 @@ fn cmd_check(path: &Path) -> Result<()> {
             *w = (*w).max(c.chars().count());
         }
     }
-    let mut out = io::stdout().lock();
     let line = |cells: &[String]| {
         cells
             .iter()

@@ -38,12 +38,16 @@ pub fn partition_counts(
     Ok(out)
 }
 
-/// Checks the input topics and creates (or checks) the internal and output topics. Returns the
+/// Checks that the cluster accepts the connection (see `preflight`), then checks the input topics
+/// and creates (or checks) the internal and output topics. Returns the
 /// input partition counts and the number of owner partitions (the largest input partition count).
 pub fn prepare_topics(
     cfg: &RunConfig,
     client: &ClientConfig,
 ) -> Result<(BTreeMap<String, i32>, i32), RunError> {
+    // Wrong credentials or a failed TLS handshake end the run here, within a second or so,
+    // instead of as a metadata timeout.
+    super::preflight::check_connection(cfg, client, TIMEOUT)?;
     let inputs = partition_counts(client, &cfg.input.topics)?;
     for t in &cfg.input.topics {
         if !inputs.contains_key(t) {

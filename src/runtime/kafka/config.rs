@@ -114,8 +114,8 @@ pub struct MetricsConfig {
     pub progress_gauges: Vec<String>,
 }
 
-/// `[kafka]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[kafka]`. Its `Debug` shows secret properties (see [`is_secret_key`]) as `<redacted>`.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`, e.g. `"127.0.0.1:19092"`. The environment variable `KAFKA_BOOTSTRAP`
@@ -127,6 +127,83 @@ pub struct KafkaConfig {
     /// transactional id, offsets) cannot be overridden.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+}
+
+/// What a secret property's value is shown as.
+pub const REDACTED: &str = "<redacted>";
+
+/// Parts of librdkafka property names whose values are secrets, matched case-insensitively
+/// anywhere in the key: passwords, client secrets, JAAS and OAUTHBEARER configurations, tokens,
+/// inline private keys (`ssl.key.pem`, `sasl.oauthbearer.assertion.private.key.*`) and keystores.
+/// Paths such as `ssl.key.location` or `ssl.ca.location` stay visible.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "secret",
+    "sasl.jaas.config",
+    "ssl.key.pem",
+    "ssl.keystore",
+    "token",
+    "oauthbearer.config",
+    "credential",
+    "private",
+];
+
+/// Whether the value of librdkafka property `key` is a secret that must never be printed.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
+}
+
+/// `properties` with the value of every secret key replaced by [`REDACTED`].
+pub fn redacted_properties(properties: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    properties
+        .iter()
+        .map(|(k, v)| {
+            let v = if is_secret_key(k) {
+                REDACTED.to_string()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// `message` (e.g. a TOML error that quotes the file) with the values found on every line of
+/// `toml_text` that names a secret key replaced by [`REDACTED`]: those lines are treated as
+/// secret even when they do not parse. Values shorter than 3 characters are left alone (replacing
+/// them would garble the message without hiding anything).
+pub fn redact_secrets_in(message: &str, toml_text: &str) -> String {
+    let mut values: Vec<&str> = Vec::new();
+    for line in toml_text.lines() {
+        let Some((_, value)) = line.split_once('=') else {
+            continue;
+        };
+        if !is_secret_key(line) {
+            continue;
+        }
+        let value = value.trim();
+        values.push(value);
+        values.push(value.trim_matches(|c| c == '"' || c == '\''));
+        // Quoted strings inside, e.g. of an inline table.
+        values.extend(value.split(['"', '\'']).skip(1).step_by(2));
+    }
+    values.retain(|v| v.chars().count() >= 3);
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = message.to_string();
+    for v in values {
+        out = out.replace(v, REDACTED);
+    }
+    out
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("properties", &redacted_properties(&self.properties))
+            .finish()
+    }
 }
 
 /// `[app]`.
@@ -230,7 +307,8 @@ impl RunConfig {
             message,
         };
         let mut cfg: RunConfig =
-            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_string()))?;
+            // TOML errors quote the offending line: never a secret's value.
+            toml::from_str(text).map_err(|e| invalid(redact_secrets_in(e.to_string().trim_end(), text)))?;
         if cfg.goals.is_relative() {
             if let Some(dir) = path.parent() {
                 cfg.goals = dir.join(&cfg.goals);
@@ -394,6 +472,113 @@ topics = ["sales-events"]
         )
         .unwrap_err();
         assert!(e.to_string().contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn secret_keys_are_recognised() {
+        for key in [
+            "sasl.password",
+            "SASL.PASSWORD",
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "ssl.keystore.location",
+            "ssl.truststore.password",
+            "ssl.key.pem",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.config",
+            "sasl.jaas.config",
+            "some.access.token",
+        ] {
+            assert!(is_secret_key(key), "{key} should be secret");
+        }
+        for key in [
+            "security.protocol",
+            "sasl.mechanism",
+            "sasl.username",
+            "ssl.ca.location",
+            "ssl.certificate.location",
+            "ssl.key.location",
+            "client.id",
+            "session.timeout.ms",
+        ] {
+            assert!(!is_secret_key(key), "{key} should be shown");
+        }
+    }
+
+    #[test]
+    fn debug_of_the_kafka_config_redacts_secrets() {
+        let text = MIN.replace(
+            "[input]",
+            "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\
+             \"sasl.mechanism\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"svc-goalpost\"\n\
+             \"sasl.password\" = \"hunter2-pw\"\n\"ssl.key.password\" = \"keypass-42\"\n\
+             \"ssl.key.pem\" = \"-----BEGIN PRIVATE KEY-----abc\"\n\
+             \"sasl.oauthbearer.client.secret\" = \"oauth-sekrit\"\n[input]",
+        );
+        let c = RunConfig::from_toml(&text, Path::new("c.toml")).unwrap();
+        // The secrets stay usable: only their display is redacted.
+        assert_eq!(c.kafka.properties["sasl.password"], "hunter2-pw");
+        for shown in [
+            format!("{:?}", c.kafka),
+            format!("{c:?}"),
+            format!("{c:#?}"),
+        ] {
+            for secret in [
+                "hunter2-pw",
+                "keypass-42",
+                "BEGIN PRIVATE KEY",
+                "oauth-sekrit",
+            ] {
+                assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+            }
+            assert_eq!(shown.matches(REDACTED).count(), 4, "{shown}");
+            for visible in [
+                "SASL_SSL",
+                "SCRAM-SHA-512",
+                "svc-goalpost",
+                "127.0.0.1:19092",
+            ] {
+                assert!(shown.contains(visible), "{visible} missing in {shown}");
+            }
+        }
+        let r = redacted_properties(&c.kafka.properties);
+        assert_eq!(r.len(), c.kafka.properties.len());
+        assert_eq!(r["sasl.password"], REDACTED);
+        assert_eq!(r["sasl.username"], "svc-goalpost");
+    }
+
+    #[test]
+    fn secrets_quoted_by_toml_errors_are_redacted() {
+        for (value, leaked) in [
+            ("\"abc-secret-9", "abc-secret-9"),
+            ("12345678", "12345678"),
+            ("\"pw-in-a-string\" oops", "pw-in-a-string"),
+        ] {
+            let text = MIN.replace(
+                "[input]",
+                &format!("[kafka.properties]\n\"sasl.password\" = {value}\n[input]"),
+            );
+            let e = toml::from_str::<RunConfig>(&text).unwrap_err().to_string();
+            assert!(
+                e.contains(leaked),
+                "the test needs an error quoting it: {e}"
+            );
+            let r = redact_secrets_in(&e, &text);
+            assert!(!r.contains(leaked), "{r}");
+            assert!(r.contains(REDACTED), "{r}");
+            assert!(r.contains("line 6"), "the position stays: {r}");
+            // `goalpost run` reports config errors through from_toml: redacted too.
+            let e = RunConfig::from_toml(&text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(!e.contains(leaked) && e.contains(REDACTED), "{e}");
+        }
+        let inline = "kafka = { bootstrap_servers = \"b:1\", properties = { \"sasl.password\" = \"inline-pw\" } }";
+        assert_eq!(
+            redact_secrets_in("at `inline-pw` here", inline),
+            "at `<redacted>` here"
+        );
     }
 
     #[test]

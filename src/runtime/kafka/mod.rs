@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod config;
+mod preflight;
 mod restore;
 pub mod wire;
 mod worker;
@@ -31,6 +32,18 @@ pub enum RunError {
         action: String,
         /// The client error.
         source: KafkaError,
+    },
+    /// The cluster refused the credentials (SASL) or the TLS handshake. Never names a secret.
+    #[error(
+        "Kafka authentication failed at {bootstrap} ({settings}): {reason}; check kafka.properties"
+    )]
+    Authentication {
+        /// `kafka.bootstrap_servers`.
+        bootstrap: String,
+        /// `security.protocol`, `sasl.mechanism` and `sasl.username`, as configured.
+        settings: String,
+        /// What the broker or the TLS layer said.
+        reason: String,
     },
     /// Topics or configuration do not allow the run.
     #[error("{0}")]
