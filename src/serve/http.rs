@@ -204,7 +204,7 @@ async fn auth(
     if request.uri().path() == paths::DASHBOARD {
         if let Some(t) = param.token.as_deref().filter(|t| token.matches(t)) {
             let mut response = Redirect::to(paths::DASHBOARD).into_response();
-            let cookie = format!("{TOKEN_COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/");
+            let cookie = format!("{TOKEN_COOKIE}={t}; HttpOnly; SameSite=Lax; Path=/");
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
             }
@@ -345,7 +345,7 @@ async fn goal(
     if !state.hub.query(Query { goal: index, reply }) {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "the processing loop has stopped".into(),
+            "the processing loop has stopped or is busy; retry shortly".into(),
         );
     }
     let mut windows = match tokio::time::timeout(QUERY_TIMEOUT, answer).await {
@@ -361,7 +361,10 @@ async fn goal(
     let mut unavailable = Vec::new();
     if !local {
         if let Some(peers) = &state.peers {
-            let path = format!("{}?scope=local", paths::GOAL.replace("{id}", &id));
+            let path = format!(
+                "{}?scope=local",
+                paths::GOAL.replace("{id}", &encode_query(&id))
+            );
             for (instance, result) in peers
                 .fetch_all::<GoalBody>(&path, state.token.clone())
                 .await

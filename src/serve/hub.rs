@@ -225,7 +225,7 @@ pub struct Hub {
     goals: Arc<GoalSet>,
     instance: String,
     ready: AtomicBool,
-    queries: Mutex<mpsc::Sender<Query>>,
+    queries: Mutex<mpsc::SyncSender<Query>>,
     recent: Mutex<VecDeque<Arc<RecentAttainment>>>,
     seq: AtomicU64,
     feed: tokio::sync::broadcast::Sender<Arc<RecentAttainment>>,
@@ -240,7 +240,8 @@ impl Hub {
         instance: String,
         telemetry: Telemetry,
     ) -> (Arc<Hub>, QueryReceiver) {
-        let (tx, rx) = mpsc::channel();
+        // Bounded: while the worker is busy (restoring, retrying a commit) queries fail fast.
+        let (tx, rx) = mpsc::sync_channel(64);
         let (feed, _) = tokio::sync::broadcast::channel(1024);
         let hub = Hub {
             goals,
@@ -277,12 +278,12 @@ impl Hub {
         }
     }
 
-    /// Sends a window query to the worker.
+    /// Sends a window query to the worker; false when it has stopped or has too many waiting.
     pub fn query(&self, q: Query) -> bool {
         self.queries
             .lock()
             .expect("query channel lock")
-            .send(q)
+            .try_send(q)
             .is_ok()
     }
 

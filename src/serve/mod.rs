@@ -1,8 +1,10 @@
 //! The HTTP side of a running instance: Prometheus metrics, the query API (interactive
 //! queries), the live dashboard, health and readiness.
 //!
-//! The worker thread publishes committed state into a [`Hub`]; the HTTP server (axum, on its own
-//! tokio runtime) reads it. Nothing here touches Kafka or the engine's state directly.
+//! The worker thread answers window queries between poll rounds (its state as of the last record
+//! processed, which an abort may still roll back) and publishes attainment events once their
+//! transaction has committed, through a [`Hub`]; the HTTP server (axum, on its own tokio runtime)
+//! serves them. Nothing here touches Kafka or the engine's state directly.
 
 pub mod http;
 pub mod hub;

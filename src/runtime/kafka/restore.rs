@@ -32,6 +32,10 @@ impl rdkafka::ClientContext for RestoreContext {
 
 impl rdkafka::consumer::ConsumerContext for RestoreContext {}
 
+/// How long a restore waits for transactions open on the changelog (longer than goalpost's
+/// transaction timeout of 60 s, after which the broker aborts them).
+const STABLE_WAIT: StdDuration = StdDuration::from_secs(90);
+
 /// The latest value of every key of a changelog partition (tombstoned keys removed).
 pub type PartitionState = HashMap<Vec<u8>, Vec<u8>>;
 
@@ -95,11 +99,65 @@ pub fn read_partitions(
     let remaining = metrics::gauge!(crate::serve::metrics::RESTORE_REMAINING);
     remaining.set(total as f64);
     let mut pending = ranges.len();
+    let mut waiting_logged = false;
+    // Partitions that signalled their end before reaching the end offset seen at start.
+    let mut at_stable_end: Vec<i32> = Vec::new();
     while pending > 0 {
-        match consumer.poll(StdDuration::from_millis(100)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) if ranges.remove(&p).is_some() => pending -= 1,
-            Some(Err(KafkaError::PartitionEOF(_))) => {}
+        let polled = consumer.poll(StdDuration::from_millis(100));
+        let eof = match &polled {
+            Some(Err(KafkaError::PartitionEOF(p))) => Some(*p),
+            _ => None,
+        };
+        if let Some(p) = eof {
+            if ranges.contains_key(&p) && !at_stable_end.contains(&p) {
+                at_stable_end.push(p);
+            }
+        }
+        if eof.is_some() || (polled.is_none() && !at_stable_end.is_empty()) {
+            // read_committed signals the end at the last stable offset. Records committed by
+            // other producers after a transaction still open there (e.g. of an instance that
+            // crashed mid-commit) are behind it: read on until the end offset seen at start,
+            // which the open transaction's end (at most the transaction timeout) lets through.
+            let positions = consumer.position().ok();
+            let position_of = |p: i32| {
+                positions
+                    .as_ref()
+                    .and_then(|tpl| tpl.find_partition(topic, p))
+                    .map(|e| match e.offset() {
+                        Offset::Offset(o) => o,
+                        _ => -1,
+                    })
+                    .unwrap_or(-1)
+            };
+            at_stable_end.retain(|&p| {
+                let high = ranges.get(&p).map_or(0, |r| r.1);
+                if position_of(p) >= high {
+                    ranges.remove(&p);
+                    pending -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+            if !at_stable_end.is_empty() {
+                if started.elapsed() > STABLE_WAIT {
+                    return Err(RunError::kafka(
+                        "read the changelog to its end (a transaction on it stays open)",
+                        KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut),
+                    ));
+                }
+                if !waiting_logged {
+                    waiting_logged = true;
+                    tracing::info!(
+                        topic,
+                        partitions = ?at_stable_end,
+                        "restore waits for an open transaction on the changelog to finish"
+                    );
+                }
+            }
+        }
+        match polled {
+            None | Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => return Err(RunError::kafka("read the changelog", e)),
             Some(Ok(m)) => {
                 records += 1;

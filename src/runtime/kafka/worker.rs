@@ -197,6 +197,17 @@ impl ConsumerContext for Ctx {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
                 tracing::info!(partitions = ?parts, "partitions assigned: restoring state");
+                if let Some(hub) = &w.hub {
+                    hub.set_ready(false);
+                }
+                // Our own open transaction may hold changelog records of the partitions to
+                // restore, and the restore reads to the end offset: commit it first.
+                if w.in_txn {
+                    let cgm = consumer.group_metadata();
+                    if let Err(e) = w.commit(cgm.as_ref()) {
+                        w.fail_or_reset(e);
+                    }
+                }
                 match w.assign(&parts) {
                     Ok(()) => {}
                     Err(e @ RunError::Wire(_)) => {
@@ -1164,6 +1175,12 @@ impl Worker {
     /// Publishes what a commit made visible: attainment events to the hub, metric deltas.
     fn after_commit(&mut self, took: StdDuration) {
         let Some(hub) = self.hub.clone() else {
+            // Still the point an abort rolls the counters back to.
+            self.published.report = self.report.clone();
+            self.published.rejected = self.rejected;
+            self.published.late.clone_from(&self.late);
+            self.published.repartition_records = self.repartition_records;
+            self.published.changelog_records = self.changelog_records;
             return;
         };
         let t = &hub.telemetry;
@@ -1262,6 +1279,10 @@ impl Worker {
             return;
         };
         while let Ok(q) = rx.try_recv() {
+            if q.reply.is_closed() {
+                // The asker gave up.
+                continue;
+            }
             let mut views = Vec::new();
             if let Some(goal) = self.goals.goals.get(q.goal) {
                 for owner in self.owners.values() {
@@ -1309,26 +1330,54 @@ impl Worker {
             return;
         }
         tracing::warn!(error = %e, "aborting the transaction; state is rebuilt from the changelog");
-        if let Err(abort) = self.producer.abort_transaction(KAFKA_TIMEOUT) {
-            self.fatal.get_or_insert(RunError::Fatal(format!(
-                "abort transaction after `{e}`: {abort}"
-            )));
-            return;
+        if self.abort(&e.to_string()) {
+            self.needs_reset = true;
         }
-        self.report.aborts += 1;
-        if let Some(hub) = &self.hub {
-            hub.telemetry.txn_aborted.increment(1);
+    }
+
+    /// Aborts the open transaction, if any, and forgets its work; the counters go back to the
+    /// last commit (the aborted records are read again). Returns false after a fatal error.
+    fn abort(&mut self, why: &str) -> bool {
+        if self.in_txn {
+            if let Err(abort) = self.producer.abort_transaction(KAFKA_TIMEOUT) {
+                self.fatal.get_or_insert(RunError::Fatal(format!(
+                    "abort transaction after `{why}`: {abort}"
+                )));
+                return false;
+            }
+            self.report.aborts += 1;
+            if let Some(hub) = &self.hub {
+                hub.telemetry.txn_aborted.increment(1);
+            }
         }
+        let p = &self.published;
+        self.report.read = p.report.read;
+        self.report.accepted = p.report.accepted;
+        self.report.duplicates = p.report.duplicates;
+        self.report.rejected = p.report.rejected;
+        self.report.attainments = p.report.attainments;
+        self.rejected = p.rejected;
+        self.late.clone_from(&p.late);
+        self.repartition_records = p.repartition_records;
+        self.changelog_records = p.changelog_records;
         self.txn_attainments.clear();
         self.in_txn = false;
         self.offsets.clear();
         self.batches.clear();
         self.attainments.clear();
-        self.needs_reset = true;
+        true
     }
 
     /// Rebuilds every assigned partition from the changelog and rewinds to the committed offsets.
     fn reset(&mut self, consumer: &BaseConsumer<Ctx>) -> Result<(), RunError> {
+        // Work of the open transaction is redone from the committed offsets: drop it first, or
+        // it would be committed twice.
+        if !self.abort("rebuilding state") {
+            return Err(self
+                .fatal
+                .take()
+                .unwrap_or_else(|| RunError::Fatal("abort failed".into())));
+        }
         self.needs_reset = false;
         let assignment = consumer
             .assignment()
@@ -1374,6 +1423,10 @@ impl Worker {
             Some(part @ Part::Input(up)) => {
                 self.routers.remove(&up);
                 self.offsets.remove(&part);
+                if let Some(g) = self.lag_gauges.get(up as usize) {
+                    // Another instance reports it now.
+                    g.set(0.0);
+                }
             }
             None => {}
         }
