@@ -57,7 +57,8 @@ struct Watch {
 
 impl ClientContext for Watch {
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!(error = %error, reason, "librdkafka error while checking the connection");
+        // The reason is reported later, scrubbed of secrets; only the code is logged here.
+        tracing::debug!(error = %error, "librdkafka error while checking the connection");
         let mut seen = self.seen.lock().expect("preflight lock");
         match error.rdkafka_error_code() {
             Some(code) if is_auth_failure(code) => {
