@@ -100,6 +100,8 @@ struct AppState {
     token: Option<Token>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     peers: Option<Arc<Peers>>,
+    /// The other instances' attainment events, relayed by one task for every event stream.
+    relayed: Option<tokio::sync::broadcast::Sender<Arc<RecentAttainment>>>,
 }
 
 /// Binds the listen address and serves on a thread of its own.
@@ -119,11 +121,26 @@ pub fn start(hub: Arc<Hub>, opts: ServeOptions) -> Result<Server, ServeError> {
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
+    let peers = opts.peers.map(Arc::new);
+    let relayed = peers
+        .as_ref()
+        .map(|_| tokio::sync::broadcast::channel(1024).0);
+    let relay = match (&peers, &relayed) {
+        (Some(peers), Some(tx)) => Some(Relay {
+            peers: peers.clone(),
+            token: opts.token.clone(),
+            tx: tx.clone(),
+            since: Default::default(),
+            started: wall_clock().to_rfc3339(),
+        }),
+        _ => None,
+    };
     let state = AppState {
         hub,
         token: opts.token,
         metrics: opts.metrics,
-        peers: opts.peers.map(Arc::new),
+        peers,
+        relayed,
     };
     let app = router(state);
     std::thread::Builder::new()
@@ -137,6 +154,9 @@ pub fn start(hub: Arc<Hub>, opts: ServeOptions) -> Result<Server, ServeError> {
                         return;
                     }
                 };
+                if let Some(relay) = relay {
+                    tokio::spawn(relay.run());
+                }
                 if let Err(e) = axum::serve(listener, app).await {
                     tracing::error!(error = %e, "HTTP server stopped");
                 }
@@ -498,34 +518,38 @@ fn encode_query(s: &str) -> String {
     out
 }
 
-/// How often the event stream asks the other instances for their new attainment events.
+/// How often the relay asks the other instances for their new attainment events.
 const RELAY_EVERY: StdDuration = StdDuration::from_secs(1);
 
-struct StreamState {
-    rx: tokio::sync::broadcast::Receiver<Arc<RecentAttainment>>,
-    peers: Option<Arc<Peers>>,
+/// One task per server relays the other instances' attainment events to every event stream.
+struct Relay {
+    peers: Arc<Peers>,
     token: Option<Token>,
+    tx: tokio::sync::broadcast::Sender<Arc<RecentAttainment>>,
     /// Per other instance: the newest commit time relayed.
     since: std::collections::BTreeMap<String, String>,
     started: String,
-    pending: std::collections::VecDeque<Event>,
-    tick: tokio::time::Interval,
 }
 
-fn attainment_event(item: &RecentAttainment) -> Event {
-    let data = serde_json::to_string(item).unwrap_or_default();
-    Event::default().event("attainment").data(data)
-}
+impl Relay {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(RELAY_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.tx.receiver_count() == 0 {
+                // Nobody listens: relay only what commits from now on.
+                self.started = wall_clock().to_rfc3339();
+                self.since.clear();
+                continue;
+            }
+            self.relay_once().await;
+        }
+    }
 
-impl StreamState {
-    /// Fetches the other instances' attainment events committed since the last relay.
-    async fn relay(&mut self) {
-        let Some(peers) = self.peers.clone() else {
-            return;
-        };
-        // One request per instance, each with its own `since`.
+    async fn relay_once(&mut self) {
         let members = {
-            let p = peers.clone();
+            let p = self.peers.clone();
             match tokio::task::spawn_blocking(move || p.members()).await {
                 Ok(Ok(m)) => m,
                 _ => return,
@@ -537,13 +561,13 @@ impl StreamState {
                 .get(&peer.instance)
                 .cloned()
                 .unwrap_or_else(|| self.started.clone());
-            let path = format!(
-                "{}?scope=local&limit={}&since={}",
+            let url = format!(
+                "{}{}?scope=local&limit={}&since={}",
+                peer.url.trim_end_matches('/'),
                 paths::ATTAINMENTS,
                 super::hub::RECENT_ATTAINMENTS,
                 encode_query(&since)
             );
-            let url = format!("{}{}", peer.url.trim_end_matches('/'), path);
             let token = self.token.clone();
             let fetched = tokio::task::spawn_blocking(move || {
                 super::peers::get_json::<AttainmentsBody>(&url, token.as_ref())
@@ -552,19 +576,35 @@ impl StreamState {
             if let Ok(Ok(body)) = fetched {
                 for item in body.attainments {
                     if item.committed_at > since {
-                        self.since
-                            .entry(peer.instance.clone())
-                            .and_modify(|s| {
-                                if item.committed_at > *s {
-                                    s.clone_from(&item.committed_at)
-                                }
-                            })
-                            .or_insert_with(|| item.committed_at.clone());
-                        self.pending.push_back(attainment_event(&item));
+                        let newest = self.since.entry(peer.instance.clone()).or_default();
+                        if item.committed_at > *newest {
+                            newest.clone_from(&item.committed_at);
+                        }
+                        // No receiver left is fine.
+                        let _ = self.tx.send(Arc::new(item));
                     }
                 }
             }
         }
+    }
+}
+
+fn attainment_event(item: &RecentAttainment) -> Event {
+    let data = serde_json::to_string(item).unwrap_or_default();
+    Event::default().event("attainment").data(data)
+}
+
+fn stream_event(
+    r: Result<Arc<RecentAttainment>, tokio::sync::broadcast::error::RecvError>,
+) -> Option<Event> {
+    match r {
+        Ok(item) => Some(attainment_event(&item)),
+        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Some(
+            Event::default()
+                .event("lagged")
+                .data(format!("{{\"skipped\":{n}}}")),
+        ),
+        Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
     }
 }
 
@@ -573,40 +613,20 @@ impl StreamState {
 async fn stream_attainments(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = state.hub.subscribe();
+    let local = state.hub.subscribe();
+    let relayed = state.relayed.as_ref().map(|tx| tx.subscribe());
     let hello = Event::default()
         .event("hello")
         .data(serde_json::json!({ "instance": state.hub.instance() }).to_string());
-    let mut tick = tokio::time::interval(RELAY_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let st = StreamState {
-        rx,
-        peers: state.peers.clone(),
-        token: state.token.clone(),
-        since: Default::default(),
-        started: wall_clock().to_rfc3339(),
-        pending: Default::default(),
-        tick,
-    };
-    let events = stream::unfold(st, |mut st| async move {
-        loop {
-            if let Some(e) = st.pending.pop_front() {
-                return Some((Ok(e), st));
-            }
-            tokio::select! {
-                r = st.rx.recv() => {
-                    let event = match r {
-                        Ok(item) => attainment_event(&item),
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
-                            .event("lagged")
-                            .data(format!("{{\"skipped\":{n}}}")),
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                    };
-                    return Some((Ok(event), st));
-                }
-                _ = st.tick.tick(), if st.peers.is_some() => st.relay().await,
-            }
-        }
+    let events = stream::unfold((local, relayed), |(mut local, mut relayed)| async move {
+        let event = match &mut relayed {
+            Some(r) => tokio::select! {
+                x = local.recv() => stream_event(x),
+                x = r.recv() => stream_event(x),
+            },
+            None => stream_event(local.recv().await),
+        }?;
+        Some((Ok(event), (local, relayed)))
     });
     let all = stream::iter([Ok(hello)]);
     Sse::new(futures_util::StreamExt::chain(all, events)).keep_alive(KeepAlive::default())
