@@ -190,6 +190,49 @@ pub fn sort_views(views: &mut [WindowView]) {
     });
 }
 
+/// JSON text embedded as is (checked only when served, not on every publish).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawJson(pub String);
+
+impl Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(d).map(|r| RawJson(r.get().to_string()))
+    }
+}
+
+/// An attainment event of a committed transaction, encoded once.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    /// Its goal.
+    pub goal_id: Arc<str>,
+    /// The attainment event as JSON.
+    pub json: String,
+}
+
+impl Committed {
+    /// Encodes an attainment event.
+    pub fn of(a: &Attainment) -> Committed {
+        let mut buf = Vec::with_capacity(384);
+        json::encode_attainment(a, &mut buf);
+        Committed::from_json(a, buf)
+    }
+
+    /// An attainment event already encoded as JSON by [`json::encode_attainment`].
+    pub fn from_json(a: &Attainment, json: Vec<u8>) -> Committed {
+        Committed {
+            goal_id: a.goal_id.clone(),
+            json: String::from_utf8(json).expect("encoded JSON is UTF-8"),
+        }
+    }
+}
+
 /// An attainment event as `/v1/attainments` lists it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecentAttainment {
@@ -200,7 +243,7 @@ pub struct RecentAttainment {
     /// The instance that published it.
     pub instance: String,
     /// The attainment event, exactly as published to the attainment topic (JSON).
-    pub attainment: Box<RawValue>,
+    pub attainment: RawJson,
     /// Its goal (for filtering).
     #[serde(skip)]
     pub goal_id: String,
@@ -288,21 +331,18 @@ impl Hub {
     }
 
     /// Publishes the attainment events of a committed transaction.
-    pub fn publish(&self, attainments: &[Attainment], committed_at: Timestamp) {
+    pub fn publish(&self, attainments: Vec<Committed>, committed_at: Timestamp) {
         if attainments.is_empty() {
             return;
         }
         let mut recent = self.recent.lock().expect("recent attainments lock");
-        let mut buf = Vec::new();
+        let at = committed_at.to_rfc3339();
         for a in attainments {
-            buf.clear();
-            json::encode_attainment(a, &mut buf);
-            let text = String::from_utf8(buf.clone()).expect("JSON is UTF-8");
             let item = Arc::new(RecentAttainment {
                 seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-                committed_at: committed_at.to_rfc3339(),
+                committed_at: at.clone(),
                 instance: self.instance.clone(),
-                attainment: RawValue::from_string(text).expect("encoded attainment is JSON"),
+                attainment: RawJson(a.json),
                 goal_id: a.goal_id.to_string(),
                 committed_nanos: committed_at.as_nanos(),
             });

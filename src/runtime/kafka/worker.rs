@@ -23,6 +23,7 @@ use crate::engine::{Applied, Contribution, GroupKey, Owner, Progress, Routed, Ro
 use crate::goals::GoalSet;
 use crate::model::{Attainment, SalesEvent, Timestamp};
 use crate::serve::hub::window_views;
+use crate::serve::hub::Committed;
 use crate::serve::{Hub, QueryReceiver, Telemetry};
 
 const KAFKA_TIMEOUT: StdDuration = StdDuration::from_secs(30);
@@ -114,7 +115,7 @@ struct Worker {
     hub: Option<Arc<Hub>>,
     queries: Option<QueryReceiver>,
     /// Attainment events of the open transaction, published to the hub once it commits.
-    txn_attainments: Vec<Attainment>,
+    txn_attainments: Vec<(usize, crate::model::AttainmentKind, Committed)>,
     rejected: [u64; codec::RejectReason::ALL.len()],
     late: Vec<u64>,
     repartition_records: u64,
@@ -952,15 +953,20 @@ impl Worker {
 
     fn emit_attainments(&mut self) {
         let attainments = std::mem::take(&mut self.attainments);
-        if self.hub.is_some() {
-            self.txn_attainments.extend(attainments.iter().cloned());
-        }
         let topic = self.cfg.output.topic.clone();
         for a in &attainments {
             self.buf.clear();
             match self.cfg.output.format {
                 Format::Json => json::encode_attainment(a, &mut self.buf),
                 Format::Proto => proto::encode_attainment(a, &mut self.buf),
+            }
+            if self.hub.is_some() {
+                let committed = match self.cfg.output.format {
+                    Format::Json => Committed::from_json(a, self.buf.clone()),
+                    Format::Proto => Committed::of(a),
+                };
+                let goal = self.goal_index.get(&*a.goal_id).copied().unwrap_or(0);
+                self.txn_attainments.push((goal, a.kind, committed));
             }
             let mut key = a.goal_id.to_string();
             for (_, v) in &a.group {
@@ -1187,12 +1193,12 @@ impl Worker {
         t.txn_committed.increment(1);
         t.txn_duration.record(took.as_secs_f64());
         let attainments = std::mem::take(&mut self.txn_attainments);
-        for a in &attainments {
-            if let Some(g) = self.goal_index.get(&*a.goal_id) {
-                t.attainments[*g][a.kind as usize].increment(1);
-            }
+        let mut committed = Vec::with_capacity(attainments.len());
+        for (goal, kind, c) in attainments {
+            t.attainments[goal][kind as usize].increment(1);
+            committed.push(c);
         }
-        hub.publish(&attainments, wall_clock());
+        hub.publish(committed, wall_clock());
         let p = &mut self.published;
         t.events_read.increment(self.report.read - p.report.read);
         t.events_accepted
