@@ -1,6 +1,5 @@
 //! The HTTP server: axum on a small tokio runtime of its own thread.
 
-use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +73,9 @@ pub enum ServeError {
     /// The token could not be read.
     #[error("cannot read the HTTP token: {0}")]
     Token(String),
+    /// A setting of `[http]` or the metrics recorder is not usable.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// What the server needs besides the hub.
@@ -632,19 +634,10 @@ async fn stream_attainments(
     Sse::new(futures_util::StreamExt::chain(all, events)).keep_alive(KeepAlive::default())
 }
 
-fn wall_clock() -> Timestamp {
+/// The wall clock, for commit times shown by the query API (never used by the engine).
+pub fn wall_clock() -> Timestamp {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     Timestamp::from_nanos(d.as_nanos() as i64)
-}
-
-/// The instances named in a list of peers, deduplicated (for logs).
-pub fn describe_instances(names: impl IntoIterator<Item = String>) -> String {
-    names
-        .into_iter()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect::<Vec<_>>()
-        .join(", ")
 }

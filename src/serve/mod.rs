@@ -62,7 +62,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, ServeError> {
             ],
         )
         .and_then(|b| b.install_recorder())
-        .map_err(|e| ServeError::Token(format!("metrics recorder: {e}")))
+        .map_err(|e| ServeError::Config(format!("cannot install the metrics recorder: {e}")))
 }
 
 /// The bearer token of `[http]`, read from its file or environment variable.
@@ -123,8 +123,8 @@ pub fn start_for_run(
         return Ok(None);
     }
     let listen: SocketAddr = cfg.http.listen.parse().map_err(|_| {
-        ServeError::Token(format!(
-            "http.listen `{}` is not an address",
+        ServeError::Config(format!(
+            "http.listen `{}` is not an address; expected IP:PORT, e.g. 127.0.0.1:8080",
             cfg.http.listen
         ))
     })?;

@@ -576,14 +576,6 @@ fn cached_high_watermark<C: ConsumerContext>(
         .then_some(high)
 }
 
-/// The wall clock, for commit times shown by the query API (never used by the engine).
-fn wall_clock() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_nanos(d.as_nanos() as i64)
-}
-
 /// Retries a transactional call while librdkafka reports a retriable error (e.g. a timeout while
 /// the coordinator is unreachable): retrying `commit_transaction` is safe and learns the real
 /// outcome, where aborting could not.
@@ -1198,7 +1190,7 @@ impl Worker {
             t.attainments[goal][kind as usize].increment(1);
             committed.push(c);
         }
-        hub.publish(committed, wall_clock());
+        hub.publish(committed, crate::serve::http::wall_clock());
         let p = &mut self.published;
         t.events_read.increment(self.report.read - p.report.read);
         t.events_accepted
