@@ -398,14 +398,7 @@ fn a_fenced_instance_stops_with_a_clear_error() {
     );
 
     let out = second.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let live = k.read_all(&format!("{name}-out"));
-    assert_exactly_once(&live);
-    assert_same_results(&goals, &replay(&goals, &events), &live);
+    assert_succeeded_with_replays_results(&k, &out, &name, &goals, &events);
 }
 
 /// Malformed, oversized and wrongly typed records land on the dead-letter topic with their reason

@@ -422,6 +422,17 @@ pub fn assert_same_results(goals_toml: &str, replayed: &[Attainment], live: &[At
 /// One last `run --until-caught-up --close-all-at-end`, then the output equals replay's.
 pub fn finish_and_compare(k: &Kafka, cfg: &Path, name: &str, goals: &str, events: &[SalesEvent]) {
     let out = run_goalpost(cfg, &["--until-caught-up", "--close-all-at-end"]);
+    assert_succeeded_with_replays_results(k, &out, name, goals, events);
+}
+
+/// The run exited 0, and `{name}-out` holds every attainment event once, with replay's results.
+pub fn assert_succeeded_with_replays_results(
+    k: &Kafka,
+    out: &Output,
+    name: &str,
+    goals: &str,
+    events: &[SalesEvent],
+) {
     assert!(
         out.status.success(),
         "{}",

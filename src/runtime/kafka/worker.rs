@@ -446,8 +446,8 @@ pub fn run(
             let mut events = std::mem::take(&mut w.events);
             let decoded = w.decode_batch(&polled, &mut events);
             let mut clock_checked = false;
-            for ((m, polled_in), d) in polled.iter().zip(decoded) {
-                w.handle(m, *polled_in, d.map(|(i, r)| (&events[i], r)))?;
+            for ((m, polled_in), (part, d)) in polled.iter().zip(decoded) {
+                w.handle(m, part, *polled_in, d.map(|(i, r)| (&events[i], r)))?;
                 if w.needs_reset || w.fatal.is_some() {
                     // The rest of the round is read again after the rebuild.
                     break;
@@ -664,15 +664,15 @@ impl Worker {
         }
     }
 
-    /// Handles one polled record. `polled_in` is the assignment epoch when it was polled;
-    /// `decoded` its decoded event (input records only).
+    /// Handles one polled record of `part` (see [`Worker::part`]). `polled_in` is the assignment
+    /// epoch when it was polled; `decoded` its decoded event (input records only).
     fn handle(
         &mut self,
         m: &BorrowedMessage<'_>,
+        part: Option<Part>,
         polled_in: u64,
         decoded: Option<(&SalesEvent, Result<(), codec::DecodeError>)>,
     ) -> Result<(), RunError> {
-        let part = self.part(m.topic(), m.partition());
         let since = match part {
             Some(Part::Repartition(p)) => self.owner_since.get(&p).copied(),
             Some(Part::Input(up)) => self.routers.get(&up).map(|t| t.since_epoch),
@@ -834,21 +834,27 @@ impl Worker {
     }
 
     /// Decodes the input records of a poll batch into `events`, on two threads when the batch is
-    /// large enough to pay for it. Returns, per record, its index in `events` and the result.
+    /// large enough to pay for it. Returns, per record, its partition and, for input records,
+    /// its index in `events` and the result.
+    #[allow(clippy::type_complexity)]
     fn decode_batch(
         &self,
         polled: &[(BorrowedMessage<'_>, u64)],
         events: &mut Vec<SalesEvent>,
-    ) -> Vec<Option<(usize, Result<(), codec::DecodeError>)>> {
+    ) -> Vec<(
+        Option<Part>,
+        Option<(usize, Result<(), codec::DecodeError>)>,
+    )> {
         let max = self.cfg.input.max_record_bytes;
         let mut jobs: Vec<(Format, &[u8])> = Vec::with_capacity(polled.len());
         let mut slots = Vec::with_capacity(polled.len());
         for (m, _) in polled {
-            if matches!(self.part(m.topic(), m.partition()), Some(Part::Input(_))) {
-                slots.push(Some(jobs.len()));
+            let part = self.part(m.topic(), m.partition());
+            if matches!(part, Some(Part::Input(_))) {
+                slots.push((part, Some(jobs.len())));
                 jobs.push((self.format_of(m), m.payload().unwrap_or_default()));
             } else {
-                slots.push(None);
+                slots.push((part, None));
             }
         }
         if events.len() < jobs.len() {
@@ -889,7 +895,10 @@ impl Worker {
         let mut results = results.into_iter();
         slots
             .into_iter()
-            .map(|slot| slot.map(|i| (i, results.next().expect("one result per job"))))
+            .map(|(part, slot)| {
+                let decoded = slot.map(|i| (i, results.next().expect("one result per job")));
+                (part, decoded)
+            })
             .collect()
     }
 
