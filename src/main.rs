@@ -305,6 +305,12 @@ fn cmd_run(
         "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}",
         report.read, report.accepted, report.duplicates, report.rejected, report.attainments, report.commits, report.aborts
     );
+    if report.producers_recreated > 0 {
+        eprintln!(
+            "the transactional producer was recreated {} time(s) after failing during a broker disruption",
+            report.producers_recreated
+        );
+    }
     Ok(())
 }
 

@@ -413,8 +413,9 @@ pub fn run(
 }
 
 /// A client that owns a one-broker mock cluster (`test.mock.num.brokers`), whose consumer groups
-/// form at once: by default the mock broker holds a new group's first join for 3 seconds.
-fn mock_cluster_owner() -> Result<BaseProducer> {
+/// form at once: by default the mock broker holds a new group's first join for 3 seconds. The
+/// cluster lives as long as the client (`client().mock_cluster()`).
+pub fn mock_cluster_owner() -> Result<BaseProducer> {
     let holder: BaseProducer = ClientConfig::new()
         .set("test.mock.num.brokers", "1")
         .create()

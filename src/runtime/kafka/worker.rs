@@ -11,7 +11,7 @@ use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::config::RunConfig;
@@ -27,6 +27,12 @@ use crate::serve::hub::Committed;
 use crate::serve::{Hub, QueryReceiver, Telemetry};
 
 const KAFKA_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+/// How long an abort is resumed while it reports a retriable error, e.g. across a broker restart.
+const ABORT_PATIENCE: StdDuration = StdDuration::from_secs(300);
+/// A producer failing fatally while the broker connection was disrupted is recreated at most
+/// [`MAX_RECOVERIES`] times within this window; one more fatal error stops the instance.
+const RECOVERY_WINDOW: StdDuration = StdDuration::from_secs(600);
+const MAX_RECOVERIES: usize = 3;
 /// Records taken from the consumer per round, at most: decoded together, then handled in order.
 const MAX_POLL_BATCH: usize = 1_024;
 /// Input records in a round from which decoding is split over two threads.
@@ -71,6 +77,9 @@ pub struct RunReport {
     pub commits: u64,
     /// Transactions aborted.
     pub aborts: u64,
+    /// Times the transactional producer was recreated after failing fatally during a broker
+    /// disruption (state was rebuilt from the changelog each time).
+    pub producers_recreated: u64,
 }
 
 struct RouterTask {
@@ -126,7 +135,14 @@ struct Worker {
     goals: Arc<GoalSet>,
     goal_index: HashMap<String, usize>,
     client: ClientConfig,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: ThreadedProducer<ProducerCtx>,
+    /// The transactional producer's configuration, to recreate it after a fatal error caused by a
+    /// broker disruption.
+    producer_config: ClientConfig,
+    /// Set by either client when a broker connection fails, cleared by a successful commit.
+    disrupted: Arc<AtomicBool>,
+    /// When the producer was recreated, within the last [`RECOVERY_WINDOW`].
+    recoveries: Vec<Instant>,
     repartition: String,
     changelog: String,
     dead_letters: String,
@@ -166,9 +182,74 @@ struct Worker {
 
 struct Ctx {
     worker: Arc<Mutex<Worker>>,
+    disrupted: Arc<AtomicBool>,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        note_client_error(&self.disrupted, error, reason);
+    }
+}
+
+/// The transactional producer's context: notes broker disruptions; deliveries are checked through
+/// the transaction's outcome, not one by one.
+struct ProducerCtx {
+    disrupted: Arc<AtomicBool>,
+}
+
+impl ClientContext for ProducerCtx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        note_client_error(&self.disrupted, error, reason);
+    }
+}
+
+impl ProducerContext for ProducerCtx {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+/// Logs a client-wide error as rdkafka does, and remembers lost broker connections.
+fn note_client_error(disrupted: &AtomicBool, error: KafkaError, reason: &str) {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    if matches!(
+        error.rdkafka_error_code(),
+        Some(Code::BrokerTransportFailure | Code::AllBrokersDown | Code::Resolve)
+    ) {
+        disrupted.store(true, Ordering::Relaxed);
+    }
+    tracing::error!(target: "rdkafka::client", "librdkafka: {error}: {reason}");
+}
+
+/// Creates the transactional producer and initialises transactions, which fences any earlier
+/// producer with the same transactional id and aborts its open transaction. Retriable errors
+/// (the coordinator not reachable yet) are retried for up to `patience`.
+fn transactional_producer(
+    config: &ClientConfig,
+    disrupted: &Arc<AtomicBool>,
+    patience: StdDuration,
+) -> Result<ThreadedProducer<ProducerCtx>, RunError> {
+    let producer: ThreadedProducer<ProducerCtx> = config
+        .create_with_context(ProducerCtx {
+            disrupted: disrupted.clone(),
+        })
+        .map_err(|e| RunError::kafka("create the transactional producer", e))?;
+    let deadline = Instant::now() + patience;
+    loop {
+        match producer.init_transactions(KAFKA_TIMEOUT) {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && Instant::now() < deadline => {
+                tracing::warn!(error = %e, "initialising transactions, retrying");
+                std::thread::sleep(StdDuration::from_millis(500));
+            }
+            Err(e) => {
+                return Err(RunError::kafka(
+                    "initialise transactions (fence earlier instances)",
+                    e,
+                ))
+            }
+            Ok(()) => return Ok(producer),
+        }
+    }
+}
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -274,12 +355,9 @@ pub fn run(
         .set("transaction.timeout.ms", "60000")
         // A transaction begun right after a commit may be told CONCURRENT_TRANSACTIONS; retry soon.
         .set("retry.backoff.ms", "10");
-    let producer: ThreadedProducer<DefaultProducerContext> = pc
-        .create()
-        .map_err(|e| RunError::kafka("create the transactional producer", e))?;
-    producer
-        .init_transactions(KAFKA_TIMEOUT)
-        .map_err(|e| RunError::kafka("initialise transactions (fence earlier instances)", e))?;
+    let disrupted = Arc::new(AtomicBool::new(false));
+    // At start a failure is reported at once (the operator is watching); later it is retried.
+    let producer = transactional_producer(&pc, &disrupted, StdDuration::ZERO)?;
 
     let goal_index = goals
         .goals
@@ -324,6 +402,9 @@ pub fn run(
         goal_index,
         client: client.clone(),
         producer,
+        producer_config: pc,
+        disrupted: disrupted.clone(),
+        recoveries: Vec::new(),
         owners_count,
         inputs: input_parts,
         input_bases,
@@ -374,6 +455,7 @@ pub fn run(
     let consumer: BaseConsumer<Ctx> = cc
         .create_with_context(Ctx {
             worker: worker.clone(),
+            disrupted,
         })
         .map_err(|e| RunError::kafka("create the consumer", e))?;
     let mut topics: Vec<&str> = cfg.input.topics.iter().map(String::as_str).collect();
@@ -425,7 +507,9 @@ pub fn run(
             let polled_nothing = polled.is_empty();
             let mut w = worker.lock().expect("worker lock");
             if let Some(e) = w.fatal.take() {
-                return Err(e);
+                // Recovered: state is rebuilt from the changelog in the next round.
+                w.recover_producer(e)?;
+                continue;
             }
             w.update_ready();
             if w.needs_reset {
@@ -594,6 +678,28 @@ fn retry_retriable(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(
 }
 
 impl Worker {
+    /// Aborts the open transaction. An abort is resumable: while librdkafka reports a retriable
+    /// error (typically a timeout because the broker is restarting and outstanding messages can be
+    /// neither delivered nor failed yet), the same call is made again, for up to
+    /// [`ABORT_PATIENCE`]. Anything else may not be called meanwhile (librdkafka refuses it as a
+    /// conflicting call), so giving up early would leave the producer unusable.
+    fn abort_transaction(&self) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + ABORT_PATIENCE;
+        let mut attempts = 0u32;
+        loop {
+            match self.producer.abort_transaction(KAFKA_TIMEOUT) {
+                Err(KafkaError::Transaction(e))
+                    if e.is_retriable() && Instant::now() < deadline =>
+                {
+                    attempts += 1;
+                    tracing::warn!(error = %e, attempts, "abort not finished yet, resuming it");
+                    std::thread::sleep(StdDuration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn begin(&mut self) -> Result<(), RunError> {
         if !self.in_txn {
             self.producer
@@ -1175,6 +1281,7 @@ impl Worker {
         self.in_txn = false;
         self.offsets.clear();
         self.report.commits += 1;
+        self.disrupted.store(false, Ordering::Relaxed);
         self.after_commit(t0.elapsed());
         Ok(())
     }
@@ -1320,6 +1427,10 @@ impl Worker {
     }
 
     fn classify(&self, e: KafkaError, action: &str) -> RunError {
+        if !matches!(&e, KafkaError::Transaction(err) if err.is_fatal()) {
+            // A coordinator moving or unreachable: the broker side is in trouble.
+            self.disrupted.store(true, Ordering::Relaxed);
+        }
         match &e {
             KafkaError::Transaction(err) if err.txn_requires_abort() => RunError::kafka(action, e),
             KafkaError::Transaction(err) if err.is_fatal() => {
@@ -1342,11 +1453,49 @@ impl Worker {
         }
     }
 
+    /// After a fatal error: when the producer failed fatally while the broker connection was
+    /// disrupted (a broker restart can leave librdkafka believing it was fenced), it is
+    /// recreated, which aborts its open transaction on the broker, and state is rebuilt from the
+    /// changelog, as Kafka Streams reinitialises its producer. A fatal error without a disruption,
+    /// or too many in a row, is returned: another instance with the same id fenced this one.
+    fn recover_producer(&mut self, e: RunError) -> Result<(), RunError> {
+        if self.producer.client().fatal_error().is_none() || !self.disrupted.load(Ordering::Relaxed)
+        {
+            return Err(e);
+        }
+        let now = Instant::now();
+        self.recoveries
+            .retain(|t| now.duration_since(*t) < RECOVERY_WINDOW);
+        if self.recoveries.len() >= MAX_RECOVERIES {
+            return Err(e);
+        }
+        tracing::warn!(
+            error = %e,
+            "the producer failed while the broker connection was disrupted: recreating it and \
+             rebuilding state from the changelog"
+        );
+        self.producer =
+            transactional_producer(&self.producer_config, &self.disrupted, ABORT_PATIENCE)?;
+        self.recoveries.push(now);
+        self.report.producers_recreated += 1;
+        if self.in_txn {
+            // The new producer's initialisation aborted it on the broker.
+            self.in_txn = false;
+            self.report.aborts += 1;
+            if let Some(hub) = &self.hub {
+                hub.telemetry.txn_aborted.increment(1);
+            }
+        }
+        self.abort("producer recreated");
+        self.needs_reset = true;
+        Ok(())
+    }
+
     /// Aborts the open transaction, if any, and forgets its work; the counters go back to the
     /// last commit (the aborted records are read again). Returns false after a fatal error.
     fn abort(&mut self, why: &str) -> bool {
         if self.in_txn {
-            if let Err(abort) = self.producer.abort_transaction(KAFKA_TIMEOUT) {
+            if let Err(abort) = self.abort_transaction() {
                 self.fatal.get_or_insert(RunError::Fatal(format!(
                     "abort transaction after `{why}`: {abort}"
                 )));

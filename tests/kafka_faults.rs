@@ -1,0 +1,128 @@
+//! Fault injection on librdkafka's in-process mock cluster (never the proof that the Kafka path
+//! works: `tests/kafka*.rs` run against a real broker). Here the mock makes the transaction
+//! coordinator answer "fenced" on demand, which a real broker only does in rare situations, to
+//! check how `goalpost run` tells a broker disruption from another instance taking over.
+
+mod kafka_support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use goalpost::codec::json;
+use goalpost::goals::GoalSet;
+use goalpost::runtime::demo::{mock_cluster_owner, run_config};
+use goalpost::runtime::kafka::{self, RunOptions, RunReport};
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaApiKey;
+use rdkafka::types::RDKafkaRespErr;
+
+use kafka_support::{examples_goals, generated_events};
+
+const PARTITIONS: i32 = 2;
+
+/// Starts the pipeline on a mock cluster preloaded with events, lets it commit for a while, runs
+/// `inject` on the cluster, lets it run again, then stops it and returns how it ended.
+fn run_with_fault(
+    inject: impl FnOnce(&MockCluster<'_, rdkafka::producer::DefaultProducerContext>),
+) -> Result<RunReport, String> {
+    let holder = mock_cluster_owner().unwrap();
+    let mock = holder.client().mock_cluster().unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let cfg = run_config(&bootstrap);
+    for t in [
+        cfg.input.topics[0].clone(),
+        cfg.repartition_topic(),
+        cfg.changelog_topic(),
+        cfg.output.topic.clone(),
+        cfg.dead_letter_topic(),
+    ] {
+        mock.create_topic(&t, PARTITIONS, 1).unwrap();
+    }
+    // A steady feed, so that transactions keep being committed around the fault.
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let stop = stop.clone();
+        let topic = cfg.input.topics[0].clone();
+        let bootstrap = bootstrap.clone();
+        std::thread::spawn(move || {
+            let producer: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .create()
+                .unwrap();
+            let mut buf = Vec::new();
+            for (i, ev) in generated_events(3, 100_000).into_iter().enumerate() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                buf.clear();
+                json::encode_event(&ev, &mut buf);
+                let key = ev.event_id.to_string();
+                while producer
+                    .send(BaseRecord::to(&topic).key(&key).payload(&buf))
+                    .is_err()
+                {
+                    producer.poll(Duration::from_millis(10));
+                }
+                if i % 20 == 19 {
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+            let _ = producer.flush(Duration::from_secs(10));
+        })
+    };
+
+    let goals = Arc::new(GoalSet::from_toml(&examples_goals()).unwrap());
+    let pipeline = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            kafka::run(cfg, goals, RunOptions::default(), stop, None).map_err(|e| e.to_string())
+        })
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !pipeline.is_finished(),
+        "the pipeline stopped before the fault: {:?}",
+        pipeline.join()
+    );
+    inject(&mock);
+    std::thread::sleep(Duration::from_secs(8));
+    stop.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+    pipeline.join().unwrap()
+}
+
+/// A broker outage followed by a "fenced" answer to the end of the transaction (what a broker
+/// restart can cause): the instance recreates its producer, rebuilds state and goes on.
+#[test]
+fn fenced_after_a_broker_outage_recreates_the_producer_and_goes_on() {
+    let report = run_with_fault(|mock| {
+        mock.request_errors(
+            RDKafkaApiKey::EndTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+        );
+        mock.broker_down(1).unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        mock.broker_up(1).unwrap();
+    })
+    .expect("the instance survives");
+    assert_eq!(report.producers_recreated, 1, "{report:?}");
+    assert!(report.aborts >= 1, "{report:?}");
+    assert!(report.read > 0 && report.commits > 2, "{report:?}");
+}
+
+/// The same "fenced" answer without any disruption means another instance with the same id took
+/// over: this one stops with a clear error instead of fencing it back.
+#[test]
+fn fenced_without_a_disruption_stops_the_instance() {
+    let err = run_with_fault(|mock| {
+        mock.request_errors(
+            RDKafkaApiKey::EndTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+        );
+    })
+    .expect_err("a fenced instance stops");
+    assert!(err.contains("fenced"), "{err}");
+}
