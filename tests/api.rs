@@ -277,6 +277,15 @@ fn two_instances_answer_queries_alike_and_match_replay() {
     );
     assert_eq!(bad_since.0, 400);
     assert!(bad_since.1.contains("yesterday"), "{}", bad_since.1);
+    // A parameter that does not parse gets the same JSON error body, naming it.
+    let bad_limit = get(&format!("{}/v1/attainments?limit=abc", a.base), Some(TOKEN));
+    assert_eq!(bad_limit.0, 400);
+    let body: serde_json::Value = serde_json::from_str(&bad_limit.1)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", bad_limit.1));
+    assert!(
+        body["error"].as_str().is_some_and(|m| m.contains("limit")),
+        "{body}"
+    );
 
     // Metrics: the instances together read every event once; the progress gauges switched on
     // appear (on whichever instance owns the goal's groups), and only for that goal.
