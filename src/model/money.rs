@@ -44,18 +44,45 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, DecimalError> {
     } else {
         Decimal::from_str_exact(t)
     };
-    parsed.map_err(|e| {
-        let msg = e.to_string();
-        if msg.contains("overflow")
-            || msg.contains("large")
-            || msg.contains("precision")
-            || msg.contains("scale")
-        {
+    // rust_decimal refuses both malformed text and numbers it cannot hold, mostly with the same
+    // error variant; well-formed text it refuses is out of range.
+    parsed.map_err(|_| {
+        if is_number_syntax(t) {
             DecimalError::OutOfRange(text.to_string())
         } else {
             DecimalError::NotANumber(text.to_string())
         }
     })
+}
+
+/// `[+-]digits[.digits][(e|E)[+-]digits]`, with digits on at least one side of the point.
+fn is_number_syntax(t: &str) -> bool {
+    fn digits(s: &[u8]) -> usize {
+        s.iter().take_while(|b| b.is_ascii_digit()).count()
+    }
+    let b = t.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    let int = digits(&b[i..]);
+    i += int;
+    let mut frac = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        frac = digits(&b[i..]);
+        i += frac;
+    }
+    if int + frac == 0 {
+        return false;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        i += usize::from(matches!(b.get(i), Some(b'+' | b'-')));
+        let exp = digits(&b[i..]);
+        if exp == 0 {
+            return false;
+        }
+        i += exp;
+    }
+    i == b.len()
 }
 
 /// Parses an input amount: [`parse_decimal`] plus the range limits of this module.
@@ -129,6 +156,34 @@ mod tests {
             "trailing zeros beyond scale are fine"
         );
         assert!(parse_amount("1e400").is_err());
+    }
+
+    #[test]
+    fn out_of_range_is_told_from_not_a_number() {
+        for big in [
+            "1e400",
+            "-1e400",
+            "123456789012345678901234567890123",
+            "1.0000000000000000000000000000000000001e-30",
+        ] {
+            assert!(
+                matches!(parse_decimal(big), Err(DecimalError::OutOfRange(_))),
+                "{big}: {:?}",
+                parse_decimal(big)
+            );
+        }
+        for bad in [
+            "1.2.3", "1e", "e5", ".", "-", "1e+", "1-2", "+.e1", "1.5e3.2",
+        ] {
+            assert!(
+                matches!(parse_decimal(bad), Err(DecimalError::NotANumber(_))),
+                "{bad}: {:?}",
+                parse_decimal(bad)
+            );
+        }
+        for good in [".5", "5.", "+1", "-0.0", "1E+2", "2e-3"] {
+            assert!(parse_decimal(good).is_ok(), "{good}");
+        }
     }
 
     #[test]
