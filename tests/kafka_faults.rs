@@ -99,12 +99,13 @@ fn run_with_fault(
 #[test]
 fn fenced_after_a_broker_outage_recreates_the_producer_and_goes_on() {
     let report = run_with_fault(|mock| {
+        // The outage first: a transaction ending just before it must not get the answer.
+        mock.broker_down(1).unwrap();
+        std::thread::sleep(Duration::from_secs(2));
         mock.request_errors(
             RDKafkaApiKey::EndTxn,
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
         );
-        mock.broker_down(1).unwrap();
-        std::thread::sleep(Duration::from_secs(2));
         mock.broker_up(1).unwrap();
     })
     .expect("the instance survives");

@@ -601,7 +601,8 @@ pub fn run(
         // Whatever fails here is aborted; the next owner of these partitions redoes it.
         w.try_commit(cgm.as_ref());
         match w.fatal.take() {
-            Some(e) => Err(e),
+            // A producer recreated after a disruption has aborted the open transaction.
+            Some(e) => w.recover_producer(e),
             None => Ok(()),
         }
     })();
