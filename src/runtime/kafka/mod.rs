@@ -4,7 +4,8 @@
 //! instance. Input partitions feed Routers; their contributions travel through the repartition
 //! topic, partitioned by (goal, group), to the Owner of each repartition partition. Every
 //! `commit_interval`, one transaction carries the repartition batches, the changelog records,
-//! attainment events, dead letters and the consumed offsets. See `docs/kafka.md`.
+//! attainment events, dead letters and the consumed offsets. The README's "Running on Kafka" section
+//! describes the model and its guarantees.
 
 pub mod admin;
 pub mod config;
