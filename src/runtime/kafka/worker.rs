@@ -27,8 +27,9 @@ use crate::serve::hub::Committed;
 use crate::serve::{Hub, QueryReceiver, Telemetry};
 
 const KAFKA_TIMEOUT: StdDuration = StdDuration::from_secs(30);
-/// How long an abort is resumed while it reports a retriable error, e.g. across a broker restart.
-const ABORT_PATIENCE: StdDuration = StdDuration::from_secs(300);
+/// How long a transactional call (commit, abort, initialisation after a recovery) is made again
+/// while librdkafka reports a retriable error, e.g. across a broker restart.
+const TXN_PATIENCE: StdDuration = StdDuration::from_secs(300);
 /// A producer failing fatally while the broker connection was disrupted is recreated at most
 /// [`MAX_RECOVERIES`] times within this window; one more fatal error stops the instance.
 const RECOVERY_WINDOW: StdDuration = StdDuration::from_secs(600);
@@ -233,22 +234,11 @@ fn transactional_producer(
             disrupted: disrupted.clone(),
         })
         .map_err(|e| RunError::kafka("create the transactional producer", e))?;
-    let deadline = Instant::now() + patience;
-    loop {
-        match producer.init_transactions(KAFKA_TIMEOUT) {
-            Err(KafkaError::Transaction(e)) if e.is_retriable() && Instant::now() < deadline => {
-                tracing::warn!(error = %e, "initialising transactions, retrying");
-                std::thread::sleep(StdDuration::from_millis(500));
-            }
-            Err(e) => {
-                return Err(RunError::kafka(
-                    "initialise transactions (fence earlier instances)",
-                    e,
-                ))
-            }
-            Ok(()) => return Ok(producer),
-        }
-    }
+    retry_retriable("initialise transactions", patience, || {
+        producer.init_transactions(KAFKA_TIMEOUT)
+    })
+    .map_err(|e| RunError::kafka("initialise transactions (fence earlier instances)", e))?;
+    Ok(producer)
 }
 
 impl ConsumerContext for Ctx {
@@ -661,16 +651,24 @@ fn cached_high_watermark<C: ConsumerContext>(
         .then_some(high)
 }
 
-/// Retries a transactional call while librdkafka reports a retriable error (e.g. a timeout while
-/// the coordinator is unreachable): retrying `commit_transaction` is safe and learns the real
-/// outcome, where aborting could not.
-fn retry_retriable(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
-    let mut attempts = 0;
+/// Makes a transactional call again, every 500 ms, while librdkafka reports a retriable error (a
+/// timeout, the coordinator unreachable or moving), until `patience` has passed. Retrying
+/// `commit_transaction` is safe and learns the real outcome, where aborting could not. An abort
+/// or an initialisation is resumable the same way, and nothing else may be called meanwhile
+/// (librdkafka refuses it as a conflicting call), so giving up early would leave the producer
+/// unusable.
+fn retry_retriable(
+    what: &str,
+    patience: StdDuration,
+    mut call: impl FnMut() -> Result<(), KafkaError>,
+) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + patience;
+    let mut attempts = 0u32;
     loop {
         match call() {
-            Err(KafkaError::Transaction(e)) if e.is_retriable() && attempts < 10 => {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && Instant::now() < deadline => {
                 attempts += 1;
-                tracing::warn!(error = %e, attempts, "transactional call failed, retrying");
+                tracing::warn!(error = %e, attempts, what, "transactional call failed, retrying");
                 std::thread::sleep(StdDuration::from_millis(500));
             }
             other => return other,
@@ -679,28 +677,6 @@ fn retry_retriable(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(
 }
 
 impl Worker {
-    /// Aborts the open transaction. An abort is resumable: while librdkafka reports a retriable
-    /// error (typically a timeout because the broker is restarting and outstanding messages can be
-    /// neither delivered nor failed yet), the same call is made again, for up to
-    /// [`ABORT_PATIENCE`]. Anything else may not be called meanwhile (librdkafka refuses it as a
-    /// conflicting call), so giving up early would leave the producer unusable.
-    fn abort_transaction(&self) -> Result<(), KafkaError> {
-        let deadline = Instant::now() + ABORT_PATIENCE;
-        let mut attempts = 0u32;
-        loop {
-            match self.producer.abort_transaction(KAFKA_TIMEOUT) {
-                Err(KafkaError::Transaction(e))
-                    if e.is_retriable() && Instant::now() < deadline =>
-                {
-                    attempts += 1;
-                    tracing::warn!(error = %e, attempts, "abort not finished yet, resuming it");
-                    std::thread::sleep(StdDuration::from_millis(500));
-                }
-                other => return other,
-            }
-        }
-    }
-
     fn begin(&mut self) -> Result<(), RunError> {
         if !self.in_txn {
             self.producer
@@ -1258,8 +1234,10 @@ impl Worker {
                     .map_err(|e| RunError::kafka("build the offsets to commit", e))?;
             }
             let producer = &self.producer;
-            retry_retriable(|| producer.send_offsets_to_transaction(&tpl, cgm, KAFKA_TIMEOUT))
-                .map_err(|e| self.classify(e, "send offsets to the transaction"))?;
+            retry_retriable("send offsets", TXN_PATIENCE, || {
+                producer.send_offsets_to_transaction(&tpl, cgm, KAFKA_TIMEOUT)
+            })
+            .map_err(|e| self.classify(e, "send offsets to the transaction"))?;
         }
         let t_offsets = t0.elapsed() - t_write;
         let started = Instant::now();
@@ -1270,8 +1248,10 @@ impl Worker {
             std::thread::sleep(StdDuration::from_millis(1));
         }
         let producer = &self.producer;
-        retry_retriable(|| producer.commit_transaction(KAFKA_TIMEOUT))
-            .map_err(|e| self.classify(e, "commit the transaction"))?;
+        retry_retriable("commit", TXN_PATIENCE, || {
+            producer.commit_transaction(KAFKA_TIMEOUT)
+        })
+        .map_err(|e| self.classify(e, "commit the transaction"))?;
         tracing::debug!(
             elapsed_us = started.elapsed().as_micros() as u64,
             write_us = t_write.as_micros() as u64,
@@ -1476,36 +1456,40 @@ impl Worker {
              rebuilding state from the changelog"
         );
         self.producer =
-            transactional_producer(&self.producer_config, &self.disrupted, ABORT_PATIENCE)?;
+            transactional_producer(&self.producer_config, &self.disrupted, TXN_PATIENCE)?;
         self.recoveries.push(now);
         self.report.producers_recreated += 1;
         if self.in_txn {
             // The new producer's initialisation aborted it on the broker.
             self.in_txn = false;
-            self.report.aborts += 1;
-            if let Some(hub) = &self.hub {
-                hub.telemetry.txn_aborted.increment(1);
-            }
+            self.count_abort();
         }
         self.abort("producer recreated");
         self.needs_reset = true;
         Ok(())
     }
 
+    fn count_abort(&mut self) {
+        self.report.aborts += 1;
+        if let Some(hub) = &self.hub {
+            hub.telemetry.txn_aborted.increment(1);
+        }
+    }
+
     /// Aborts the open transaction, if any, and forgets its work; the counters go back to the
     /// last commit (the aborted records are read again). Returns false after a fatal error.
     fn abort(&mut self, why: &str) -> bool {
         if self.in_txn {
-            if let Err(abort) = self.abort_transaction() {
+            let producer = &self.producer;
+            if let Err(abort) = retry_retriable("abort", TXN_PATIENCE, || {
+                producer.abort_transaction(KAFKA_TIMEOUT)
+            }) {
                 self.fatal.get_or_insert(RunError::Fatal(format!(
                     "abort transaction after `{why}`: {abort}"
                 )));
                 return false;
             }
-            self.report.aborts += 1;
-            if let Some(hub) = &self.hub {
-                hub.telemetry.txn_aborted.increment(1);
-            }
+            self.count_abort();
         }
         let p = &self.published;
         self.report.read = p.report.read;
