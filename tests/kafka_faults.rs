@@ -9,17 +9,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use goalpost::codec::json;
 use goalpost::goals::GoalSet;
-use goalpost::runtime::demo::{mock_cluster_owner, run_config};
+use goalpost::runtime::demo::{
+    create_topics, feed_events, mock_cluster_owner, run_config, FeedStats,
+};
 use goalpost::runtime::kafka::{self, RunOptions, RunReport};
-use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaApiKey;
 use rdkafka::types::RDKafkaRespErr;
 
-use kafka_support::{examples_goals, generated_events};
+use kafka_support::examples_goals;
 
 const PARTITIONS: i32 = 2;
 
@@ -32,45 +32,14 @@ fn run_with_fault(
     let mock = holder.client().mock_cluster().unwrap();
     let bootstrap = mock.bootstrap_servers();
     let cfg = run_config(&bootstrap);
-    for t in [
-        cfg.input.topics[0].clone(),
-        cfg.repartition_topic(),
-        cfg.changelog_topic(),
-        cfg.output.topic.clone(),
-        cfg.dead_letter_topic(),
-    ] {
-        mock.create_topic(&t, PARTITIONS, 1).unwrap();
-    }
+    create_topics(&mock, &cfg, PARTITIONS).unwrap();
     // A steady feed, so that transactions keep being committed around the fault.
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = {
         let stop = stop.clone();
-        let topic = cfg.input.topics[0].clone();
         let bootstrap = bootstrap.clone();
         std::thread::spawn(move || {
-            let producer: BaseProducer = ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
-                .create()
-                .unwrap();
-            let mut buf = Vec::new();
-            for (i, ev) in generated_events(3, 100_000).into_iter().enumerate() {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                buf.clear();
-                json::encode_event(&ev, &mut buf);
-                let key = ev.event_id.to_string();
-                while producer
-                    .send(BaseRecord::to(&topic).key(&key).payload(&buf))
-                    .is_err()
-                {
-                    producer.poll(Duration::from_millis(10));
-                }
-                if i % 20 == 19 {
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-            let _ = producer.flush(Duration::from_secs(10));
+            feed_events(&bootstrap, 5_000, 3, &stop, &Arc::new(FeedStats::default())).unwrap()
         })
     };
 

@@ -236,18 +236,7 @@ pub fn run(
         .context("the mock Kafka cluster did not start")?;
     let bootstrap = mock.bootstrap_servers();
     let run_cfg = run_config(&bootstrap);
-    // The mock broker has no CreateTopics API: create everything `prepare_topics` would.
-    let topics = [
-        INPUT_TOPIC.to_string(),
-        run_cfg.repartition_topic(),
-        run_cfg.changelog_topic(),
-        run_cfg.output.topic.clone(),
-        run_cfg.dead_letter_topic(),
-    ];
-    for t in &topics {
-        mock.create_topic(t, cfg.partitions, 1)
-            .with_context(|| format!("cannot create topic `{t}` on the mock cluster"))?;
-    }
+    let topics = create_topics(&mock, &run_cfg, cfg.partitions)?;
     writeln!(
         status,
         "demo: mock Kafka cluster at {bootstrap}; topics {} ({} partitions each)",
@@ -412,6 +401,27 @@ pub fn run(
     Ok(report)
 }
 
+/// Creates on the mock cluster every topic `prepare_topics` would (the mock broker has no
+/// CreateTopics API), each with `partitions` partitions; returns their names.
+pub fn create_topics<C: ClientContext>(
+    mock: &MockCluster<'_, C>,
+    cfg: &RunConfig,
+    partitions: i32,
+) -> Result<Vec<String>> {
+    let mut topics = cfg.input.topics.clone();
+    topics.extend([
+        cfg.repartition_topic(),
+        cfg.changelog_topic(),
+        cfg.output.topic.clone(),
+        cfg.dead_letter_topic(),
+    ]);
+    for t in &topics {
+        mock.create_topic(t, partitions, 1)
+            .with_context(|| format!("cannot create topic `{t}` on the mock cluster"))?;
+    }
+    Ok(topics)
+}
+
 /// A client that owns a one-broker mock cluster (`test.mock.num.brokers`), whose consumer groups
 /// form at once: by default the mock broker holds a new group's first join for 3 seconds. The
 /// cluster lives as long as the client (`client().mock_cluster()`).
@@ -489,12 +499,15 @@ fn write_summary(report: &DemoReport, feed: &FeedStats, status: &mut dyn Write) 
 // ---------------------------------------------------------------------------------------------
 // Feeder
 
+/// What the feeder has sent.
 #[derive(Default)]
-struct FeedStats {
-    delivered: AtomicU64,
-    failed: AtomicU64,
+pub struct FeedStats {
+    /// Events the cluster accepted.
+    pub delivered: AtomicU64,
+    /// Events it did not.
+    pub failed: AtomicU64,
     /// Largest `occurred_at` sent, in nanoseconds; 0 before the first.
-    latest: AtomicI64,
+    pub latest: AtomicI64,
 }
 
 impl FeedStats {
@@ -529,8 +542,9 @@ impl ProducerContext for FeedContext {
     }
 }
 
-/// Produces generated events at `rate` per second until `stop` is set.
-fn feed_events(
+/// Produces generated events (seed `seed`, JSON keyed by `event_id`) to the demo's input topic at
+/// `rate` per second until `stop` is set.
+pub fn feed_events(
     bootstrap: &str,
     rate: u64,
     seed: u64,
