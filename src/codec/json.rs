@@ -8,10 +8,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{DecodeError, RejectReason};
+
+mod fast;
 use crate::model::money::parse_amount;
 use crate::model::{Attainment, Decimal, SalesEvent, StringField, Timestamp};
 
 /// A string that borrows from the input when it has no escapes.
+#[derive(Debug, PartialEq)]
 struct Text<'a>(Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
@@ -108,12 +111,63 @@ fn required<'a>(v: Option<Text<'a>>, name: &str) -> Result<Cow<'a, str>, DecodeE
     }
 }
 
+/// The values of an event's fields as they stand in the text, before validation: what both the
+/// fast scanner and serde_json produce, so validation (and every error it reports) is shared.
+#[derive(Debug, Default, PartialEq)]
+struct Fields<'a> {
+    event_id: Option<Text<'a>>,
+    event_type: Option<Text<'a>>,
+    occurred_at: Option<Text<'a>>,
+    /// Indexed by [`StringField`].
+    strings: [Option<Text<'a>>; StringField::COUNT],
+    /// The JSON text of `amount` (a number, or a string with its quotes).
+    amount: Option<&'a str>,
+    attributes: Vec<(Text<'a>, Text<'a>)>,
+}
+
+impl<'a> From<RawEvent<'a>> for Fields<'a> {
+    fn from(raw: RawEvent<'a>) -> Self {
+        Fields {
+            event_id: raw.event_id,
+            event_type: raw.event_type,
+            occurred_at: raw.occurred_at,
+            strings: [
+                raw.rep_id,
+                raw.team_id,
+                raw.region,
+                raw.account_id,
+                raw.opportunity_id,
+                raw.lead_id,
+                raw.product,
+                raw.stage,
+                raw.previous_stage,
+                raw.currency,
+            ],
+            amount: raw.amount.map(RawValue::get),
+            attributes: raw.attributes.map(|a| a.0).unwrap_or_default(),
+        }
+    }
+}
+
 /// Decodes one JSON event into `ev`, replacing every field (string buffers are reused). Unknown
 /// top-level fields are ignored.
+///
+/// Records in the common shape (see [`fast`]) are scanned by hand; anything else, and every
+/// record the scanner is unsure of, goes through serde_json. Both give the same [`Fields`], which
+/// are validated by one function, so the outcome and its errors do not depend on the path.
 pub fn decode_event(bytes: &[u8], ev: &mut SalesEvent) -> Result<(), DecodeError> {
     // Validating UTF-8 once for the whole record is cheaper than per string.
     let text = std::str::from_utf8(bytes)
         .map_err(|e| DecodeError::new(RejectReason::InvalidJson, format!("not UTF-8: {e}")))?;
+    let fields = match fast::scan(text) {
+        Some(fields) => fields,
+        None => decode_with_serde(text)?,
+    };
+    fill(fields, ev)
+}
+
+/// The serde_json path: every JSON the scanner leaves, and the source of syntax errors.
+fn decode_with_serde(text: &str) -> Result<Fields<'_>, DecodeError> {
     let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| {
         let reason = match e.classify() {
             serde_json::error::Category::Data => RejectReason::WrongType,
@@ -121,15 +175,20 @@ pub fn decode_event(bytes: &[u8], ev: &mut SalesEvent) -> Result<(), DecodeError
         };
         DecodeError::new(reason, e.to_string())
     })?;
-    let event_id = required(raw.event_id, "event_id")?;
-    let event_type = required(raw.event_type, "event_type")?;
-    let occurred_at = required(raw.occurred_at, "occurred_at")?;
+    Ok(raw.into())
+}
+
+/// Validates `fields` and writes them into `ev`.
+fn fill(fields: Fields<'_>, ev: &mut SalesEvent) -> Result<(), DecodeError> {
+    let event_id = required(fields.event_id, "event_id")?;
+    let event_type = required(fields.event_type, "event_type")?;
+    let occurred_at = required(fields.occurred_at, "occurred_at")?;
     let occurred_at = Timestamp::parse_rfc3339(&occurred_at).map_err(|e| {
         DecodeError::new(RejectReason::InvalidTimestamp, format!("occurred_at: {e}"))
     })?;
-    let amount = match raw.amount {
+    let amount = match fields.amount {
         None => None,
-        Some(r) => Some(amount_from_raw(r.get())?),
+        Some(r) => Some(amount_from_raw(r)?),
     };
 
     ev.event_id.clear();
@@ -138,22 +197,10 @@ pub fn decode_event(bytes: &[u8], ev: &mut SalesEvent) -> Result<(), DecodeError
     ev.event_type.push_str(&event_type);
     ev.occurred_at = occurred_at;
     ev.amount = amount;
-    let strings = [
-        raw.rep_id,
-        raw.team_id,
-        raw.region,
-        raw.account_id,
-        raw.opportunity_id,
-        raw.lead_id,
-        raw.product,
-        raw.stage,
-        raw.previous_stage,
-        raw.currency,
-    ];
-    for (field, value) in StringField::ALL.into_iter().zip(&strings) {
+    for (field, value) in StringField::ALL.into_iter().zip(&fields.strings) {
         ev.set_string_from(field, value.as_ref().map(|t| &*t.0));
     }
-    let attrs = raw.attributes.map(|a| a.0).unwrap_or_default();
+    let attrs = fields.attributes;
     // Reuse the attribute buffers of the previous event.
     ev.attributes.truncate(attrs.len());
     for (i, (k, v)) in attrs.iter().enumerate() {
