@@ -36,8 +36,6 @@ const RECOVERY_WINDOW: StdDuration = StdDuration::from_secs(600);
 const MAX_RECOVERIES: usize = 3;
 /// Records taken from the consumer per round, at most: decoded together, then handled in order.
 const MAX_POLL_BATCH: usize = 1_024;
-/// Input records in a round from which decoding is split over two threads.
-const PARALLEL_DECODE_MIN: usize = 128;
 /// Contributions per repartition record, at most.
 const MAX_BATCH: usize = 2_000;
 
@@ -109,6 +107,39 @@ enum Part {
     Repartition(i32),
 }
 
+/// The partitions an instance may read: every input partition (by upstream index) and the
+/// repartition topic.
+struct Topics {
+    repartition: String,
+    /// Upstream index -> input (topic, partition).
+    inputs: Vec<(String, i32)>,
+    /// Input topic -> upstream index of its partition 0.
+    input_bases: Vec<(String, u32)>,
+}
+
+impl Topics {
+    /// The partition a record came from, if this instance reads it.
+    fn part(&self, topic: &str, partition: i32) -> Option<Part> {
+        if topic == self.repartition {
+            return Some(Part::Repartition(partition));
+        }
+        let &(_, base) = self.input_bases.iter().find(|(t, _)| t == topic)?;
+        let id = base + u32::try_from(partition).ok()?;
+        (self.inputs.get(id as usize)?.0 == topic).then_some(Part::Input(id))
+    }
+
+    /// The topic and partition of a [`Part`].
+    fn name(&self, part: Part) -> (&str, i32) {
+        match part {
+            Part::Input(up) => {
+                let (t, p) = &self.inputs[up as usize];
+                (t, *p)
+            }
+            Part::Repartition(p) => (&self.repartition, p),
+        }
+    }
+}
+
 /// Metrics published so far (counters are published as deltas at each commit).
 #[derive(Default)]
 struct Published {
@@ -144,14 +175,11 @@ struct Worker {
     disrupted: Arc<AtomicBool>,
     /// When the producer was recreated, within the last [`RECOVERY_WINDOW`].
     recoveries: Vec<Instant>,
-    repartition: String,
+    /// The partitions this instance may read; shared with the decode thread.
+    topics: Arc<Topics>,
     changelog: String,
     dead_letters: String,
     owners_count: i32,
-    /// Upstream index -> input (topic, partition).
-    inputs: Vec<(String, i32)>,
-    /// Input topic -> upstream index of its partition 0.
-    input_bases: Vec<(String, u32)>,
     routers: BTreeMap<u32, RouterTask>,
     owners: BTreeMap<i32, Owner>,
     /// Per owned partition: the assignment epoch in which its owner was created.
@@ -162,8 +190,6 @@ struct Worker {
     offsets: BTreeMap<Part, i64>,
     /// Pending repartition batches: (upstream, owner partition) -> batch.
     batches: BTreeMap<(u32, i32), wire::BatchWriter>,
-    /// Decoded input events of the current poll batch (buffers reused).
-    events: Vec<SalesEvent>,
     attainments: Vec<Attainment>,
     buf: Vec<u8>,
     report: RunReport,
@@ -384,7 +410,11 @@ pub fn run(
         },
         lag_gauges,
         last_state_metrics: Instant::now(),
-        repartition: cfg.repartition_topic(),
+        topics: Arc::new(Topics {
+            repartition: cfg.repartition_topic(),
+            inputs: input_parts,
+            input_bases,
+        }),
         changelog: cfg.changelog_topic(),
         dead_letters: cfg.dead_letter_topic(),
         cfg: cfg.clone(),
@@ -396,8 +426,6 @@ pub fn run(
         disrupted: disrupted.clone(),
         recoveries: Vec::new(),
         owners_count,
-        inputs: input_parts,
-        input_bases,
         routers: BTreeMap::new(),
         owners: BTreeMap::new(),
         owner_since: BTreeMap::new(),
@@ -405,7 +433,6 @@ pub fn run(
         txn_started: Instant::now(),
         offsets: BTreeMap::new(),
         batches: BTreeMap::new(),
-        events: Vec::new(),
         attainments: Vec::new(),
         buf: Vec::new(),
         report: RunReport::default(),
@@ -472,38 +499,80 @@ pub fn run(
     let mut last_idle_check = Instant::now();
     let mut last_group_check = Instant::now();
     let mut ticks: u32 = 0;
-    let mut polled: Vec<(BorrowedMessage<'_>, u64)> = Vec::with_capacity(MAX_POLL_BATCH);
-    let result = (|| -> Result<(), RunError> {
+    // Two poll batches are in flight, in two slots: the newest one, which the decode thread
+    // decodes while the worker handles the one before it. Whoever locks a pending slot first
+    // decodes it, so the worker never waits for a decode thread that has not started.
+    let slots: [Mutex<Slot<'_>>; 2] = Default::default();
+    let (topics, input_cfg) = {
+        let w = worker.lock().expect("worker lock");
+        (w.topics.clone(), w.cfg.input.clone())
+    };
+    let decode_pending = |slot: &mut Slot<'_>| {
+        if slot.pending {
+            decode_batch(&topics, &input_cfg, &slot.polled, &mut slot.decoded);
+            slot.pending = false;
+        }
+    };
+    let clear_slots = || {
+        for slot in &slots {
+            let mut slot = slot.lock().expect("slot lock");
+            slot.polled.clear();
+            slot.pending = false;
+        }
+    };
+    let result = std::thread::scope(|scope| -> Result<(), RunError> {
+        let (to_decoder, jobs) = std::sync::mpsc::channel::<usize>();
+        std::thread::Builder::new()
+            .name("goalpost-decode".into())
+            .spawn_scoped(scope, || {
+                for i in jobs {
+                    decode_pending(&mut slots[i].lock().expect("slot lock"));
+                }
+            })
+            .map_err(|e| RunError::Fatal(format!("cannot start the decode thread: {e}")))?;
+        let mut fresh: Vec<(BorrowedMessage<'_>, u64)> = Vec::with_capacity(MAX_POLL_BATCH);
+        // The slot filled in the previous round (handled in this one) and its size.
+        let mut ready = 0;
+        let mut ready_len = 0;
         loop {
             if shutdown.load(Ordering::Relaxed) {
                 tracing::info!("shutdown requested: committing and leaving the group");
                 break;
             }
-            // A round: wait for one record, then take what else is already fetched. Each record
-            // is tagged with the assignment epoch it was polled in (rebalances run inside poll).
-            polled.clear();
-            let mut wait = StdDuration::from_millis(50);
-            while polled.len() < MAX_POLL_BATCH {
+            // A round: wait for one record (unless a batch is waiting to be handled), then take
+            // what else is already fetched. Each record is tagged with the assignment epoch it
+            // was polled in (rebalances run inside poll).
+            fresh.clear();
+            let mut wait = if ready_len == 0 {
+                StdDuration::from_millis(50)
+            } else {
+                StdDuration::ZERO
+            };
+            while fresh.len() < MAX_POLL_BATCH {
                 match consumer.poll(wait) {
                     None => break,
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "consumer error");
                         break;
                     }
-                    Some(Ok(m)) => polled.push((m, epoch.load(Ordering::Acquire))),
+                    Some(Ok(m)) => fresh.push((m, epoch.load(Ordering::Acquire))),
                 }
                 wait = StdDuration::ZERO;
             }
-            let polled_nothing = polled.is_empty();
             let mut w = worker.lock().expect("worker lock");
             if let Some(e) = w.fatal.take() {
                 // Recovered: state is rebuilt from the changelog in the next round.
+                clear_slots();
+                ready_len = 0;
                 w.recover_producer(e)?;
                 continue;
             }
             w.update_ready();
             if w.needs_reset {
-                // `polled` was fetched before the rewind: read again from the committed offsets.
+                // Every batch in flight was fetched before the rewind: read again from the
+                // committed offsets.
+                clear_slots();
+                ready_len = 0;
                 match w.reset(&consumer) {
                     Ok(()) => {}
                     Err(e @ RunError::Wire(_)) => return Err(e),
@@ -517,13 +586,26 @@ pub fn run(
                 continue;
             }
             w.answer_queries();
-            let mut events = std::mem::take(&mut w.events);
-            let decoded = w.decode_batch(&polled, &mut events);
+            let newest = 1 - ready;
+            let fresh_len = fresh.len();
+            if fresh_len > 0 {
+                let mut slot = slots[newest].lock().expect("slot lock");
+                std::mem::swap(&mut slot.polled, &mut fresh);
+                slot.pending = true;
+                drop(slot);
+                // The decode thread ends with this loop only.
+                let _ = to_decoder.send(newest);
+            }
             let mut clock_checked = false;
-            for ((m, polled_in), (part, d)) in polled.iter().zip(decoded) {
-                w.handle(m, part, *polled_in, d.map(|(i, r)| (&events[i], r)))?;
+            let mut slot = slots[ready].lock().expect("slot lock");
+            decode_pending(&mut slot);
+            let Slot {
+                polled, decoded, ..
+            } = &mut *slot;
+            for ((m, polled_in), (part, d)) in polled.iter().zip(decoded.slots.drain(..)) {
+                w.handle(m, part, *polled_in, d.map(|(i, r)| (&decoded.events[i], r)))?;
                 if w.needs_reset || w.fatal.is_some() {
-                    // The rest of the round is read again after the rebuild.
+                    // The rest is read again after the rebuild.
                     break;
                 }
                 // The clock is read every few records only: a read costs more than a record.
@@ -536,10 +618,16 @@ pub fn run(
                     }
                 }
             }
-            w.events = events;
+            polled.clear();
+            drop(slot);
+            ready = newest;
+            ready_len = fresh_len;
             if w.needs_reset || w.fatal.is_some() {
+                clear_slots();
+                ready_len = 0;
                 continue;
             }
+            let polled_nothing = ready_len == 0;
             let now = Instant::now();
             if !clock_checked && w.in_txn && now.duration_since(w.txn_started) >= commit_interval {
                 let cgm = consumer.group_metadata();
@@ -595,10 +683,82 @@ pub fn run(
             Some(e) => w.recover_producer(e),
             None => Ok(()),
         }
-    })();
+    });
     consumer.unsubscribe();
     let report = worker.lock().expect("worker lock").report.clone();
     result.map(|_| report)
+}
+
+/// The format of an input record: its `content-type` header, else `default`.
+fn format_of(m: &BorrowedMessage<'_>, default: Format) -> Format {
+    m.headers()
+        .and_then(|h| {
+            h.iter()
+                .find(|h| h.key.eq_ignore_ascii_case("content-type"))
+        })
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(Format::from_name)
+        .unwrap_or(default)
+}
+
+/// A poll batch and its decoding.
+#[derive(Default)]
+struct Slot<'c> {
+    polled: Vec<(BorrowedMessage<'c>, u64)>,
+    /// Polled but not decoded yet.
+    pending: bool,
+    decoded: Decoded,
+}
+
+/// An input record's index in [`Decoded::events`] and the result of decoding it.
+type DecodedInput = (usize, Result<(), codec::DecodeError>);
+
+/// A poll batch as the decode thread leaves it.
+#[derive(Default)]
+struct Decoded {
+    /// Per polled record: its partition and, for input records, its index in `events` and the
+    /// result of decoding it.
+    slots: Vec<(Option<Part>, Option<DecodedInput>)>,
+    /// Decoded input events (buffers reused from batch to batch).
+    events: Vec<SalesEvent>,
+}
+
+/// Decodes the input records of a poll batch (on the decode thread, while the worker handles the
+/// previous batch).
+fn decode_batch(
+    topics: &Topics,
+    input: &super::config::InputConfig,
+    polled: &[(BorrowedMessage<'_>, u64)],
+    out: &mut Decoded,
+) {
+    let max = input.max_record_bytes;
+    out.slots.clear();
+    let mut n = 0;
+    for (m, _) in polled {
+        let part = topics.part(m.topic(), m.partition());
+        if !matches!(part, Some(Part::Input(_))) {
+            out.slots.push((part, None));
+            continue;
+        }
+        if out.events.len() <= n {
+            out.events.push(SalesEvent::default());
+        }
+        let payload = m.payload().unwrap_or_default();
+        let result = if payload.len() > max {
+            Err(codec::DecodeError {
+                reason: codec::RejectReason::Oversized,
+                detail: format!(
+                    "record of {} bytes exceeds input.max_record_bytes = {max}",
+                    payload.len()
+                ),
+            })
+        } else {
+            codec::decode_event(format_of(m, input.format), payload, &mut out.events[n])
+        };
+        out.slots.push((part, Some((n, result))));
+        n += 1;
+    }
 }
 
 /// Whether the group has committed every input partition up to its target: partitions held by
@@ -728,23 +888,12 @@ impl Worker {
 
     /// The partition a record came from, if this instance reads it.
     fn part(&self, topic: &str, partition: i32) -> Option<Part> {
-        if topic == self.repartition {
-            return Some(Part::Repartition(partition));
-        }
-        let &(_, base) = self.input_bases.iter().find(|(t, _)| t == topic)?;
-        let id = base + u32::try_from(partition).ok()?;
-        (self.inputs.get(id as usize)?.0 == topic).then_some(Part::Input(id))
+        self.topics.part(topic, partition)
     }
 
     /// The topic and partition of a [`Part`].
     fn part_name(&self, part: Part) -> (&str, i32) {
-        match part {
-            Part::Input(up) => {
-                let (t, p) = &self.inputs[up as usize];
-                (t, *p)
-            }
-            Part::Repartition(p) => (&self.repartition, p),
-        }
+        self.topics.name(part)
     }
 
     /// Handles one polled record of `part` (see [`Worker::part`]). `polled_in` is the assignment
@@ -903,88 +1052,6 @@ impl Worker {
         }
     }
 
-    /// The format of an input record: its `content-type` header, else `input.format`.
-    fn format_of(&self, m: &BorrowedMessage<'_>) -> Format {
-        m.headers()
-            .and_then(|h| {
-                h.iter()
-                    .find(|h| h.key.eq_ignore_ascii_case("content-type"))
-            })
-            .and_then(|h| h.value)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(Format::from_name)
-            .unwrap_or(self.cfg.input.format)
-    }
-
-    /// Decodes the input records of a poll batch into `events`, on two threads when the batch is
-    /// large enough to pay for it. Returns, per record, its partition and, for input records,
-    /// its index in `events` and the result.
-    #[allow(clippy::type_complexity)]
-    fn decode_batch(
-        &self,
-        polled: &[(BorrowedMessage<'_>, u64)],
-        events: &mut Vec<SalesEvent>,
-    ) -> Vec<(
-        Option<Part>,
-        Option<(usize, Result<(), codec::DecodeError>)>,
-    )> {
-        let max = self.cfg.input.max_record_bytes;
-        let mut jobs: Vec<(Format, &[u8])> = Vec::with_capacity(polled.len());
-        let mut slots = Vec::with_capacity(polled.len());
-        for (m, _) in polled {
-            let part = self.part(m.topic(), m.partition());
-            if matches!(part, Some(Part::Input(_))) {
-                slots.push((part, Some(jobs.len())));
-                jobs.push((self.format_of(m), m.payload().unwrap_or_default()));
-            } else {
-                slots.push((part, None));
-            }
-        }
-        if events.len() < jobs.len() {
-            events.resize_with(jobs.len(), SalesEvent::default);
-        }
-        let decode = |jobs: &[(Format, &[u8])], events: &mut [SalesEvent]| {
-            jobs.iter()
-                .zip(events.iter_mut())
-                .map(|((format, payload), ev)| {
-                    if payload.len() > max {
-                        Err(codec::DecodeError {
-                            reason: codec::RejectReason::Oversized,
-                            detail: format!(
-                                "record of {} bytes exceeds input.max_record_bytes = {max}",
-                                payload.len()
-                            ),
-                        })
-                    } else {
-                        codec::decode_event(*format, payload, ev)
-                    }
-                })
-                .collect::<Vec<_>>()
-        };
-        let events = &mut events[..jobs.len()];
-        let results = if jobs.len() >= PARALLEL_DECODE_MIN {
-            let half = jobs.len() / 2;
-            let (jobs_a, jobs_b) = jobs.split_at(half);
-            let (events_a, events_b) = events.split_at_mut(half);
-            std::thread::scope(|scope| {
-                let other = scope.spawn(|| decode(jobs_b, events_b));
-                let mut results = decode(jobs_a, events_a);
-                results.extend(other.join().expect("decode thread"));
-                results
-            })
-        } else {
-            decode(&jobs, events)
-        };
-        let mut results = results.into_iter();
-        slots
-            .into_iter()
-            .map(|(part, slot)| {
-                let decoded = slot.map(|i| (i, results.next().expect("one result per job")));
-                (part, decoded)
-            })
-            .collect()
-    }
-
     fn handle_repartition(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
         let partition = m.partition();
         let Some(payload) = m.payload() else {
@@ -1097,7 +1164,7 @@ impl Worker {
             }
         }
         let batches = std::mem::take(&mut self.batches);
-        let topic = self.repartition.clone();
+        let topic = self.topics.repartition.clone();
         for ((upstream, dest), batch) in batches {
             self.repartition_records += 1;
             let bytes = batch.finish();
@@ -1592,7 +1659,7 @@ impl Worker {
         for (part, (owner, ups)) in by_changelog {
             let state = states.remove(&part).unwrap_or_default();
             if let Some(p) = owner {
-                let mut o = Owner::new(self.goals.clone(), self.inputs.len() as u32);
+                let mut o = Owner::new(self.goals.clone(), self.topics.inputs.len() as u32);
                 o.track_changes();
                 for (k, v) in &state {
                     match ChangelogKey::from_bytes(k)? {
@@ -1716,7 +1783,7 @@ impl Worker {
         let timeout = StdDuration::from_nanos(self.cfg.app.idle_timeout.as_nanos() as u64);
         let owners = self.owners_count;
         let mut any = false;
-        for (upstream, (topic, partition)) in self.inputs.iter().enumerate() {
+        for (upstream, (topic, partition)) in self.topics.inputs.iter().enumerate() {
             let upstream = upstream as u32;
             let Some(task) = self.routers.get_mut(&upstream) else {
                 continue;
@@ -1790,7 +1857,7 @@ impl Worker {
                 ..Default::default()
             }
             .encode_to_vec();
-            let topic = self.repartition.clone();
+            let topic = self.topics.repartition.clone();
             for &p in &owned {
                 self.send(&topic, Some(p), b"sentinel", Some(&bytes), None);
             }
@@ -1802,7 +1869,7 @@ impl Worker {
     }
 
     fn all_input_read(&self, targets: &BTreeMap<(String, i32), i64>) -> bool {
-        self.inputs.iter().enumerate().all(|(up, key)| {
+        self.topics.inputs.iter().enumerate().all(|(up, key)| {
             let up = up as u32;
             !self.routers.contains_key(&up)
                 || self
