@@ -6,6 +6,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
 use super::{DecodeError, RejectReason};
 
@@ -122,7 +123,8 @@ struct Fields<'a> {
     strings: [Option<Text<'a>>; StringField::COUNT],
     /// The JSON text of `amount` (a number, or a string with its quotes).
     amount: Option<&'a str>,
-    attributes: Vec<(Text<'a>, Text<'a>)>,
+    /// Inline up to four (no allocation per event).
+    attributes: SmallVec<[(Text<'a>, Text<'a>); 4]>,
 }
 
 impl<'a> From<RawEvent<'a>> for Fields<'a> {
@@ -144,7 +146,10 @@ impl<'a> From<RawEvent<'a>> for Fields<'a> {
                 raw.currency,
             ],
             amount: raw.amount.map(RawValue::get),
-            attributes: raw.attributes.map(|a| a.0).unwrap_or_default(),
+            attributes: raw
+                .attributes
+                .map(|a| SmallVec::from_vec(a.0))
+                .unwrap_or_default(),
         }
     }
 }

@@ -508,6 +508,9 @@ pub fn run(
         (w.topics.clone(), w.cfg.input.clone())
     };
     let decode_pending = |slot: &mut Slot<'_>| {
+        // Releasing records costs the worker time too: it is done here, on the decode thread
+        // when it gets there first.
+        slot.handled.clear();
         if slot.pending {
             decode_batch(&topics, &input_cfg, &slot.polled, &mut slot.decoded);
             slot.pending = false;
@@ -517,6 +520,7 @@ pub fn run(
         for slot in &slots {
             let mut slot = slot.lock().expect("slot lock");
             slot.polled.clear();
+            slot.handled.clear();
             slot.pending = false;
         }
     };
@@ -543,7 +547,8 @@ pub fn run(
             // what else is already fetched. Each record is tagged with the assignment epoch it
             // was polled in (rebalances run inside poll).
             fresh.clear();
-            let mut wait = if ready_len == 0 {
+            let waits = ready_len == 0;
+            let mut wait = if waits {
                 StdDuration::from_millis(50)
             } else {
                 StdDuration::ZERO
@@ -618,7 +623,10 @@ pub fn run(
                     }
                 }
             }
-            polled.clear();
+            let Slot {
+                polled, handled, ..
+            } = &mut *slot;
+            std::mem::swap(polled, handled);
             drop(slot);
             ready = newest;
             ready_len = fresh_len;
@@ -629,7 +637,11 @@ pub fn run(
             }
             let polled_nothing = ready_len == 0;
             let now = Instant::now();
-            if !clock_checked && w.in_txn && now.duration_since(w.txn_started) >= commit_interval {
+            // A quiet input (a wait gave nothing) commits what is open now, not at the interval.
+            let quiet = waits && fresh_len == 0;
+            if w.in_txn
+                && (quiet || !clock_checked && now.duration_since(w.txn_started) >= commit_interval)
+            {
                 let cgm = consumer.group_metadata();
                 w.try_commit(cgm.as_ref());
             }
@@ -645,7 +657,7 @@ pub fn run(
                 && w.assigned_once
                 && w.all_input_read(&targets)
                 && (!options.close_all_at_end || w.owners.len() as i32 == w.owners_count)
-                && last_group_check.elapsed() >= StdDuration::from_millis(200)
+                && last_group_check.elapsed() >= StdDuration::from_millis(50)
                 && {
                     last_group_check = Instant::now();
                     group_committed_all(&consumer, &targets)?
@@ -706,6 +718,8 @@ fn format_of(m: &BorrowedMessage<'_>, default: Format) -> Format {
 #[derive(Default)]
 struct Slot<'c> {
     polled: Vec<(BorrowedMessage<'c>, u64)>,
+    /// Records handled already, to be released.
+    handled: Vec<(BorrowedMessage<'c>, u64)>,
     /// Polled but not decoded yet.
     pending: bool,
     decoded: Decoded,
