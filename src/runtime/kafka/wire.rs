@@ -346,14 +346,42 @@ fn read_contribution(b: &[u8]) -> Result<ContributionView<'_>, WireError> {
 
 /// Reads a repartition batch, borrowing its strings from `bytes`.
 pub fn read_batch(bytes: &[u8]) -> Result<BatchView<'_>, WireError> {
+    let mut contributions = Vec::new();
+    let header = read_batch_each(bytes, |c| contributions.push(c))?;
+    Ok(BatchView {
+        upstream: header.upstream,
+        contributions,
+        stream_time: header.stream_time,
+        idle: header.idle,
+        sentinel: header.sentinel,
+    })
+}
+
+/// A repartition batch without its contributions: what [`read_batch_each`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BatchHeader {
+    /// The upstream (input) partition.
+    pub upstream: u32,
+    /// The upstream's stream time after the contributions.
+    pub stream_time: Option<Timestamp>,
+    /// The upstream is idle.
+    pub idle: bool,
+    /// Non-zero for a sentinel.
+    pub sentinel: u64,
+}
+
+/// Reads a repartition batch, handing each contribution to `each` as it is read (no allocation
+/// per batch). On an error, `each` may have seen some of the contributions.
+pub fn read_batch_each<'a>(
+    bytes: &'a [u8],
+    mut each: impl FnMut(ContributionView<'a>),
+) -> Result<BatchHeader, WireError> {
     const WHAT: &str = "repartition batch";
-    let mut batch = BatchView::default();
+    let mut batch = BatchHeader::default();
     read_fields(WHAT, bytes, |k, b| {
         match k {
             k if k == key(1, VARINT) => batch.upstream = read_varint(WHAT, b)? as u32,
-            k if k == key(2, LEN) => batch
-                .contributions
-                .push(read_contribution(read_bytes(WHAT, b)?)?),
+            k if k == key(2, LEN) => each(read_contribution(read_bytes(WHAT, b)?)?),
             k if k == key(3, VARINT) => {
                 batch.stream_time = Some(Timestamp::from_nanos(read_varint(WHAT, b)? as i64))
             }

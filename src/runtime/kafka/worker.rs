@@ -165,7 +165,7 @@ struct Worker {
     lag_gauges: Vec<metrics::Gauge>,
     last_state_metrics: Instant,
     goals: Arc<GoalSet>,
-    goal_index: HashMap<String, usize>,
+    goal_index: hashbrown::HashMap<String, usize>,
     client: ClientConfig,
     producer: ThreadedProducer<ProducerCtx>,
     /// The transactional producer's configuration, to recreate it after a fatal error caused by a
@@ -1071,23 +1071,18 @@ impl Worker {
         let Some(payload) = m.payload() else {
             return Ok(());
         };
-        let batch = wire::read_batch(payload)?;
-        if batch.sentinel != 0 {
-            if let Some((id, _, pending)) = self.sentinel.as_mut() {
-                if *id == batch.sentinel {
-                    pending.remove(&partition);
-                }
-            }
-            return Ok(());
-        }
-        let Some(owner) = self.owners.get_mut(&partition) else {
-            return Ok(());
-        };
+        let mut owner = self.owners.get_mut(&partition);
         let out = &mut self.attainments;
-        for c in batch.contributions {
-            let Some(&goal) = self.goal_index.get(c.goal_id) else {
+        let (goal_index, late) = (&self.goal_index, &mut self.late);
+        // Contributions are applied as they are read (a batch holds up to MAX_BATCH of them).
+        // A record that turns out corrupt is fatal: the open transaction is never committed.
+        let batch = wire::read_batch_each(payload, |c| {
+            let Some(owner) = owner.as_deref_mut() else {
+                return;
+            };
+            let Some(&goal) = goal_index.get(c.goal_id) else {
                 tracing::warn!(goal = %c.goal_id, "contribution for a goal not in the goal file: skipped");
-                continue;
+                return;
             };
             let contribution = Contribution {
                 goal,
@@ -1097,9 +1092,20 @@ impl Worker {
                 event_time: c.event_time,
             };
             if owner.apply(&contribution, out) == Applied::Late {
-                self.late[goal] += 1;
+                late[goal] += 1;
             }
+        })?;
+        if batch.sentinel != 0 {
+            if let Some((id, _, pending)) = self.sentinel.as_mut() {
+                if *id == batch.sentinel {
+                    pending.remove(&partition);
+                }
+            }
+            return Ok(());
         }
+        let Some(owner) = owner else {
+            return Ok(());
+        };
         if let Some(stream_time) = batch.stream_time {
             owner.progress(
                 Progress {
