@@ -369,8 +369,11 @@ pub fn run(
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
         .set("transaction.timeout.ms", "60000")
-        // A transaction begun right after a commit may be told CONCURRENT_TRANSACTIONS; retry soon.
-        .set("retry.backoff.ms", "10");
+        // A transaction begun right after a commit may be told CONCURRENT_TRANSACTIONS; retry soon,
+        // and keep retrying soon: librdkafka doubles the backoff on every retry (up to 1 s by
+        // default), which made one send_offsets_to_transaction take 630 ms on a busy broker.
+        .set("retry.backoff.ms", "10")
+        .set("retry.backoff.max.ms", "100");
     let disrupted = Arc::new(AtomicBool::new(false));
     // At start a failure is reported at once (the operator is watching); later it is retried.
     let producer = transactional_producer(&pc, &disrupted, StdDuration::ZERO)?;
