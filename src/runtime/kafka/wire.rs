@@ -74,8 +74,20 @@ impl Fnv {
 
 /// The owner partition of a goal and group.
 pub fn owner_partition(goal_id: &str, group: &[&str], partitions: u32) -> u32 {
+    owner_partition_after(goal_hash(goal_id), group, partitions)
+}
+
+/// The hash state after a goal's id: computed once per goal, then continued per group by
+/// [`owner_partition_after`].
+pub fn goal_hash(goal_id: &str) -> u64 {
     let mut h = Fnv::new();
     h.part(goal_id.as_bytes());
+    h.0
+}
+
+/// [`owner_partition`] from the goal's [`goal_hash`].
+pub fn owner_partition_after(goal_hash: u64, group: &[&str], partitions: u32) -> u32 {
+    let mut h = Fnv(goal_hash);
     for g in group {
         h.part(g.as_bytes());
     }

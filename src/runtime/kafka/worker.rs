@@ -166,6 +166,8 @@ struct Worker {
     last_state_metrics: Instant,
     goals: Arc<GoalSet>,
     goal_index: hashbrown::HashMap<String, usize>,
+    /// Per goal: its id and [`wire::goal_hash`], to find owner partitions.
+    goal_hashes: Vec<(String, u64)>,
     client: ClientConfig,
     producer: ThreadedProducer<ProducerCtx>,
     /// The transactional producer's configuration, to recreate it after a fatal error caused by a
@@ -198,7 +200,7 @@ struct Worker {
     assigned_once: bool,
     fatal: Option<RunError>,
     /// Next offset to read per assigned partition: committed at assignment, then consumed + 1.
-    next_offsets: HashMap<Part, i64>,
+    next_offsets: hashbrown::HashMap<Part, i64>,
     /// Incremented on every assignment change; mirrored in `epoch` for the polling loop.
     assignment_epoch: u64,
     epoch: Arc<AtomicU64>,
@@ -384,6 +386,11 @@ pub fn run(
         .enumerate()
         .map(|(i, g)| (g.id.to_string(), i))
         .collect();
+    let goal_hashes = goals
+        .goals
+        .iter()
+        .map(|g| (g.id.to_string(), wire::goal_hash(&g.id)))
+        .collect();
     let epoch = Arc::new(AtomicU64::new(0));
     let (hub, queries, advertised_url) = match serving {
         Some(s) => (Some(s.hub), Some(s.queries), s.advertised_url),
@@ -423,6 +430,7 @@ pub fn run(
         cfg: cfg.clone(),
         goals,
         goal_index,
+        goal_hashes,
         client: client.clone(),
         producer,
         producer_config: pc,
@@ -442,7 +450,7 @@ pub fn run(
         needs_reset: false,
         assigned_once: false,
         fatal: None,
-        next_offsets: HashMap::new(),
+        next_offsets: hashbrown::HashMap::new(),
         assignment_epoch: 0,
         epoch: epoch.clone(),
         sentinel: None,
@@ -1035,7 +1043,7 @@ impl Worker {
             }
             Ok(()) => {
                 let owners = self.owners_count;
-                let goals = self.goals.clone();
+                let goal_hashes = &self.goal_hashes;
                 let Some(task) = self.routers.get_mut(&upstream) else {
                     tracing::warn!(upstream, "record of a partition without a router: skipped");
                     return;
@@ -1045,8 +1053,10 @@ impl Worker {
                 let batches = &mut self.batches;
                 let mut full_batch = false;
                 let routed = task.router.route(event, |c: Contribution<'_>| {
-                    let goal_id = &goals.goals[c.goal].id;
-                    let dest = wire::owner_partition(goal_id, &c.group, owners as u32) as i32;
+                    let goal_id = &goal_hashes[c.goal].0;
+                    let dest =
+                        wire::owner_partition_after(goal_hashes[c.goal].1, &c.group, owners as u32)
+                            as i32;
                     let batch = batches
                         .entry((upstream, dest))
                         .or_insert_with(|| wire::BatchWriter::new(upstream));
