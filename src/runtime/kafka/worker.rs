@@ -337,6 +337,15 @@ fn client_config(cfg: &RunConfig) -> ClientConfig {
     c
 }
 
+/// Sets goalpost's default for each property that `kafka.properties` leaves unset.
+fn set_defaults(client: &mut ClientConfig, cfg: &RunConfig, defaults: &[(&str, &str)]) {
+    for (key, value) in defaults {
+        if !cfg.kafka.properties.contains_key(*key) {
+            client.set(*key, *value);
+        }
+    }
+}
+
 /// Runs the service until shutdown (or until caught up).
 pub fn run(
     cfg: RunConfig,
@@ -367,15 +376,18 @@ pub fn run(
 
     let mut pc = client.clone();
     pc.set("transactional.id", &txn_id)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("transaction.timeout.ms", "60000")
-        // A transaction begun right after a commit may be told CONCURRENT_TRANSACTIONS; retry soon,
-        // and keep retrying soon: librdkafka doubles the backoff on every retry (up to 1 s by
-        // default), which made one send_offsets_to_transaction take 630 ms on a busy broker.
-        .set("retry.backoff.ms", "10")
-        .set("retry.backoff.max.ms", "100");
+        .set("enable.idempotence", "true");
+    let defaults = [
+        ("linger.ms", "5"),
+        ("compression.type", "lz4"),
+        ("transaction.timeout.ms", "60000"),
+        // A transaction begun right after a commit may be told CONCURRENT_TRANSACTIONS; retry
+        // soon, and keep retrying soon: librdkafka doubles the backoff on every retry (up to 1 s
+        // by default), which made one send_offsets_to_transaction take 630 ms on a busy broker.
+        ("retry.backoff.ms", "10"),
+        ("retry.backoff.max.ms", "100"),
+    ];
+    set_defaults(&mut pc, &cfg, &defaults);
     let disrupted = Arc::new(AtomicBool::new(false));
     // At start a failure is reported at once (the operator is watching); later it is retried.
     let producer = transactional_producer(&pc, &disrupted, StdDuration::ZERO)?;
@@ -458,10 +470,17 @@ pub fn run(
     }));
 
     let mut cc = client.clone();
-    if !cfg.kafka.properties.contains_key("session.timeout.ms") {
+    let defaults = [
         // A crashed instance's partitions move on after this long (librdkafka default 45 s).
-        cc.set("session.timeout.ms", "10000");
-    }
+        ("session.timeout.ms", "10000"),
+        // One fetch is outstanding per broker: a fetch parked on quiet repartition partitions
+        // must not keep the busy input partitions waiting for the default 500 ms.
+        ("fetch.wait.max.ms", "20"),
+        // When the local queue is full librdkafka postpones fetching (1 s by default in 2.x),
+        // which starves processing that is slower than fetching; retry soon instead.
+        ("fetch.queue.backoff.ms", "20"),
+    ];
+    set_defaults(&mut cc, &cfg, &defaults);
     if let Some(url) = &advertised_url {
         if !cfg.kafka.properties.contains_key("client.id") {
             // The group's member list then tells the other instances where this one serves HTTP.
@@ -473,13 +492,7 @@ pub fn run(
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // One fetch is outstanding per broker: a fetch parked on quiet repartition partitions
-        // must not keep the busy input partitions waiting for the default 500 ms.
-        .set("fetch.wait.max.ms", "20")
-        // When the local queue is full librdkafka postpones fetching (1 s by default in 2.x),
-        // which starves processing that is slower than fetching; retry soon instead.
-        .set("fetch.queue.backoff.ms", "20");
+        .set("auto.offset.reset", "earliest");
     let consumer: BaseConsumer<Ctx> = cc
         .create_with_context(Ctx {
             worker: worker.clone(),
@@ -1923,5 +1936,38 @@ impl Worker {
         self.attainments = out;
         self.emit_attainments();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn kafka_properties_override_goalposts_defaults() {
+        let text = r#"
+goals = "goals.toml"
+[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+[kafka.properties]
+"linger.ms" = "50"
+[app]
+application_id = "app"
+[input]
+topics = ["in"]
+[output]
+topic = "out"
+"#;
+        let cfg = RunConfig::from_toml(text, Path::new("goalpost.toml")).unwrap();
+        let mut client = client_config(&cfg);
+        set_defaults(
+            &mut client,
+            &cfg,
+            &[("linger.ms", "5"), ("compression.type", "lz4")],
+        );
+        assert_eq!(client.get("linger.ms"), Some("50"));
+        assert_eq!(client.get("compression.type"), Some("lz4"));
     }
 }
