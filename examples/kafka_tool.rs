@@ -511,6 +511,25 @@ fn feed(
         assert!(Instant::now() < deadline, "topic {topic} has no leaders");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // And the idempotent producer has its producer id: until the broker hands one out (it took
+    // 0.5 s at times), nothing is sent, while the records' send times are already stamped. One
+    // record delivered to a side topic makes sure, without touching the measured topic.
+    let warmup = format!("{topic}-feeder-warmup");
+    create_topic(bootstrap, &warmup, 1);
+    let rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&warmup).payload(b"warm-up");
+    send_retrying(&p, rec).expect("produce the warm-up record");
+    while p.context().delivered.load(Ordering::Relaxed) == 0 {
+        assert!(
+            p.context().failed.load(Ordering::Relaxed) == 0,
+            "the warm-up record was not delivered"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the warm-up record was not delivered in time"
+        );
+        p.poll(Duration::from_millis(10));
+    }
+    p.context().delivered.store(0, Ordering::Relaxed);
     let tmp = sent.with_extension("partial");
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp).expect("create sent file"));
     let start = Instant::now();
