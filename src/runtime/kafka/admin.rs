@@ -38,13 +38,20 @@ pub fn partition_counts(
     Ok(out)
 }
 
+/// Topics as [`prepare_topics`] left them.
+#[derive(Debug)]
+pub struct PreparedTopics {
+    /// Partition count per input topic.
+    pub inputs: BTreeMap<String, i32>,
+    /// The number of owner partitions (the largest input partition count).
+    pub owners: i32,
+    /// The topics created by this call (each with `owners` partitions).
+    pub created: Vec<String>,
+}
+
 /// Checks that the cluster accepts the connection (see `preflight`), then checks the input topics
-/// and creates (or checks) the internal and output topics. Returns the
-/// input partition counts and the number of owner partitions (the largest input partition count).
-pub fn prepare_topics(
-    cfg: &RunConfig,
-    client: &ClientConfig,
-) -> Result<(BTreeMap<String, i32>, i32), RunError> {
+/// and creates (or checks) the internal and output topics.
+pub fn prepare_topics(cfg: &RunConfig, client: &ClientConfig) -> Result<PreparedTopics, RunError> {
     // Wrong credentials or a failed TLS handshake end the run here, within a second or so,
     // instead of as a metadata timeout.
     super::preflight::check_connection(cfg, client, TIMEOUT)?;
@@ -83,7 +90,11 @@ pub fn prepare_topics(
         }
     }
     if missing.is_empty() {
-        return Ok((inputs, owners));
+        return Ok(PreparedTopics {
+            inputs,
+            owners,
+            created: Vec::new(),
+        });
     }
     if !cfg.app.create_topics {
         return Err(RunError::Setup(format!(
@@ -115,9 +126,13 @@ pub fn prepare_topics(
         &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
     ))
     .map_err(|e| RunError::kafka("create topics", e))?;
+    let mut created = Vec::new();
     for r in results {
         match r {
-            Ok(name) => tracing::info!(topic = %name, partitions = owners, "created topic"),
+            Ok(name) => {
+                tracing::info!(topic = %name, partitions = owners, "created topic");
+                created.push(name);
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
                 return Err(RunError::Setup(format!(
@@ -126,5 +141,9 @@ pub fn prepare_topics(
             }
         }
     }
-    Ok((inputs, owners))
+    Ok(PreparedTopics {
+        inputs,
+        owners,
+        created,
+    })
 }
