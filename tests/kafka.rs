@@ -350,6 +350,36 @@ fn missing_topics_are_reported_clearly() {
     assert!(log.contains("app.create_topics = true"), "{log}");
 }
 
+/// Topics created at start are warmed up with one aborted transaction: a read_uncommitted reader
+/// sees one `goalpost.warmup` record per partition, a read_committed reader none, and a later run
+/// (which creates nothing) writes no more.
+#[test]
+fn new_topics_are_warmed_up_invisibly() {
+    let k = Kafka::connect();
+    let name = unique("warmup");
+    k.create_topic(&name, 2);
+    k.produce_json(&name, &generated_events(3, 300));
+    let cfg = k.write_config(&name, &examples_goals(), "");
+    let warm_ups = |isolation: &str| {
+        k.read_all_raw_with(&format!("{name}-out"), isolation)
+            .iter()
+            .filter(|r| r.1.as_deref() == Some(b"goalpost.warmup".as_slice()))
+            .count()
+    };
+    for run in 1..=2 {
+        let out = run_goalpost(&cfg, &["--until-caught-up"]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "run {run}: {log}");
+        assert_eq!(
+            log.contains("warmed up the new topics"),
+            run == 1,
+            "run {run}: {log}"
+        );
+        assert_eq!(warm_ups("read_uncommitted"), 2, "run {run}");
+        assert_eq!(warm_ups("read_committed"), 0, "run {run}");
+    }
+}
+
 /// A second instance with the same instance id fences the first: the first stops with a clear
 /// message instead of producing duplicates, and the second carries on to the same results.
 #[test]

@@ -173,10 +173,16 @@ impl Kafka {
 
     /// Every committed record of a topic, in partition then offset order.
     pub fn read_all_raw(&self, topic: &str) -> Vec<RawRecord> {
+        self.read_all_raw_with(topic, "read_committed")
+    }
+
+    /// Every record of a topic visible at `isolation` (`read_committed` or `read_uncommitted`),
+    /// in partition then offset order.
+    pub fn read_all_raw_with(&self, topic: &str, isolation: &str) -> Vec<RawRecord> {
         let c: BaseConsumer = self
             .config()
             .set("group.id", unique("reader"))
-            .set("isolation.level", "read_committed")
+            .set("isolation.level", isolation)
             .set("enable.partition.eof", "true")
             .set("enable.auto.commit", "false")
             .create()
