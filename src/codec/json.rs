@@ -157,9 +157,10 @@ impl<'a> From<RawEvent<'a>> for Fields<'a> {
 /// Decodes one JSON event into `ev`, replacing every field (string buffers are reused). Unknown
 /// top-level fields are ignored.
 ///
-/// Records in the common shape (see [`fast`]) are scanned by hand; anything else, and every
-/// record the scanner is unsure of, goes through serde_json. Both give the same [`Fields`], which
-/// are validated by one function, so the outcome and its errors do not depend on the path.
+/// Records in the common shape (flat fields, strings without escapes, numbers, an `attributes`
+/// object of strings) are scanned by hand; anything else, and every record the scanner is unsure
+/// of, goes through serde_json. Both give the same fields, which are validated by one function,
+/// so the outcome and its errors do not depend on the path.
 pub fn decode_event(bytes: &[u8], ev: &mut SalesEvent) -> Result<(), DecodeError> {
     // Validating UTF-8 once for the whole record is cheaper than per string.
     let text = std::str::from_utf8(bytes)

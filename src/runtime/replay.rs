@@ -32,7 +32,7 @@ pub struct Summary {
     pub skipped: Vec<(String, u64)>,
     /// Windows closed.
     pub windows_closed: u64,
-    /// Attainment events, by kind, in [`AttainmentKind::ALL`] order.
+    /// Attainment events, by kind, in [`crate::model::AttainmentKind::ALL`] order.
     pub attainments: [u64; 3],
 }
 
