@@ -166,8 +166,8 @@ struct Worker {
     last_state_metrics: Instant,
     goals: Arc<GoalSet>,
     goal_index: hashbrown::HashMap<String, usize>,
-    /// Per goal: its id and [`wire::goal_hash`], to find owner partitions.
-    goal_hashes: Vec<(String, u64)>,
+    /// Per goal: its [`wire::goal_hash`], to find owner partitions.
+    goal_hashes: Vec<u64>,
     client: ClientConfig,
     producer: ThreadedProducer<ProducerCtx>,
     /// The transactional producer's configuration, to recreate it after a fatal error caused by a
@@ -446,11 +446,7 @@ pub fn run(
         .enumerate()
         .map(|(i, g)| (g.id.to_string(), i))
         .collect();
-    let goal_hashes = goals
-        .goals
-        .iter()
-        .map(|g| (g.id.to_string(), wire::goal_hash(&g.id)))
-        .collect();
+    let goal_hashes = goals.goals.iter().map(|g| wire::goal_hash(&g.id)).collect();
     let epoch = Arc::new(AtomicU64::new(0));
     let (hub, queries, advertised_url) = match serving {
         Some(s) => (Some(s.hub), Some(s.queries), s.advertised_url),
@@ -1104,7 +1100,7 @@ impl Worker {
             }
             Ok(()) => {
                 let owners = self.owners_count;
-                let goal_hashes = &self.goal_hashes;
+                let (goals, goal_hashes) = (&self.goals, &self.goal_hashes);
                 let Some(task) = self.routers.get_mut(&upstream) else {
                     tracing::warn!(upstream, "record of a partition without a router: skipped");
                     return;
@@ -1114,9 +1110,9 @@ impl Worker {
                 let batches = &mut self.batches;
                 let mut full_batch = false;
                 let routed = task.router.route(event, |c: Contribution<'_>| {
-                    let goal_id = &goal_hashes[c.goal].0;
+                    let goal_id = &goals.goals[c.goal].id;
                     let dest =
-                        wire::owner_partition_after(goal_hashes[c.goal].1, &c.group, owners as u32)
+                        wire::owner_partition_after(goal_hashes[c.goal], &c.group, owners as u32)
                             as i32;
                     let batch = batches
                         .entry((upstream, dest))
