@@ -1,6 +1,7 @@
 //! Bounded memory of accepted event ids.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::hash::BuildHasher;
 
 use hashbrown::hash_table::{Entry, HashTable};
@@ -16,13 +17,109 @@ use crate::model::{Duration, Timestamp};
 #[derive(Debug, Clone)]
 pub struct DedupeMemory {
     horizon: Duration,
-    ids: HashTable<(Box<str>, Timestamp)>,
+    ids: HashTable<(IdKey, Timestamp)>,
     /// (occurred_at, id hash), ascending by time. Events arrive mostly in order, so inserts land at
     /// or near the back.
     expiry: VecDeque<(Timestamp, u64)>,
     hasher: DefaultHashBuilder,
     /// Entries recorded since the last [`DedupeMemory::take_added`], when tracking.
-    added: Option<Vec<(Box<str>, Timestamp)>>,
+    added: Option<AddedIds>,
+}
+
+/// Bytes of an id kept inline in [`IdKey`]: a UUID (36) fits.
+const INLINE_ID: usize = 38;
+
+/// A remembered event id: inline when short (no allocation per event), else on the heap.
+#[derive(Clone)]
+enum IdKey {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Heap(Box<str>),
+}
+
+impl IdKey {
+    fn new(id: &str) -> Self {
+        if id.len() <= INLINE_ID {
+            let mut bytes = [0u8; INLINE_ID];
+            bytes[..id.len()].copy_from_slice(id.as_bytes());
+            IdKey::Inline {
+                len: id.len() as u8,
+                bytes,
+            }
+        } else {
+            IdKey::Heap(Box::from(id))
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            IdKey::Inline { len, bytes } => &bytes[..*len as usize],
+            IdKey::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Built from a `&str` and cut at its length, so always UTF-8.
+            IdKey::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            IdKey::Heap(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for IdKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Dedupe entries recorded since the last take, for a changelog: the ids in one buffer (no
+/// allocation per entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddedIds {
+    text: String,
+    ends: Vec<u32>,
+    times: Vec<Timestamp>,
+}
+
+impl AddedIds {
+    fn push(&mut self, id: &str, t: Timestamp) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len() as u32);
+        self.times.push(t);
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// The latest time recorded, if any.
+    pub fn max_time(&self) -> Option<Timestamp> {
+        self.times.iter().copied().max()
+    }
+
+    /// The times, in the order recorded.
+    pub fn times(&self) -> &[Timestamp] {
+        &self.times
+    }
+
+    /// The ids, in the order recorded.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.ends.iter().enumerate().map(|(i, &end)| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] };
+            &self.text[start as usize..end as usize]
+        })
+    }
+
+    /// The (id, time) entries, in the order recorded.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Timestamp)> + '_ {
+        self.ids().zip(self.times.iter().copied())
+    }
 }
 
 impl DedupeMemory {
@@ -45,7 +142,7 @@ impl DedupeMemory {
         let cutoff = now.saturating_sub(self.horizon);
         let hash = self.hasher.hash_one(id);
         self.ids
-            .find(hash, |(k, _)| &**k == id)
+            .find(hash, |(k, _)| k.as_bytes() == id.as_bytes())
             .is_some_and(|(_, t)| *t > cutoff)
     }
 
@@ -65,31 +162,31 @@ impl DedupeMemory {
         let cutoff = stream_time.map(|now| now.saturating_sub(self.horizon));
         let hash = self.hasher.hash_one(id);
         let hasher = &self.hasher;
-        let schedule =
-            match self
-                .ids
-                .entry(hash, |(k, _)| &**k == id, |(k, _)| hasher.hash_one(&**k))
-            {
-                Entry::Occupied(mut e) => {
-                    let t = &mut e.get_mut().1;
-                    if cutoff.is_some_and(|c| *t > c) {
-                        return true;
-                    }
-                    let later = occurred_at > *t;
-                    if later {
-                        *t = occurred_at;
-                    }
-                    later
+        let schedule = match self.ids.entry(
+            hash,
+            |(k, _)| k.as_bytes() == id.as_bytes(),
+            |(k, _)| hasher.hash_one(k.as_str()),
+        ) {
+            Entry::Occupied(mut e) => {
+                let t = &mut e.get_mut().1;
+                if cutoff.is_some_and(|c| *t > c) {
+                    return true;
                 }
-                Entry::Vacant(e) => {
-                    e.insert((Box::from(id), occurred_at));
-                    true
+                let later = occurred_at > *t;
+                if later {
+                    *t = occurred_at;
                 }
-            };
+                later
+            }
+            Entry::Vacant(e) => {
+                e.insert((IdKey::new(id), occurred_at));
+                true
+            }
+        };
         if schedule {
             self.push_expiry(occurred_at, hash);
             if let Some(added) = self.added.as_mut() {
-                added.push((Box::from(id), occurred_at));
+                added.push(id, occurred_at);
             }
         }
         false
@@ -120,11 +217,11 @@ impl DedupeMemory {
 
     /// Turns on tracking of new entries, for a changelog.
     pub fn track_changes(&mut self) {
-        self.added.get_or_insert_with(Vec::new);
+        self.added.get_or_insert_with(AddedIds::default);
     }
 
     /// Entries recorded since the last call (empty without tracking).
-    pub fn take_added(&mut self) -> Vec<(Box<str>, Timestamp)> {
+    pub fn take_added(&mut self) -> AddedIds {
         self.added.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
@@ -145,7 +242,8 @@ impl DedupeMemory {
 
     /// The remembered ids and times, sorted by id (for snapshots).
     pub fn entries(&self) -> Vec<(&str, Timestamp)> {
-        let mut v: Vec<(&str, Timestamp)> = self.ids.iter().map(|(k, t)| (&**k, *t)).collect();
+        let mut v: Vec<(&str, Timestamp)> =
+            self.ids.iter().map(|(k, t)| (k.as_str(), *t)).collect();
         v.sort_unstable();
         v
     }
@@ -183,6 +281,54 @@ mod tests {
         assert!(d.len() <= 11, "{}", d.len());
         assert!(d.is_duplicate("e999", Some(ts(999))));
         assert!(!d.is_duplicate("e10", Some(ts(999))));
+    }
+
+    #[test]
+    fn ids_of_any_length_are_told_apart() {
+        // Ids up to INLINE_ID bytes are kept inline, longer ones on the heap; both must compare
+        // by their whole text, and a multi-byte character may straddle the inline limit.
+        let base = "e".repeat(INLINE_ID - 1);
+        let ids = [
+            String::new(),
+            "a".to_string(),
+            base.clone(),
+            format!("{base}x"),
+            format!("{base}y"),
+            format!("{base}xz"),
+            format!("{base}é"),
+            "é".repeat(INLINE_ID),
+            "0123e4567-e89b-12d3-a456-426614174000".to_string(),
+        ];
+        let mut d = DedupeMemory::new(Duration::from_secs(100));
+        d.track_changes();
+        for (i, id) in ids.iter().enumerate() {
+            assert!(
+                !d.check_and_remember(id, ts(i as i64), Some(ts(0))),
+                "{id:?} is new"
+            );
+        }
+        for id in &ids {
+            assert!(d.is_duplicate(id, Some(ts(50))), "{id:?} is remembered");
+            assert!(
+                d.check_and_remember(id, ts(60), Some(ts(50))),
+                "{id:?} is a duplicate"
+            );
+        }
+        assert!(!d.is_duplicate(&format!("{base}w"), Some(ts(50))));
+        assert!(!d.is_duplicate(&format!("{base}xy"), Some(ts(50))));
+        let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        let entries: Vec<&str> = d.entries().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(entries, sorted);
+        let added = d.take_added();
+        let logged: Vec<(&str, Timestamp)> = added.iter().collect();
+        let expected: Vec<(&str, Timestamp)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), ts(i as i64)))
+            .collect();
+        assert_eq!(logged, expected);
+        assert_eq!(added.max_time(), Some(ts(ids.len() as i64 - 1)));
     }
 
     #[test]

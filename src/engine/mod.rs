@@ -12,7 +12,7 @@ mod router;
 
 use std::sync::Arc;
 
-pub use dedupe::DedupeMemory;
+pub use dedupe::{AddedIds, DedupeMemory};
 pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, WindowState};
 pub use router::{Contribution, GroupValues, Progress, Routed, Router, RouterStats};
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::dedupe::DedupeMemory;
+use super::dedupe::{AddedIds, DedupeMemory};
 use crate::aggregate::Delta;
 use crate::goals::{FieldRef, GoalSet, Measure, Metric};
 use crate::model::money::parse_amount;
@@ -117,7 +117,7 @@ impl Router {
     }
 
     /// Dedupe entries recorded since the last call, for a changelog.
-    pub fn take_dedupe_added(&mut self) -> Vec<(Box<str>, Timestamp)> {
+    pub fn take_dedupe_added(&mut self) -> AddedIds {
         self.dedupe.take_added()
     }
 

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use thiserror::Error;
 
 use crate::aggregate::{Aggregate, Delta};
-use crate::engine::{Contribution, GroupKey, GroupValues, WindowState};
+use crate::engine::{AddedIds, Contribution, GroupKey, GroupValues, WindowState};
 use crate::model::Timestamp;
 
 /// Generated internal types.
@@ -406,6 +406,31 @@ pub fn read_batch_each<'a>(
     Ok(batch)
 }
 
+/// A router's new dedupe entries as the bytes of a `DedupeBatchRecord` (internal.proto), written
+/// straight from the shared buffer of ids (no `String` per id).
+pub fn dedupe_batch_to_bytes(added: &AddedIds) -> Vec<u8> {
+    let times_len: usize = added
+        .times()
+        .iter()
+        .map(|t| encoded_len_varint(t.as_nanos() as u64))
+        .sum();
+    let ids_len: usize = added.ids().map(|id| bytes_field_len(id.as_bytes())).sum();
+    let mut out =
+        Vec::with_capacity(ids_len + 1 + encoded_len_varint(times_len as u64) + times_len);
+    for id in added.ids() {
+        put_bytes_field(1, id.as_bytes(), &mut out);
+    }
+    if !added.is_empty() {
+        // `repeated int64 times = 2`, packed as proto3 does.
+        put_key(2, LEN, &mut out);
+        encode_varint(times_len as u64, &mut out);
+        for t in added.times() {
+            encode_varint(t.as_nanos() as u64, &mut out);
+        }
+    }
+    out
+}
+
 /// Encodes a window state.
 pub fn window_state_to_bytes(ws: &WindowState) -> Vec<u8> {
     use pb::window_state_record::Aggregate as A;
@@ -597,6 +622,34 @@ impl ChangelogKey {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn dedupe_batches_decode_as_the_generated_message() {
+        use crate::engine::DedupeMemory;
+        use crate::model::Duration;
+        let mut memory = DedupeMemory::new(Duration::from_secs(3600));
+        memory.track_changes();
+        assert!(dedupe_batch_to_bytes(&memory.take_added()).is_empty());
+        let long = "x".repeat(300);
+        let entries = [
+            ("evt-1", 1_700_000_000_000_000_000i64),
+            ("ünïcode-ïd", 5),
+            (long.as_str(), -1_000_000_007), // before 1970: a ten-byte varint
+            ("", 0),
+            ("evt-1", 1_700_000_000_000_000_001), // later: recorded again
+        ];
+        for (id, t) in entries {
+            memory.remember(id, Timestamp::from_nanos(t));
+        }
+        let added = memory.take_added();
+        let decoded = pb::DedupeBatchRecord::decode(dedupe_batch_to_bytes(&added).as_slice())
+            .expect("decodes");
+        let ids: Vec<String> = entries.iter().map(|(id, _)| id.to_string()).collect();
+        let times: Vec<i64> = entries.iter().map(|(_, t)| *t).collect();
+        assert_eq!(decoded.ids, ids);
+        assert_eq!(decoded.times, times);
+        assert!(memory.take_added().is_empty(), "taking empties the log");
+    }
 
     #[test]
     fn keys_round_trip() {

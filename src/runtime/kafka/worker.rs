@@ -1277,18 +1277,14 @@ impl Worker {
             let part = (upstream % owners_count as u32) as i32;
             let added = task.router.take_dedupe_added();
             if !added.is_empty() {
-                let max = added.iter().map(|(_, t)| *t).max().expect("non-empty");
-                let rec = pb::DedupeBatchRecord {
-                    ids: added.iter().map(|(id, _)| id.to_string()).collect(),
-                    times: added.iter().map(|(_, t)| t.as_nanos()).collect(),
-                };
+                let max = added.max_time().expect("non-empty");
                 let batch = task.next_batch;
                 task.next_batch += 1;
                 task.batches.insert(batch, max);
                 records.push((
                     part,
                     ChangelogKey::DedupeBatch { upstream, batch }.to_bytes(),
-                    Some(rec.encode_to_vec()),
+                    Some(wire::dedupe_batch_to_bytes(&added)),
                 ));
                 task.clock_dirty = true;
             }
