@@ -13,6 +13,7 @@
 #   deploy/kafka-local.sh restart    stop + start, keeping the data
 #   deploy/kafka-local.sh status     exit 0 if the broker is serving
 #   deploy/kafka-local.sh env        print `export KAFKA_BOOTSTRAP=...` lines
+#   deploy/kafka-local.sh pid        print the broker's process id (exit 1 if not running)
 #   deploy/kafka-local.sh reset      stop and delete the data (topics, offsets)
 #   deploy/kafka-local.sh run-class CLASS [ARGS...]
 #                                    run a Kafka tool class on the cached
@@ -556,6 +557,7 @@ main() {
     restart)   check_settings; cmd_restart ;;
     status)    check_settings; cmd_status ;;
     env)       check_settings; print_env ;;
+    pid)       check_settings; broker_running && read_pid && echo ;;
     reset)     check_settings; cmd_reset ;;
     run-class) check_settings; cmd_run_class "$@" ;;
     -h|--help|help) usage ;;
