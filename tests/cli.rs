@@ -276,3 +276,51 @@ fn replay_reads_stdin_and_fails_clearly_without_goals() {
     );
     assert!(out.contains(r#""outcome":"missed""#), "{out}");
 }
+
+/// A reader that stops early (`goalpost replay ... | head -1`) ends the replay quietly with
+/// status 0, as a broken pipe should.
+#[test]
+fn replay_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let events = run(bin().args(["generate", "--seed", "5", "--events", "50000"]));
+    assert!(events.status.success(), "{}", stderr(&events));
+    let mut child = bin()
+        .args(["replay", "--goals", EXAMPLE_GOALS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        // Fails once goalpost has exited; that is expected here.
+        let _ = stdin.write_all(&events.stdout);
+    });
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"goal_id\""), "{first}");
+    // stdout is closed here: goalpost's next write fails with a broken pipe.
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("error"), "{}", stderr(&o));
+}
+
+/// An error names its cause once: `{e:#}` prints the chain of sources, so no error both
+/// includes its source's text and returns it as the source.
+#[test]
+fn errors_name_their_cause_once() {
+    let missing = tmp("missing-config.toml");
+    let o = run(bin().args(["run", "--config", missing.to_str().unwrap()]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("cannot read config"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    let o = run(bin().args(["replay", "--goals", "/nonexistent/goals.toml"]));
+    let err = stderr(&o);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

@@ -359,7 +359,10 @@ fn new_topics_are_warmed_up_invisibly() {
     let name = unique("warmup");
     k.create_topic(&name, 2);
     k.produce_json(&name, &generated_events(3, 300));
-    let cfg = k.write_config(&name, &examples_goals(), "");
+    // A producer queue of one record: the warm-up (a record per new partition) and every later
+    // send must wait for room instead of failing.
+    let small_queue = "[kafka.properties]\n\"queue.buffering.max.messages\" = \"1\"";
+    let cfg = k.write_config(&name, &examples_goals(), small_queue);
     let warm_ups = |isolation: &str| {
         k.read_all_raw_with(&format!("{name}-out"), isolation)
             .iter()

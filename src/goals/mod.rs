@@ -218,12 +218,12 @@ impl fmt::Display for Problem {
 #[derive(Debug, Error)]
 pub enum GoalFileError {
     /// The file could not be read.
-    #[error("cannot read goal file `{path}`: {source}")]
+    #[error("cannot read goal file `{path}`: {cause}")]
     Io {
         /// The path given.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not valid TOML.
     #[error("goal file is not valid TOML: {0}")]
@@ -241,9 +241,9 @@ impl GoalSet {
 
     /// Reads, parses and validates a goal file.
     pub fn load(path: &std::path::Path) -> Result<GoalSet, GoalFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| GoalFileError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| GoalFileError::Io {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Self::from_toml(&text)
     }

@@ -73,7 +73,15 @@ impl fmt::Display for Summary {
 pub enum ReplayError {
     /// Reading input or writing output failed.
     #[error("I/O error during replay: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+// By hand, not `#[from]`: that would also make the error the source, and `{e:#}` would print its
+// text twice.
+impl From<io::Error> for ReplayError {
+    fn from(e: io::Error) -> Self {
+        ReplayError::Io(e)
+    }
 }
 
 /// Where rejected records go.

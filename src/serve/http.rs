@@ -60,12 +60,12 @@ impl std::fmt::Debug for Token {
 #[derive(Debug, Error)]
 pub enum ServeError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// The error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The runtime could not start.
     #[error("cannot start the HTTP runtime: {0}")]
@@ -108,9 +108,9 @@ struct AppState {
 
 /// Binds the listen address and serves on a thread of its own.
 pub fn start(hub: Arc<Hub>, opts: ServeOptions) -> Result<Server, ServeError> {
-    let listener = std::net::TcpListener::bind(opts.listen).map_err(|source| ServeError::Bind {
+    let listener = std::net::TcpListener::bind(opts.listen).map_err(|cause| ServeError::Bind {
         addr: opts.listen,
-        source,
+        cause,
     })?;
     listener
         .set_nonblocking(true)

@@ -13,12 +13,12 @@ use crate::model::Duration;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config `{path}`: {source}")]
+    #[error("cannot read config `{path}`: {cause}")]
     Io {
         /// The path.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Not valid, or breaks a rule.
     #[error("config `{path}`: {message}")]
@@ -372,9 +372,9 @@ impl RunConfig {
 
     /// Reads a config file.
     pub fn load(path: &Path) -> Result<RunConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Self::from_toml(&text, path)
     }

@@ -27,12 +27,12 @@ pub use worker::{run, RunOptions, RunReport, Serving};
 #[derive(Debug, Error)]
 pub enum RunError {
     /// A Kafka operation failed.
-    #[error("Kafka: cannot {action}: {source}")]
+    #[error("Kafka: cannot {action}: {cause}")]
     Kafka {
         /// What was being done.
         action: String,
         /// The client error.
-        source: KafkaError,
+        cause: KafkaError,
     },
     /// The cluster refused the credentials (SASL) or the TLS handshake. Never names a secret.
     #[error(
@@ -56,14 +56,22 @@ pub enum RunError {
     Fatal(String),
     /// An internal topic holds a record this version cannot read.
     #[error("internal topic record unreadable: {0}")]
-    Wire(#[from] wire::WireError),
+    Wire(wire::WireError),
+}
+
+// By hand, not `#[from]`: that would also make the error the source, and `{e:#}` would print its
+// text twice.
+impl From<wire::WireError> for RunError {
+    fn from(e: wire::WireError) -> Self {
+        RunError::Wire(e)
+    }
 }
 
 impl RunError {
-    pub(crate) fn kafka(action: &str, source: KafkaError) -> Self {
+    pub(crate) fn kafka(action: &str, cause: KafkaError) -> Self {
         RunError::Kafka {
             action: action.to_string(),
-            source,
+            cause,
         }
     }
 }

@@ -23,12 +23,12 @@ pub mod pb {
 #[derive(Debug, Error)]
 pub enum WireError {
     /// Protobuf decoding failed.
-    #[error("cannot decode {what}: {source}")]
+    #[error("cannot decode {what}: {cause}")]
     Decode {
         /// What was being decoded.
         what: &'static str,
         /// The protobuf error.
-        source: prost::DecodeError,
+        cause: prost::DecodeError,
     },
     /// The record decoded but its content is impossible.
     #[error("invalid {what}: {detail}")]
@@ -268,7 +268,7 @@ fn read_fields<'a>(
     mut b: &'a [u8],
     mut field: impl FnMut(u64, &mut &'a [u8]) -> Result<bool, WireError>,
 ) -> Result<(), WireError> {
-    let decode = |source| WireError::Decode { what, source };
+    let decode = |cause| WireError::Decode { what, cause };
     while !b.is_empty() {
         let key = decode_varint(&mut b).map_err(decode)?;
         let (number, wire_type) = (key >> 3, key & 7);
@@ -281,7 +281,7 @@ fn read_fields<'a>(
 }
 
 fn read_varint(what: &'static str, b: &mut &[u8]) -> Result<u64, WireError> {
-    decode_varint(b).map_err(|source| WireError::Decode { what, source })
+    decode_varint(b).map_err(|cause| WireError::Decode { what, cause })
 }
 
 fn read_bytes<'a>(what: &'static str, b: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
@@ -472,7 +472,7 @@ pub fn window_state_from_bytes(bytes: &[u8]) -> Result<WindowState, WireError> {
     use pb::window_state_record::Aggregate as A;
     const W: &str = "window state";
     let r = pb::WindowStateRecord::decode(bytes)
-        .map_err(|source| WireError::Decode { what: W, source })?;
+        .map_err(|cause| WireError::Decode { what: W, cause })?;
     let opt = |o: &pb::OptDecimal| {
         o.value
             .as_deref()
@@ -538,9 +538,9 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn get_str<'a>(b: &mut &'a [u8]) -> Result<&'a str, WireError> {
-    let len = prost::encoding::decode_varint(b).map_err(|source| WireError::Decode {
+    let len = prost::encoding::decode_varint(b).map_err(|cause| WireError::Decode {
         what: "changelog key",
-        source,
+        cause,
     })? as usize;
     if b.len() < len {
         return Err(invalid("changelog key", "truncated string"));

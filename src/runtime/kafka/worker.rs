@@ -274,6 +274,27 @@ fn transactional_producer(
 /// a while over the first transaction markers, and meanwhile answers CONCURRENT_TRANSACTIONS to
 /// the next transaction (about 0.5 s in the latency benchmark): this pays that before the first
 /// event instead of after it. The records have the key `goalpost.warmup` and no value.
+/// Sends a record, waiting while librdkafka's local queue is full (it drains as deliveries
+/// complete); any other error is returned.
+fn send_waiting(
+    producer: &ThreadedProducer<ProducerCtx>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((
+                KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                r,
+            )) => {
+                record = r;
+                std::thread::sleep(StdDuration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 fn warm_up(
     producer: &ThreadedProducer<ProducerCtx>,
     created: &[String],
@@ -292,9 +313,7 @@ fn warm_up(
         for p in 0..partitions {
             let record: BaseRecord<'_, [u8], [u8]> =
                 BaseRecord::to(topic).partition(p).key(b"goalpost.warmup");
-            producer
-                .send(record)
-                .map_err(|(e, _)| fail("send a warm-up record", e))?;
+            send_waiting(producer, record).map_err(|e| fail("send a warm-up record", e))?;
         }
     }
     producer
@@ -948,23 +967,9 @@ impl Worker {
         if let Some(h) = headers {
             record = record.headers(h);
         }
-        let mut record = record;
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return,
-                Err((
-                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    r,
-                )) => {
-                    record = r;
-                    std::thread::sleep(StdDuration::from_millis(1));
-                }
-                Err((e, _)) => {
-                    // Fails the transaction at commit; the batch is then redone.
-                    tracing::warn!(error = %e, topic, "produce failed");
-                    return;
-                }
-            }
+        if let Err(e) = send_waiting(&self.producer, record) {
+            // Fails the transaction at commit; the batch is then redone.
+            tracing::warn!(error = %e, topic, "produce failed");
         }
     }
 
@@ -1765,10 +1770,10 @@ impl Worker {
                             }
                         }
                         ChangelogKey::Upstream(up) => {
-                            let r = pb::UpstreamRecord::decode(v.as_slice()).map_err(|source| {
+                            let r = pb::UpstreamRecord::decode(v.as_slice()).map_err(|cause| {
                                 wire::WireError::Decode {
                                     what: "upstream",
-                                    source,
+                                    cause,
                                 }
                             })?;
                             o.restore_upstream(
@@ -1778,13 +1783,12 @@ impl Worker {
                             );
                         }
                         ChangelogKey::Watermark => {
-                            let r =
-                                pb::WatermarkRecord::decode(v.as_slice()).map_err(|source| {
-                                    wire::WireError::Decode {
-                                        what: "watermark",
-                                        source,
-                                    }
-                                })?;
+                            let r = pb::WatermarkRecord::decode(v.as_slice()).map_err(|cause| {
+                                wire::WireError::Decode {
+                                    what: "watermark",
+                                    cause,
+                                }
+                            })?;
                             o.restore_watermark(Timestamp::from_nanos(r.watermark));
                         }
                         _ => {}
@@ -1809,10 +1813,10 @@ impl Worker {
                     match ChangelogKey::from_bytes(k)? {
                         ChangelogKey::RouterClock(u) if u == up => {
                             let r =
-                                pb::RouterClockRecord::decode(v.as_slice()).map_err(|source| {
+                                pb::RouterClockRecord::decode(v.as_slice()).map_err(|cause| {
                                     wire::WireError::Decode {
                                         what: "router clock",
-                                        source,
+                                        cause,
                                     }
                                 })?;
                             stream_time = r.stream_time.map(Timestamp::from_nanos);
@@ -1820,10 +1824,10 @@ impl Worker {
                         }
                         ChangelogKey::DedupeBatch { upstream, batch } if upstream == up => {
                             let r =
-                                pb::DedupeBatchRecord::decode(v.as_slice()).map_err(|source| {
+                                pb::DedupeBatchRecord::decode(v.as_slice()).map_err(|cause| {
                                     wire::WireError::Decode {
                                         what: "dedupe batch",
-                                        source,
+                                        cause,
                                     }
                                 })?;
                             let mut max = Timestamp::MIN;
