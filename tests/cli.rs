@@ -320,7 +320,31 @@ fn errors_name_their_cause_once() {
     assert!(err.contains("cannot read config"), "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 
-    let o = run(bin().args(["replay", "--goals", "/nonexistent/goals.toml"]));
+    // The HTTP port is taken: the bind error, then its cause, once.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = tmp("port-taken.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"goals = "{EXAMPLE_GOALS}"
+[kafka]
+bootstrap_servers = "127.0.0.1:1"
+[app]
+application_id = "port-taken"
+[input]
+topics = ["in"]
+[output]
+topic = "out"
+[http]
+listen = "{}"
+"#,
+            taken.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let o = run(bin().args(["run", "--config", config.to_str().unwrap()]));
+    assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert_eq!(err.matches("ddress already in use").count(), 1, "{err}");
 }

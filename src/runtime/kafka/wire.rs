@@ -642,12 +642,14 @@ mod tests {
             memory.remember(id, Timestamp::from_nanos(t));
         }
         let added = memory.take_added();
-        let decoded = pb::DedupeBatchRecord::decode(dedupe_batch_to_bytes(&added).as_slice())
-            .expect("decodes");
+        let bytes = dedupe_batch_to_bytes(&added);
+        let decoded = pb::DedupeBatchRecord::decode(bytes.as_slice()).expect("decodes");
         let ids: Vec<String> = entries.iter().map(|(id, _)| id.to_string()).collect();
         let times: Vec<i64> = entries.iter().map(|(_, t)| *t).collect();
         assert_eq!(decoded.ids, ids);
         assert_eq!(decoded.times, times);
+        // And byte for byte what prost writes (times packed).
+        assert_eq!(bytes, pb::DedupeBatchRecord { ids, times }.encode_to_vec());
         assert!(memory.take_added().is_empty(), "taking empties the log");
     }
 

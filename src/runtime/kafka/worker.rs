@@ -269,11 +269,6 @@ fn transactional_producer(
     Ok(producer)
 }
 
-/// Writes one record to every partition of the topics just created, in a transaction that is then
-/// aborted, so no read_committed consumer ever sees it. On a fresh partition the broker takes
-/// a while over the first transaction markers, and meanwhile answers CONCURRENT_TRANSACTIONS to
-/// the next transaction (about 0.5 s in the latency benchmark): this pays that before the first
-/// event instead of after it. The records have the key `goalpost.warmup` and no value.
 /// Sends a record, waiting while librdkafka's local queue is full (it drains as deliveries
 /// complete); any other error is returned.
 fn send_waiting(
@@ -295,6 +290,11 @@ fn send_waiting(
     }
 }
 
+/// Writes one record to every partition of the topics just created, in a transaction that is then
+/// aborted, so no read_committed consumer ever sees it. On a fresh partition the broker takes
+/// a while over the first transaction markers, and meanwhile answers CONCURRENT_TRANSACTIONS to
+/// the next transaction (about 0.5 s in the latency benchmark): this pays that before the first
+/// event instead of after it. The records have the key `goalpost.warmup` and no value.
 fn warm_up(
     producer: &ThreadedProducer<ProducerCtx>,
     created: &[String],
