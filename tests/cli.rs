@@ -23,6 +23,18 @@ fn stderr(o: &Output) -> String {
 
 const EXAMPLE_GOALS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/goals.toml");
 
+/// `goalpost replay` with the example goals, its stdin, stdout and stderr piped.
+fn spawn_replay() -> std::process::Child {
+    use std::process::Stdio;
+    bin()
+        .args(["replay", "--goals", EXAMPLE_GOALS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn check_prints_the_goals() {
     let o = run(bin().args(["check", "--goals", EXAMPLE_GOALS]));
@@ -253,14 +265,7 @@ fn replay_reads_stdin_and_fails_clearly_without_goals() {
     );
 
     use std::io::Write;
-    use std::process::Stdio;
-    let mut child = bin()
-        .args(["replay", "--goals", EXAMPLE_GOALS])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_replay();
     child
         .stdin
         .take()
@@ -282,16 +287,9 @@ fn replay_reads_stdin_and_fails_clearly_without_goals() {
 #[test]
 fn replay_into_a_closed_pipe_ends_quietly() {
     use std::io::{BufRead, BufReader, Write};
-    use std::process::Stdio;
     let events = run(bin().args(["generate", "--seed", "5", "--events", "50000"]));
     assert!(events.status.success(), "{}", stderr(&events));
-    let mut child = bin()
-        .args(["replay", "--goals", EXAMPLE_GOALS])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_replay();
     let mut stdin = child.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         // Fails once goalpost has exited; that is expected here.
