@@ -286,6 +286,7 @@ fn cmd_run(
     goalpost::runtime::progress::enable_bars(io::stderr().is_terminal() && !log_json);
     let cfg = RunConfig::load(config)?;
     let goals = Arc::new(load_goals(&cfg.goals)?);
+    cfg.check_goals(&goals, config)?;
     let shutdown = kafka::shutdown_flag().context("cannot install signal handlers")?;
     let metrics = if cfg.http.enabled {
         Some(goalpost::serve::install_recorder()?)
@@ -300,6 +301,7 @@ fn cmd_run(
         RunOptions {
             until_caught_up,
             close_all_at_end,
+            skip_changelog_policy_check: false,
         },
         shutdown,
         serving,
@@ -320,7 +322,7 @@ fn cmd_run(
 fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
     use goalpost::runtime::kafka::config::{redact_secrets_in, redacted_properties, RunConfig};
     let mut out = io::stdout().lock();
-    let path: PathBuf = match (config, goals_path) {
+    let goals: GoalSet = match (config, goals_path) {
         (Some(config), _) => {
             let text = match std::fs::read_to_string(config) {
                 Ok(t) => t,
@@ -380,6 +382,25 @@ fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
                 ),
                 ("goals", cfg.goals.display().to_string()),
             ];
+            // Everything `run` checks before connecting: the goal file, what depends on it, and
+            // the HTTP token.
+            let goals = match GoalSet::load(&cfg.goals) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("{}: {e}", cfg.goals.display());
+                    std::process::exit(1);
+                }
+            };
+            if let Err(e) = cfg.check_goals(&goals, config) {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+            if cfg.http.enabled {
+                if let Err(e) = goalpost::serve::resolve_token(&cfg.http) {
+                    eprintln!("config `{}`: {e}", config.display());
+                    std::process::exit(1);
+                }
+            }
             writeln!(out, "config {} OK", config.display())?;
             for (name, value) in rows {
                 writeln!(out, "  {name:<18} {value}")?;
@@ -394,18 +415,16 @@ fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
                 }
             }
             writeln!(out)?;
-            cfg.goals.clone()
+            goals
         }
-        (None, Some(goals)) => goals.to_path_buf(),
+        (None, Some(path)) => match GoalSet::load(path) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                std::process::exit(1);
+            }
+        },
         (None, None) => bail!("give --goals FILE or --config FILE"),
-    };
-    let path = path.as_path();
-    let goals = match GoalSet::load(path) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("{}: {e}", path.display());
-            std::process::exit(1);
-        }
     };
     let rows: Vec<[String; 5]> = goals
         .goals

@@ -346,3 +346,71 @@ listen = "{}"
     assert!(err.contains("cannot listen on"), "{err}");
     assert_eq!(err.matches("ddress already in use").count(), 1, "{err}");
 }
+
+/// `check --config` refuses what `run` would refuse before connecting: an empty bootstrap list,
+/// progress gauges of unknown goals, an HTTP token that cannot be read, a missing goal file.
+#[test]
+fn check_config_refuses_what_run_would() {
+    let check = |name: &str, body: &str| {
+        let path = tmp(name);
+        std::fs::write(&path, body).unwrap();
+        let o = run(bin()
+            .args(["check", "--config", path.to_str().unwrap()])
+            .env_remove("KAFKA_BOOTSTRAP")
+            .env_remove("GOALPOST_TEST_NO_SUCH_TOKEN"));
+        (
+            o.status.code(),
+            stderr(&o),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let base = |bootstrap: &str, goals: &str, extra: &str| {
+        format!(
+            "goals = \"{goals}\"\n[kafka]\nbootstrap_servers = \"{bootstrap}\"\n[input]\ntopics = [\"in\"]\n{extra}"
+        )
+    };
+    let (code, err, _) = check("empty-bootstrap.toml", &base("", EXAMPLE_GOALS, ""));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("kafka.bootstrap_servers is empty"), "{err}");
+
+    let (code, err, _) = check(
+        "gauges.toml",
+        &base(
+            "b:9092",
+            EXAMPLE_GOALS,
+            "[metrics]\nprogress_gauges = [\"team-win-rate\", \"no-such-goal\"]\n",
+        ),
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("progress_gauges names `no-such-goal`"),
+        "{err}"
+    );
+
+    let (code, err, _) = check(
+        "token.toml",
+        &base(
+            "b:9092",
+            EXAMPLE_GOALS,
+            "[http]\ntoken_env = \"GOALPOST_TEST_NO_SUCH_TOKEN\"\n",
+        ),
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("GOALPOST_TEST_NO_SUCH_TOKEN` is not set"),
+        "{err}"
+    );
+
+    // A missing goal file fails before anything is reported as OK.
+    let (code, err, out) = check(
+        "no-goals.toml",
+        &base("b:9092", "/nonexistent/goals.toml", ""),
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("/nonexistent/goals.toml"), "{err}");
+    assert!(!out.contains("OK"), "{out}");
+
+    let (code, err, out) = check("fine.toml", &base("b:9092", EXAMPLE_GOALS, ""));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("OK"), "{out}");
+}

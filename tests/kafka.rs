@@ -348,6 +348,34 @@ fn missing_topics_are_reported_clearly() {
         assert!(log.contains(&t), "missing topic {t} not named:\n{log}");
     }
     assert!(log.contains("app.create_topics = true"), "{log}");
+
+    // Created by hand with the default cleanup.policy (delete): refused, since state would
+    // expire with the retention time. Compacted, it is accepted.
+    for t in [
+        format!("{name}-app-repartition"),
+        format!("{name}-app-changelog"),
+        format!("{name}-out"),
+        format!("{name}-dlq"),
+    ] {
+        k.create_topic(&t, 2);
+    }
+    let out = run_goalpost(&cfg, &["--until-caught-up"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "changelog topic `{name}-app-changelog` has cleanup.policy=delete"
+        )),
+        "{log}"
+    );
+    k.set_topic_config(
+        &format!("{name}-app-changelog"),
+        "cleanup.policy",
+        "compact",
+    );
+    let out = run_goalpost(&cfg, &["--until-caught-up"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
 }
 
 /// Topics created at start are warmed up with one aborted transaction: a read_uncommitted reader

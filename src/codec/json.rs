@@ -174,14 +174,29 @@ pub fn decode_event(bytes: &[u8], ev: &mut SalesEvent) -> Result<(), DecodeError
 
 /// The serde_json path: every JSON the scanner leaves, and the source of syntax errors.
 fn decode_with_serde(text: &str) -> Result<Fields<'_>, DecodeError> {
-    let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| {
-        let reason = match e.classify() {
-            serde_json::error::Category::Data => RejectReason::WrongType,
-            _ => RejectReason::InvalidJson,
-        };
-        DecodeError::new(reason, e.to_string())
+    let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            DecodeError::new(RejectReason::WrongType, wrong_type_detail(text, e))
+        }
+        _ => DecodeError::new(RejectReason::InvalidJson, e.to_string()),
     })?;
     Ok(raw.into())
+}
+
+/// A wrong type's message, prefixed with the field that has it (`event_id: invalid type: ...`).
+/// serde_json names the position only, so the record is read again, tracking the path; that costs
+/// a second parse, on rejected records only.
+fn wrong_type_detail(text: &str, e: serde_json::Error) -> String {
+    if !text.trim_start().starts_with('{') {
+        return format!("a record must be a JSON object: {e}");
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, RawEvent<'_>>(&mut de) {
+        Err(with_path) if with_path.path().iter().next().is_some() => {
+            format!("{}: {}", with_path.path(), with_path.inner())
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Validates `fields` and writes them into `ev`.
@@ -428,6 +443,25 @@ mod tests {
         let err =
             decode(r#"{"event_id":"e","event_type":"t","occurred_at":"yesterday"}"#).unwrap_err();
         assert!(err.detail.contains("yesterday"), "{err}");
+        // A wrong type names its field, nested ones by their path.
+        for (input, detail) in [
+            (
+                r#"{"event_id":5,"event_type":"t","occurred_at":"2017-01-01T00:00:00Z"}"#,
+                "event_id: invalid type: integer `5`, expected a string",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"t","occurred_at":"2017-01-01T00:00:00Z","attributes":{"k":1}}"#,
+                "attributes.k: invalid type: integer `1`",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"t","occurred_at":"2017-01-01T00:00:00Z","rep_id":["r"]}"#,
+                "rep_id: invalid type: sequence",
+            ),
+            ("[1,2]", "a record must be a JSON object"),
+        ] {
+            let err = decode(input).unwrap_err();
+            assert!(err.detail.starts_with(detail), "{input}: {}", err.detail);
+        }
     }
 
     #[test]

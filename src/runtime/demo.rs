@@ -296,8 +296,17 @@ pub fn run(
         std::thread::Builder::new()
             .name("demo-pipeline".into())
             .spawn(move || {
-                kafka::run(run_cfg, goals, RunOptions::default(), stop, serving)
-                    .map_err(|e| e.to_string())
+                kafka::run(
+                    run_cfg,
+                    goals,
+                    RunOptions {
+                        skip_changelog_policy_check: true,
+                        ..RunOptions::default()
+                    },
+                    stop,
+                    serving,
+                )
+                .map_err(|e| e.to_string())
             })
             .context("cannot start the pipeline thread")?
     };

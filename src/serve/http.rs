@@ -60,7 +60,10 @@ impl std::fmt::Debug for Token {
 #[derive(Debug, Error)]
 pub enum ServeError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {cause}")]
+    #[error(
+        "cannot listen on {addr}: {cause}; choose a free address (http.listen, or --listen for \
+         the demo) or turn the server off (http.enabled = false, or --no-http)"
+    )]
     Bind {
         /// The address.
         addr: SocketAddr,

@@ -101,6 +101,19 @@ impl Kafka {
         }
     }
 
+    /// Sets one configuration value of a topic.
+    pub fn set_topic_config(&self, topic: &str, key: &str, value: &str) {
+        use rdkafka::admin::AlterConfig;
+        use rdkafka::admin::ResourceSpecifier;
+        let admin: AdminClient<DefaultClientContext> = self.config().create().unwrap();
+        let change = AlterConfig::new(ResourceSpecifier::Topic(topic)).set(key, value);
+        let res = futures_executor::block_on(admin.alter_configs([&change], &AdminOptions::new()))
+            .unwrap();
+        for r in res {
+            r.unwrap_or_else(|(spec, e)| panic!("alter {spec:?}: {e}"));
+        }
+    }
+
     /// Produces events keyed by event id (so redeliveries land on the same partition).
     pub fn produce_json(&self, topic: &str, events: &[SalesEvent]) {
         let lines: Vec<(String, Vec<u8>)> = events

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::Consumer;
@@ -38,6 +38,53 @@ pub fn partition_counts(
     Ok(out)
 }
 
+/// An existing changelog must be compacted: with `cleanup.policy=delete` alone, window state and
+/// dedupe memory would expire with the retention time, and a restore would silently miss them.
+/// A policy that cannot be read (no DescribeConfigs permission, say) is a warning, not an error.
+fn check_compacted(client: &ClientConfig, changelog: &str) -> Result<(), RunError> {
+    let admin: AdminClient<DefaultClientContext> = client
+        .create()
+        .map_err(|e| RunError::kafka("create an admin client", e))?;
+    let unverified = |why: String| {
+        tracing::warn!(
+            topic = changelog,
+            reason = %why,
+            "cannot verify that the changelog topic is compacted (cleanup.policy=compact)"
+        );
+    };
+    let results = match futures_executor::block_on(admin.describe_configs(
+        [ResourceSpecifier::Topic(changelog)].iter(),
+        &AdminOptions::new().request_timeout(Some(StdDuration::from_secs(10))),
+    )) {
+        Ok(results) => results,
+        Err(e) => {
+            unverified(e.to_string());
+            return Ok(());
+        }
+    };
+    for r in results {
+        let resource = match r {
+            Ok(resource) => resource,
+            Err(code) => {
+                unverified(code.to_string());
+                continue;
+            }
+        };
+        let policy = resource
+            .get("cleanup.policy")
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default();
+        if !policy.split(',').any(|p| p.trim() == "compact") {
+            return Err(RunError::Setup(format!(
+                "changelog topic `{changelog}` has cleanup.policy={policy}; goalpost keeps its \
+                 state there and needs `compact` (e.g. kafka-configs.sh --alter --entity-type \
+                 topics --entity-name {changelog} --add-config cleanup.policy=compact)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Topics as [`prepare_topics`] left them.
 #[derive(Debug)]
 pub struct PreparedTopics {
@@ -51,7 +98,12 @@ pub struct PreparedTopics {
 
 /// Checks that the cluster accepts the connection (see `preflight`), then checks the input topics
 /// and creates (or checks) the internal and output topics.
-pub fn prepare_topics(cfg: &RunConfig, client: &ClientConfig) -> Result<PreparedTopics, RunError> {
+/// `check_policy`: read an existing changelog's `cleanup.policy` (see [`check_compacted`]).
+pub fn prepare_topics(
+    cfg: &RunConfig,
+    client: &ClientConfig,
+    check_policy: bool,
+) -> Result<PreparedTopics, RunError> {
     // Wrong credentials or a failed TLS handshake end the run here, within a second or so,
     // instead of as a metadata timeout.
     super::preflight::check_connection(cfg, client, TIMEOUT)?;
@@ -88,6 +140,9 @@ pub fn prepare_topics(cfg: &RunConfig, client: &ClientConfig) -> Result<Prepared
             Some(_) => {}
             None => missing.push(name.clone()),
         }
+    }
+    if check_policy && !missing.contains(&changelog) {
+        check_compacted(client, &changelog)?;
     }
     if missing.is_empty() {
         return Ok(PreparedTopics {

@@ -319,6 +319,12 @@ impl RunConfig {
                 cfg.kafka.bootstrap_servers = b;
             }
         }
+        if cfg.kafka.bootstrap_servers.trim().is_empty() {
+            return Err(invalid(
+                "kafka.bootstrap_servers is empty: give HOST:PORT[,HOST:PORT...] (or set KAFKA_BOOTSTRAP)"
+                    .into(),
+            ));
+        }
         if cfg.input.topics.is_empty() {
             return Err(invalid(
                 "input.topics is empty: name at least one topic".into(),
@@ -338,6 +344,36 @@ impl RunConfig {
         }
         if cfg.app.commit_interval.is_zero() {
             return Err(invalid("app.commit_interval must be greater than 0".into()));
+        }
+        if cfg.app.replication_factor < 1 {
+            return Err(invalid(format!(
+                "app.replication_factor `{}` must be at least 1 (and at most the number of brokers)",
+                cfg.app.replication_factor
+            )));
+        }
+        // Each topic has one role: reading an output back as input, or writing two outputs into
+        // one topic, would loop records or mix their formats.
+        let mut roles: Vec<(String, String)> = cfg
+            .input
+            .topics
+            .iter()
+            .map(|t| ("input.topics".to_string(), t.clone()))
+            .collect();
+        roles.push(("output.topic".into(), cfg.output.topic.clone()));
+        roles.push(("output.dead_letter_topic".into(), cfg.dead_letter_topic()));
+        roles.push(("the repartition topic".into(), cfg.repartition_topic()));
+        roles.push(("the changelog topic".into(), cfg.changelog_topic()));
+        for (i, (role, topic)) in roles.iter().enumerate() {
+            if topic.is_empty() {
+                return Err(invalid(format!("{role} is an empty topic name")));
+            }
+            if let Some((other, _)) = roles[..i].iter().find(|(_, t)| t == topic) {
+                return Err(invalid(if other == role {
+                    format!("{role} names `{topic}` twice")
+                } else {
+                    format!("`{topic}` is both {other} and {role}: each topic has one role")
+                }));
+            }
         }
         if cfg.http.enabled {
             let addr: std::net::SocketAddr = cfg.http.listen.parse().map_err(|_| {
@@ -368,6 +404,28 @@ impl RunConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// Checks what depends on the goal file: `metrics.progress_gauges` must name its goals.
+    pub fn check_goals(
+        &self,
+        goals: &crate::goals::GoalSet,
+        path: &Path,
+    ) -> Result<(), ConfigError> {
+        for id in &self.metrics.progress_gauges {
+            if !goals.goals.iter().any(|g| &*g.id == id) {
+                let known: Vec<&str> = goals.goals.iter().map(|g| &*g.id).collect();
+                return Err(ConfigError::Invalid {
+                    path: path.display().to_string(),
+                    message: format!(
+                        "metrics.progress_gauges names `{id}`, which is not a goal in {}; its goals: {}",
+                        self.goals.display(),
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Reads a config file.
@@ -438,6 +496,83 @@ topics = ["sales-events"]
         assert_eq!(c.dead_letter_topic(), "goalpost-dead-letters");
         assert_eq!(c.input.format, Format::Json);
         assert_eq!(c.output.topic, "goal-attainments");
+    }
+
+    #[test]
+    fn values_run_would_refuse_are_rejected_when_read() {
+        let err = |extra: &str| {
+            RunConfig::from_toml(&format!("{MIN}{extra}"), Path::new("c.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("[app]\nreplication_factor = 0\n");
+        assert!(
+            e.contains("app.replication_factor `0` must be at least 1"),
+            "{e}"
+        );
+        assert!(err("[app]\nreplication_factor = -1\n").contains("`-1`"));
+        // An empty kafka.bootstrap_servers: tests/cli.rs (KAFKA_BOOTSTRAP, set in test runs,
+        // would replace it here).
+        // One role per topic.
+        let e = err("[output]\ntopic = \"sales-events\"\n");
+        assert!(
+            e.contains("`sales-events` is both input.topics and output.topic"),
+            "{e}"
+        );
+        let e = err("[output]\ntopic = \"a\"\ndead_letter_topic = \"a\"\n");
+        assert!(
+            e.contains("`a` is both output.topic and output.dead_letter_topic"),
+            "{e}"
+        );
+        let e = err("[app]\napplication_id = \"x\"\n[output]\ntopic = \"x-repartition\"\n");
+        assert!(
+            e.contains("`x-repartition` is both output.topic and the repartition topic"),
+            "{e}"
+        );
+        let e = RunConfig::from_toml(
+            &MIN.replace(r#"["sales-events"]"#, r#"["a", "b", "a"]"#),
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("input.topics names `a` twice"), "{e}");
+        // Distinct topics pass.
+        RunConfig::from_toml(
+            &format!("{MIN}[output]\ntopic = \"out\"\ndead_letter_topic = \"dlq\"\n"),
+            Path::new("c.toml"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn progress_gauges_must_name_goals() {
+        let goals = crate::goals::GoalSet::from_toml(
+            r#"
+[[goals]]
+id = "wins"
+metric = "count"
+filter = { event_type = "deal_won" }
+window = { tumbling = "1d" }
+target = 3
+"#,
+        )
+        .unwrap();
+        let with = |ids: &str| {
+            RunConfig::from_toml(
+                &format!("{MIN}[metrics]\nprogress_gauges = {ids}\n"),
+                Path::new("c.toml"),
+            )
+            .unwrap()
+        };
+        with(r#"["wins"]"#)
+            .check_goals(&goals, Path::new("c.toml"))
+            .unwrap();
+        let e = with(r#"["wins", "winz"]"#)
+            .check_goals(&goals, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("progress_gauges names `winz`"), "{e}");
+        assert!(e.contains("its goals: wins"), "{e}");
     }
 
     #[test]

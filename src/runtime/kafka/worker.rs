@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub until_caught_up: bool,
     /// With `until_caught_up`: then close every window, as replay does at end of input.
     pub close_all_at_end: bool,
+    /// Do not read an existing changelog's `cleanup.policy` (librdkafka's mock cluster, used by
+    /// the demo, cannot describe topic configurations).
+    pub skip_changelog_policy_check: bool,
 }
 
 /// The link to the HTTP side: where committed attainments and readiness go, and where window
@@ -421,7 +424,7 @@ pub fn run(
         inputs,
         owners: owners_count,
         created,
-    } = admin::prepare_topics(&cfg, &client)?;
+    } = admin::prepare_topics(&cfg, &client, !options.skip_changelog_policy_check)?;
     let mut input_parts = Vec::new();
     let mut input_bases = Vec::new();
     for (topic, n) in &inputs {
