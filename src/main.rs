@@ -322,6 +322,14 @@ fn cmd_run(
 fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
     use goalpost::runtime::kafka::config::{redact_secrets_in, redacted_properties, RunConfig};
     let mut out = io::stdout().lock();
+    // A goal file's errors are listed one per line, after its path.
+    let load_or_exit = |path: &Path| match GoalSet::load(path) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            std::process::exit(1);
+        }
+    };
     let goals: GoalSet = match (config, goals_path) {
         (Some(config), _) => {
             let text = match std::fs::read_to_string(config) {
@@ -384,13 +392,7 @@ fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
             ];
             // Everything `run` checks before connecting: the goal file, what depends on it, and
             // the HTTP token.
-            let goals = match GoalSet::load(&cfg.goals) {
-                Ok(g) => g,
-                Err(e) => {
-                    eprintln!("{}: {e}", cfg.goals.display());
-                    std::process::exit(1);
-                }
-            };
+            let goals = load_or_exit(&cfg.goals);
             if let Err(e) = cfg.check_goals(&goals, config) {
                 eprintln!("{e}");
                 std::process::exit(1);
@@ -417,13 +419,7 @@ fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
             writeln!(out)?;
             goals
         }
-        (None, Some(path)) => match GoalSet::load(path) {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("{}: {e}", path.display());
-                std::process::exit(1);
-            }
-        },
+        (None, Some(path)) => load_or_exit(path),
         (None, None) => bail!("give --goals FILE or --config FILE"),
     };
     let rows: Vec<[String; 5]> = goals

@@ -47,7 +47,12 @@ fn run_with_fault(
     let pipeline = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            kafka::run(cfg, goals, RunOptions::default(), stop, None).map_err(|e| e.to_string())
+            // The mock cluster cannot describe topic configurations.
+            let options = RunOptions {
+                skip_changelog_policy_check: true,
+                ..RunOptions::default()
+            };
+            kafka::run(cfg, goals, options, stop, None).map_err(|e| e.to_string())
         })
     };
     std::thread::sleep(Duration::from_secs(4));
