@@ -295,6 +295,12 @@ impl Kafka {
     pub fn write_config(&self, topic: &str, goals_toml: &str, extra_app: &str) -> PathBuf {
         let dir = tmp_dir();
         std::fs::write(dir.join("goals.toml"), goals_toml).unwrap();
+        // 5 s unless the test sets its own.
+        let idle = if extra_app.contains("idle_timeout") {
+            ""
+        } else {
+            "idle_timeout = \"5s\""
+        };
         let cfg = format!(
             r#"
 goals = "goals.toml"
@@ -303,7 +309,7 @@ bootstrap_servers = "{}"
 [app]
 application_id = "{topic}-app"
 commit_interval = "100ms"
-idle_timeout = "5s"
+{idle}
 {extra_app}
 [input]
 topics = ["{topic}"]
@@ -410,6 +416,11 @@ pub fn assert_exactly_once(live: &[Attainment]) {
 }
 
 pub fn assert_same_results(goals_toml: &str, replayed: &[Attainment], live: &[Attainment]) {
+    let raw_of: BTreeMap<&str, &str> = replayed
+        .iter()
+        .chain(live)
+        .map(|a| (a.attainment_id.as_str(), a.raw.as_str()))
+        .collect();
     let finals = |v: &[Attainment]| -> BTreeMap<String, (String, String)> {
         v.iter()
             .filter(|a| a.kind == "final")
@@ -423,7 +434,20 @@ pub fn assert_same_results(goals_toml: &str, replayed: &[Attainment], live: &[At
     };
     let (r, l) = (finals(replayed), finals(live));
     assert!(!r.is_empty());
-    assert_eq!(r.len(), l.len(), "number of finals");
+    let only = |a: &BTreeMap<String, (String, String)>, b: &BTreeMap<String, (String, String)>| {
+        a.iter()
+            .filter(|(id, _)| !b.contains_key(*id))
+            .take(10)
+            .map(|(id, _)| raw_of[id.as_str()].to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        r.len(),
+        l.len(),
+        "number of finals; only in replay: {:?}; only live: {:?}",
+        only(&r, &l),
+        only(&l, &r)
+    );
     assert_eq!(r, l, "finals (value, outcome) by attainment id");
 
     let monotone = monotone_goals(goals_toml);
