@@ -99,6 +99,32 @@ impl Kafka {
         for r in res {
             r.unwrap_or_else(|(n, e)| panic!("create {n}: {e}"));
         }
+        // The controller has it; wait until the broker serves it, with a leader for every
+        // partition (on a broker that has just started, metadata can lag by a moment, and a
+        // goalpost started at once would report the input topic missing).
+        let consumer: BaseConsumer = self.config().create().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = consumer
+                .fetch_metadata(Some(name), Duration::from_secs(5))
+                .ok()
+                .and_then(|md| {
+                    md.topics().iter().find(|t| t.name() == name).map(|t| {
+                        t.error().is_none()
+                            && t.partitions().len() == partitions as usize
+                            && t.partitions().iter().all(|p| p.leader() >= 0)
+                    })
+                })
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "topic {name} not served with {partitions} led partitions within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Sets one configuration value of a topic.
