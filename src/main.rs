@@ -307,8 +307,8 @@ fn cmd_run(
         serving,
     )?;
     eprintln!(
-        "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}",
-        report.read, report.accepted, report.duplicates, report.rejected, report.attainments, report.commits, report.aborts
+        "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}  local contributions {}",
+        report.read, report.accepted, report.duplicates, report.rejected, report.attainments, report.commits, report.aborts, report.local_contributions
     );
     if report.producers_recreated > 0 {
         eprintln!(

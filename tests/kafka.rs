@@ -25,7 +25,6 @@ fn run_equals_replay_on_generated_events() {
         "goalpost run failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-
     let live = k.read_all(&format!("{name}-out"));
     let replayed = replay(&goals, &events);
     assert_exactly_once(&live);
@@ -217,6 +216,99 @@ fn kill_nine_and_restart_loses_and_duplicates_nothing() {
         "only {killed} of the runs were still going when killed"
     );
 
+    finish_and_compare(&k, &cfg, &name, &goals, &events);
+}
+
+/// One instance owns every repartition partition. Its routers first send contributions through
+/// the repartition topic; once each owner has read back a barrier, they are applied to it
+/// directly. A live feed gets there, is killed -9 with the owners local, and a restart gets there
+/// again: the read_committed output still equals replay's, every attainment once.
+#[test]
+fn local_owners_skip_the_repartition_topic_and_survive_kill_nine() {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let k = Kafka::connect();
+    let name = unique("local");
+    let events = generated_events(41, 40_000);
+    k.create_topic(&name, 6);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let (first, second) = events.split_at(events.len() / 2);
+
+    // Starts a live instance, feeds `part` in chunks, and waits until every owner is local.
+    let start_and_feed = |part: &[goalpost::model::SalesEvent]| {
+        let mut child = goalpost_cmd(&cfg, "i0", &[])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start goalpost");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = String::new();
+        let mut local = 0;
+        let mut chunks = part.chunks(1_000);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while local < 6 {
+            assert!(Instant::now() < deadline, "owners never went local:\n{log}");
+            if let Some(chunk) = chunks.next() {
+                k.produce_json(&name, chunk);
+            }
+            while let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
+                local += usize::from(line.contains("skip the repartition topic"));
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }
+        // The rest of the part reaches the owners directly.
+        for chunk in chunks {
+            k.produce_json(&name, chunk);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (child, rx, log)
+    };
+
+    let (mut child, _, _) = start_and_feed(first);
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL, with the owners local
+    child.wait().unwrap();
+
+    let (child, rx, mut log) = start_and_feed(second);
+    k.wait_group_committed(&format!("{name}-app"), &name, Duration::from_secs(60));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "SIGTERM should end the run with exit 0"
+    );
+    log.extend(rx.try_iter().map(|l| l + "\n"));
+    let local: u64 = log
+        .split("local contributions ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary in the log:\n{log}"));
+    assert!(
+        local > 0,
+        "no contribution skipped the repartition topic:\n{log}"
+    );
+
+    // One more run closes the windows that are still open.
     finish_and_compare(&k, &cfg, &name, &goals, &events);
 }
 

@@ -20,6 +20,9 @@ pub const TXN_ABORTED: &str = "goalpost_transactions_aborted_total";
 pub const TXN_DURATION: &str = "goalpost_transaction_commit_seconds";
 /// Records written to the repartition topic (counter).
 pub const REPARTITION_RECORDS: &str = "goalpost_repartition_records_total";
+/// Contributions applied straight to an owner on the same instance, skipping the repartition
+/// topic (counter).
+pub const LOCAL_CONTRIBUTIONS: &str = "goalpost_local_contributions_total";
 /// Records written to the changelog topic (counter).
 pub const CHANGELOG_RECORDS: &str = "goalpost_changelog_records_total";
 /// Open windows held by this instance (gauge).
@@ -52,6 +55,7 @@ pub const NAMES: &[&str] = &[
     TXN_ABORTED,
     TXN_DURATION,
     REPARTITION_RECORDS,
+    LOCAL_CONTRIBUTIONS,
     CHANGELOG_RECORDS,
     STATE_WINDOWS,
     STATE_BYTES,
@@ -94,6 +98,8 @@ pub struct Telemetry {
     pub txn_duration: Histogram,
     /// [`REPARTITION_RECORDS`].
     pub repartition_records: Counter,
+    /// [`LOCAL_CONTRIBUTIONS`].
+    pub local_contributions: Counter,
     /// [`CHANGELOG_RECORDS`].
     pub changelog_records: Counter,
     /// [`STATE_WINDOWS`].
@@ -138,6 +144,7 @@ impl Telemetry {
             txn_aborted: counter!(TXN_ABORTED),
             txn_duration: histogram!(TXN_DURATION),
             repartition_records: counter!(REPARTITION_RECORDS),
+            local_contributions: counter!(LOCAL_CONTRIBUTIONS),
             changelog_records: counter!(CHANGELOG_RECORDS),
             state_windows: gauge!(STATE_WINDOWS),
             state_bytes: gauge!(STATE_BYTES),

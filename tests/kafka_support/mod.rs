@@ -321,11 +321,16 @@ impl Kafka {
     pub fn write_config(&self, topic: &str, goals_toml: &str, extra_app: &str) -> PathBuf {
         let dir = tmp_dir();
         std::fs::write(dir.join("goals.toml"), goals_toml).unwrap();
-        // 5 s unless the test sets its own.
+        // 5 s and 100 ms unless the test sets its own.
         let idle = if extra_app.contains("idle_timeout") {
             ""
         } else {
             "idle_timeout = \"5s\""
+        };
+        let commit = if extra_app.contains("commit_interval") {
+            ""
+        } else {
+            "commit_interval = \"100ms\""
         };
         let cfg = format!(
             r#"
@@ -334,7 +339,7 @@ goals = "goals.toml"
 bootstrap_servers = "{}"
 [app]
 application_id = "{topic}-app"
-commit_interval = "100ms"
+{commit}
 {idle}
 {extra_app}
 [input]

@@ -38,6 +38,9 @@ const MAX_RECOVERIES: usize = 3;
 const MAX_POLL_BATCH: usize = 1_024;
 /// Contributions per repartition record, at most.
 const MAX_BATCH: usize = 2_000;
+/// How long the periodic commit waits for a barrier to come back before sending the
+/// contributions it holds through the topic after all (see [`Link`]).
+const BARRIER_PATIENCE: StdDuration = StdDuration::from_millis(500);
 
 /// How `goalpost run` ends.
 #[derive(Clone, Copy, Debug, Default)]
@@ -82,6 +85,9 @@ pub struct RunReport {
     /// Times the transactional producer was recreated after failing fatally during a broker
     /// disruption (state was rebuilt from the changelog each time).
     pub producers_recreated: u64,
+    /// Contributions applied to an owner on this instance directly, not sent through the
+    /// repartition topic.
+    pub local_contributions: u64,
 }
 
 struct RouterTask {
@@ -99,6 +105,25 @@ struct RouterTask {
     /// Records seen since the last idle check (cheaper than reading the clock per record).
     records_since_check: u64,
     idle_sent: bool,
+}
+
+/// How this instance's routers reach the owner of a repartition partition.
+///
+/// Contributions go through the repartition topic, so each (goal, group) has one owner wherever
+/// its events are read. When the owner is on this instance too, the trip through the broker only
+/// costs time: once the owner has read back a barrier sent after everything this instance's
+/// routers sent it, nothing of theirs is pending in the topic, and their contributions, progress
+/// and idle markers are applied to the owner directly, in the same transaction as the input
+/// offsets. Any change of assignment (and any abort) goes back to the topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    /// Through the repartition topic.
+    Topic,
+    /// A barrier went out through the topic in a committed transaction; contributions for this
+    /// owner are held until the owner reads it back.
+    Draining { barrier: u64, sent: Instant },
+    /// Applied directly: the owner is here and has read everything sent before.
+    Local,
 }
 
 /// A partition this instance reads, without its topic name (no allocation per record).
@@ -195,6 +220,8 @@ struct Worker {
     offsets: BTreeMap<Part, i64>,
     /// Pending repartition batches: (upstream, owner partition) -> batch.
     batches: BTreeMap<(u32, i32), wire::BatchWriter>,
+    /// Per repartition partition: how this instance's routers reach its owner.
+    links: Vec<Link>,
     attainments: Vec<Attainment>,
     buf: Vec<u8>,
     report: RunReport,
@@ -522,6 +549,7 @@ pub fn run(
         txn_started: Instant::now(),
         offsets: BTreeMap::new(),
         batches: BTreeMap::new(),
+        links: vec![Link::Topic; owners_count as usize],
         attainments: Vec::new(),
         buf: Vec::new(),
         report: RunReport::default(),
@@ -707,7 +735,10 @@ pub fn run(
                 ticks = ticks.wrapping_add(1);
                 if ticks % 16 == 0 {
                     clock_checked = true;
-                    if w.in_txn && w.txn_started.elapsed() >= commit_interval {
+                    if w.in_txn
+                        && w.txn_started.elapsed() >= commit_interval
+                        && !w.awaiting_barrier()
+                    {
                         let cgm = consumer.group_metadata();
                         w.try_commit(cgm.as_ref());
                     }
@@ -729,8 +760,10 @@ pub fn run(
             let now = Instant::now();
             // A quiet input (a wait gave nothing) commits what is open now, not at the interval.
             let quiet = waits && fresh_len == 0;
+            // Either waits while a barrier is on its way back (briefly; see `Link`).
             if w.in_txn
                 && (quiet || !clock_checked && now.duration_since(w.txn_started) >= commit_interval)
+                && !w.awaiting_barrier()
             {
                 let cgm = consumer.group_metadata();
                 w.try_commit(cgm.as_ref());
@@ -1116,17 +1149,30 @@ impl Worker {
                 task.records_since_check += 1;
                 task.idle_sent = false;
                 let batches = &mut self.batches;
+                let (links, owned) = (&self.links, &mut self.owners);
+                let (out, late) = (&mut self.attainments, &mut self.late);
+                let local = &mut self.report.local_contributions;
                 let mut full_batch = false;
                 let routed = task.router.route(event, |c: Contribution<'_>| {
-                    let goal_id = &goals.goals[c.goal].id;
                     let dest =
                         wire::owner_partition_after(goal_hashes[c.goal], &c.group, owners as u32)
                             as i32;
+                    if links[dest as usize] == Link::Local {
+                        if let Some(owner) = owned.get_mut(&dest) {
+                            *local += 1;
+                            if owner.apply(&c, out) == Applied::Late {
+                                late[c.goal] += 1;
+                            }
+                            return;
+                        }
+                    }
+                    let goal_id = &goals.goals[c.goal].id;
                     let batch = batches
                         .entry((upstream, dest))
                         .or_insert_with(|| wire::BatchWriter::new(upstream));
                     batch.push(goal_id, &c);
-                    full_batch |= batch.len() >= MAX_BATCH;
+                    // A batch held for a barrier is not sent when full (see `flush_batches`).
+                    full_batch |= batch.len() >= MAX_BATCH && links[dest as usize] == Link::Topic;
                 });
                 match routed {
                     Routed::Duplicate => self.report.duplicates += 1,
@@ -1137,8 +1183,11 @@ impl Worker {
                         }
                     }
                 }
+                if !self.attainments.is_empty() {
+                    self.emit_attainments();
+                }
                 if full_batch {
-                    self.flush_batches(false);
+                    self.flush_batches(false, false);
                 }
             }
         }
@@ -1149,6 +1198,29 @@ impl Worker {
         let Some(payload) = m.payload() else {
             return Ok(());
         };
+        let batch = self.apply_batch(partition, payload)?;
+        if batch.sentinel != 0 {
+            if let Some((id, _, pending)) = self.sentinel.as_mut() {
+                if *id == batch.sentinel {
+                    pending.remove(&partition);
+                }
+            }
+            if let Some(Link::Draining { barrier, .. }) = self.links.get(partition as usize) {
+                if *barrier == batch.sentinel {
+                    self.go_local(partition)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a repartition batch to the owner of `partition`, if it is here: contributions,
+    /// then the upstream's progress and idleness. Returns the batch's header.
+    fn apply_batch(
+        &mut self,
+        partition: i32,
+        payload: &[u8],
+    ) -> Result<wire::BatchHeader, RunError> {
         let mut owner = self.owners.get_mut(&partition);
         let out = &mut self.attainments;
         let (goal_index, late) = (&self.goal_index, &mut self.late);
@@ -1174,15 +1246,10 @@ impl Worker {
             }
         })?;
         if batch.sentinel != 0 {
-            if let Some((id, _, pending)) = self.sentinel.as_mut() {
-                if *id == batch.sentinel {
-                    pending.remove(&partition);
-                }
-            }
-            return Ok(());
+            return Ok(batch);
         }
         let Some(owner) = owner else {
-            return Ok(());
+            return Ok(batch);
         };
         if let Some(stream_time) = batch.stream_time {
             owner.progress(
@@ -1197,7 +1264,40 @@ impl Worker {
             owner.set_idle(batch.upstream, true, out);
         }
         self.emit_attainments();
+        Ok(batch)
+    }
+
+    /// The owner of `partition` read back its barrier: everything this instance's routers sent
+    /// it through the topic is applied. The batches held since are applied now, in order, and
+    /// from here on contributions are applied directly.
+    fn go_local(&mut self, partition: i32) -> Result<(), RunError> {
+        let held: Vec<(u32, i32)> = self
+            .batches
+            .keys()
+            .filter(|(_, dest)| *dest == partition)
+            .copied()
+            .collect();
+        for key in held {
+            if let Some(batch) = self.batches.remove(&key) {
+                let bytes = batch.finish();
+                self.apply_batch(partition, &bytes)?;
+            }
+        }
+        self.links[partition as usize] = Link::Local;
+        tracing::info!(
+            partition,
+            "the owner is on this instance: contributions skip the repartition topic"
+        );
         Ok(())
+    }
+
+    /// Whether a barrier sent less than [`BARRIER_PATIENCE`] ago is still on its way back: the
+    /// periodic commit waits for it, as committing would send the held contributions through the
+    /// topic.
+    fn awaiting_barrier(&self) -> bool {
+        self.links
+            .iter()
+            .any(|l| matches!(l, Link::Draining { sent, .. } if sent.elapsed() < BARRIER_PATIENCE))
     }
 
     fn emit_attainments(&mut self) {
@@ -1245,12 +1345,25 @@ impl Worker {
     }
 
     /// Sends pending contribution batches, with each router's progress when `with_progress`.
-    fn flush_batches(&mut self, with_progress: bool) {
+    /// Batches held for an owner whose barrier is on its way back stay held, unless `force`:
+    /// then they are sent too, and that owner is reached through the topic again.
+    fn flush_batches(&mut self, with_progress: bool, force: bool) {
         if with_progress {
+            let out = &mut self.attainments;
             for (&upstream, task) in self.routers.iter_mut() {
                 let st = task.router.stream_time();
                 if let Some(t) = st.filter(|_| st != task.sent) {
                     for dest in 0..self.owners_count {
+                        if self.links[dest as usize] == Link::Local {
+                            if let Some(owner) = self.owners.get_mut(&dest) {
+                                let progress = Progress {
+                                    partition: upstream,
+                                    stream_time: t,
+                                };
+                                owner.progress(progress, out);
+                                continue;
+                            }
+                        }
                         let b = self
                             .batches
                             .entry((upstream, dest))
@@ -1260,10 +1373,22 @@ impl Worker {
                     task.sent = st;
                 }
             }
+            self.emit_attainments();
         }
+        let held = |links: &[Link], dest: i32| {
+            matches!(links[dest as usize], Link::Draining { .. }) && !force
+        };
         let batches = std::mem::take(&mut self.batches);
         let topic = self.topics.repartition.clone();
         for ((upstream, dest), batch) in batches {
+            if held(&self.links, dest) {
+                self.batches.insert((upstream, dest), batch);
+                continue;
+            }
+            if let Link::Draining { .. } = self.links[dest as usize] {
+                // Sent after the barrier: the barrier no longer covers everything.
+                self.links[dest as usize] = Link::Topic;
+            }
             self.repartition_records += 1;
             let bytes = batch.finish();
             self.send(
@@ -1273,6 +1398,43 @@ impl Worker {
                 Some(&bytes),
                 None,
             );
+        }
+        if force {
+            for link in &mut self.links {
+                if let Link::Draining { .. } = link {
+                    // Its barrier was sent in an earlier transaction: a new one follows.
+                    *link = Link::Topic;
+                }
+            }
+        }
+    }
+
+    /// Sends a barrier to each owned repartition partition still reached through the topic, as
+    /// the last record of the transaction about to commit (see [`Link`]).
+    fn send_barriers(&mut self) {
+        if self.routers.is_empty() {
+            return;
+        }
+        let topic = self.topics.repartition.clone();
+        let owned: Vec<i32> = self.owners.keys().copied().collect();
+        for p in owned {
+            if self.links[p as usize] != Link::Topic {
+                continue;
+            }
+            self.sentinels_sent += 1;
+            let barrier =
+                wire::fnv1a(&[self.instance.as_bytes(), &self.sentinels_sent.to_be_bytes()]) | 1;
+            let bytes = pb::RepartitionBatch {
+                upstream: u32::MAX,
+                sentinel: barrier,
+                ..Default::default()
+            }
+            .encode_to_vec();
+            self.send(&topic, Some(p), b"barrier", Some(&bytes), None);
+            self.links[p as usize] = Link::Draining {
+                barrier,
+                sent: Instant::now(),
+            };
         }
     }
 
@@ -1383,7 +1545,8 @@ impl Worker {
         }
         self.begin()?;
         let t0 = Instant::now();
-        self.flush_batches(true);
+        self.flush_batches(true, true);
+        self.send_barriers();
         self.write_changelog();
         let t_write = t0.elapsed();
         if !self.offsets.is_empty() {
@@ -1455,6 +1618,8 @@ impl Worker {
             .increment(self.report.accepted - p.report.accepted);
         t.events_duplicate
             .increment(self.report.duplicates - p.report.duplicates);
+        t.local_contributions
+            .increment(self.report.local_contributions - p.report.local_contributions);
         p.report = self.report.clone();
         for (i, n) in self.rejected.iter().enumerate() {
             t.events_rejected[i].increment(n - p.rejected[i]);
@@ -1658,6 +1823,7 @@ impl Worker {
         self.report.duplicates = p.report.duplicates;
         self.report.rejected = p.report.rejected;
         self.report.attainments = p.report.attainments;
+        self.report.local_contributions = p.report.local_contributions;
         self.rejected = p.rejected;
         self.late.clone_from(&p.late);
         self.repartition_records = p.repartition_records;
@@ -1666,6 +1832,7 @@ impl Worker {
         self.in_txn = false;
         self.offsets.clear();
         self.batches.clear();
+        self.links.fill(Link::Topic);
         self.attainments.clear();
         true
     }
@@ -1710,6 +1877,9 @@ impl Worker {
     }
 
     fn bump_epoch(&mut self) {
+        // Other instances may have sent to the owners here, or own what was here: the topic
+        // again, until new barriers come back.
+        self.links.fill(Link::Topic);
         self.assignment_epoch += 1;
         self.epoch.store(self.assignment_epoch, Ordering::Release);
     }
@@ -1907,6 +2077,12 @@ impl Worker {
             task.idle_sent = true;
             any = true;
             for dest in 0..owners {
+                if self.links[dest as usize] == Link::Local {
+                    if let Some(owner) = self.owners.get_mut(&dest) {
+                        owner.set_idle(upstream, true, &mut self.attainments);
+                        continue;
+                    }
+                }
                 self.batches
                     .entry((upstream, dest))
                     .or_insert_with(|| wire::BatchWriter::new(upstream))
@@ -1915,6 +2091,9 @@ impl Worker {
         }
         if any && self.begin().is_err() {
             self.needs_reset = true;
+        }
+        if !self.attainments.is_empty() && !self.needs_reset {
+            self.emit_attainments();
         }
     }
 
