@@ -16,7 +16,7 @@ fn broker_restart_mid_run_is_survived() {
     );
     let k = Kafka::connect();
     let name = unique("restart");
-    let events = generated_events(41, 150_000);
+    let events = generated_events(41, 300_000);
     k.create_topic(&name, 6);
     k.produce_json(&name, &events);
     let goals = examples_goals();
@@ -56,7 +56,7 @@ fn broker_restart_mid_run_is_survived() {
             "goalpost did not start processing"
         );
     }
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(&restart)

@@ -783,7 +783,11 @@ pub fn run(
                 && last_group_check.elapsed() >= StdDuration::from_millis(50)
                 && {
                     last_group_check = Instant::now();
-                    group_committed_all(&consumer, &targets)?
+                    // Unanswered (e.g. the broker is restarting): not caught up yet, asked again.
+                    group_committed_all(&consumer, &targets).unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot check the group's progress yet");
+                        false
+                    })
                 }
             {
                 let cgm = consumer.group_metadata();
@@ -909,8 +913,9 @@ fn group_committed_all<C: ConsumerContext>(
     for (topic, p) in targets.keys() {
         tpl.add_partition(topic, *p);
     }
+    // Short: the polling loop waits meanwhile.
     let committed = consumer
-        .committed_offsets(tpl, KAFKA_TIMEOUT)
+        .committed_offsets(tpl, StdDuration::from_secs(5))
         .map_err(|e| RunError::kafka("read the group's committed offsets", e))?;
     Ok(committed.elements().iter().all(|el| {
         let target = targets
