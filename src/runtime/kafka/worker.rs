@@ -401,7 +401,14 @@ impl ConsumerContext for Ctx {
                     }
                 }
                 match w.assign(&parts) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        // A transaction with nothing but barriers, so that the owners here are
+                        // reached directly from (nearly) the first records on (see `Link`).
+                        let cgm = consumer.group_metadata();
+                        if let Err(e) = w.begin().and_then(|()| w.commit(cgm.as_ref())) {
+                            w.fail_or_reset(e);
+                        }
+                    }
                     Err(e @ RunError::Wire(_)) => {
                         w.fatal.get_or_insert(e);
                     }
