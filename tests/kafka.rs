@@ -257,16 +257,23 @@ fn local_owners_skip_the_repartition_topic_and_survive_kill_nine() {
             }
         });
         let mut log = String::new();
-        let mut local = 0;
+        let mut local = std::collections::BTreeSet::new();
         let mut chunks = part.chunks(1_000);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while local < 6 {
+        while local.len() < 6 {
             assert!(Instant::now() < deadline, "owners never went local:\n{log}");
             if let Some(chunk) = chunks.next() {
                 k.produce_json(&name, chunk);
             }
             while let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
-                local += usize::from(line.contains("skip the repartition topic"));
+                if line.contains("skip the repartition topic") {
+                    local.insert(
+                        line.rsplit("partition=")
+                            .next()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                }
                 log.push_str(&line);
                 log.push('\n');
             }
@@ -296,7 +303,8 @@ fn local_owners_skip_the_repartition_topic_and_survive_kill_nine() {
         out.status.success(),
         "SIGTERM should end the run with exit 0"
     );
-    log.extend(rx.try_iter().map(|l| l + "\n"));
+    // The reader thread ends at the end of the log.
+    log.extend(rx.iter().map(|l| l + "\n"));
     let local: u64 = log
         .split("local contributions ")
         .nth(1)
@@ -555,6 +563,56 @@ fn a_fenced_instance_stops_with_a_clear_error() {
 
     let out = second.wait_with_output().unwrap();
     assert_succeeded_with_replays_results(&k, &out, &name, &goals, &events);
+}
+
+/// A dead letter the producer refuses as too large (here `message.max.bytes` is 100 kB and the
+/// bad record 300 kB) is written truncated, with its original length in a header, instead of
+/// being lost or stopping the stream.
+#[test]
+fn a_dead_letter_too_large_for_the_producer_is_truncated_not_lost() {
+    let k = Kafka::connect();
+    let name = unique("dlqbig");
+    k.create_topic(&name, 1);
+    let good = generated_events(6, 200);
+    let mut records: Vec<(String, Vec<u8>)> = good
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            goalpost::codec::json::encode_event(e, &mut b);
+            (e.event_id.clone(), b)
+        })
+        .collect();
+    let big = format!("{{not json {}", "x".repeat(300_000)).into_bytes();
+    records.insert(100, ("big".to_string(), big.clone()));
+    k.produce_raw(&name, &records);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[kafka.properties]\n\"message.max.bytes\" = \"100000\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "goalpost run failed:\n{stderr}");
+    assert!(stderr.contains("rejected 1 "), "{stderr}");
+
+    let dead = k.read_all_raw(&format!("{name}-dlq"));
+    assert_eq!(dead.len(), 1, "the bad record dead-lettered once");
+    let (_, key, payload, headers) = &dead[0];
+    assert_eq!(key.as_deref(), Some(b"big".as_slice()));
+    let truncated_from = headers
+        .iter()
+        .find(|(n, _)| n == "goalpost.truncated_from")
+        .map(|(_, v)| String::from_utf8(v.clone()).unwrap());
+    assert_eq!(truncated_from, Some(big.len().to_string()));
+    let payload = payload.as_deref().unwrap_or_default();
+    assert!(
+        !payload.is_empty() && payload.len() < 100_000 && big.starts_with(payload),
+        "a prefix of the original that fits: {} bytes",
+        payload.len()
+    );
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, &good), &live);
 }
 
 /// Malformed, oversized and wrongly typed records land on the dead-letter topic with their reason

@@ -220,8 +220,19 @@ struct Worker {
     offsets: BTreeMap<Part, i64>,
     /// Pending repartition batches: (upstream, owner partition) -> batch.
     batches: BTreeMap<(u32, i32), wire::BatchWriter>,
+    /// Full batches held for an owner whose barrier is on its way back, encoded, in order:
+    /// (upstream, owner partition) -> batches (they precede that key's batch in `batches`).
+    held: BTreeMap<(u32, i32), Vec<Vec<u8>>>,
     /// Per repartition partition: how this instance's routers reach its owner.
     links: Vec<Link>,
+    /// Per repartition partition: a barrier wait was given up in this assignment, so commits no
+    /// longer wait for its barriers.
+    impatient: Vec<bool>,
+    /// Distinguishes this process's barriers and sentinels from those of an earlier process
+    /// with the same instance id, still in the topic.
+    nonce: u64,
+    /// A record could not be handed to the producer: the open transaction must not commit.
+    send_failed: std::cell::Cell<Option<rdkafka::types::RDKafkaErrorCode>>,
     attainments: Vec<Attainment>,
     buf: Vec<u8>,
     report: RunReport,
@@ -556,7 +567,16 @@ pub fn run(
         txn_started: Instant::now(),
         offsets: BTreeMap::new(),
         batches: BTreeMap::new(),
+        held: BTreeMap::new(),
         links: vec![Link::Topic; owners_count as usize],
+        impatient: vec![false; owners_count as usize],
+        nonce: {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        },
+        send_failed: std::cell::Cell::new(None),
         attainments: Vec::new(),
         buf: Vec::new(),
         report: RunReport::default(),
@@ -623,6 +643,8 @@ pub fn run(
     let commit_interval = StdDuration::from_nanos(cfg.app.commit_interval.as_nanos() as u64);
     let mut last_idle_check = Instant::now();
     let mut last_group_check = Instant::now();
+    // 50 ms, or 1 s after the group's progress could not be read.
+    let mut group_check_every = StdDuration::from_millis(50);
     let mut ticks: u32 = 0;
     // Two poll batches are in flight, in two slots: the newest one, which the decode thread
     // decodes while the worker handles the one before it. Whoever locks a pending slot first
@@ -787,14 +809,22 @@ pub fn run(
                 && w.assigned_once
                 && w.all_input_read(&targets)
                 && (!options.close_all_at_end || w.owners.len() as i32 == w.owners_count)
-                && last_group_check.elapsed() >= StdDuration::from_millis(50)
+                && last_group_check.elapsed() >= group_check_every
                 && {
                     last_group_check = Instant::now();
-                    // Unanswered (e.g. the broker is restarting): not caught up yet, asked again.
-                    group_committed_all(&consumer, &targets).unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "cannot check the group's progress yet");
-                        false
-                    })
+                    // Unanswered (e.g. the broker is restarting): not caught up yet, asked again
+                    // a second later.
+                    match group_committed_all(&consumer, &targets) {
+                        Ok(done) => {
+                            group_check_every = StdDuration::from_millis(50);
+                            done
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot check the group's progress yet");
+                            group_check_every = StdDuration::from_secs(1);
+                            false
+                        }
+                    }
                 }
             {
                 let cgm = consumer.group_metadata();
@@ -997,6 +1027,8 @@ impl Worker {
         Ok(())
     }
 
+    /// Hands a record to the producer. A record it refuses at once (too large, say) must not be
+    /// lost silently: the open transaction then fails at commit and its work is redone.
     fn send(
         &self,
         topic: &str,
@@ -1005,6 +1037,27 @@ impl Worker {
         payload: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
     ) {
+        if let Err(e) = self.try_send(topic, partition, key, payload, headers) {
+            self.note_send_failed(topic, e);
+        }
+    }
+
+    fn note_send_failed(&self, topic: &str, e: KafkaError) {
+        tracing::error!(error = %e, topic, "the producer refused a record: the transaction will be aborted");
+        let code = e
+            .rdkafka_error_code()
+            .unwrap_or(rdkafka::types::RDKafkaErrorCode::Fail);
+        self.send_failed.set(Some(code));
+    }
+
+    fn try_send(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: &[u8],
+        payload: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), KafkaError> {
         let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).key(key);
         if let Some(p) = partition {
             record = record.partition(p);
@@ -1015,10 +1068,7 @@ impl Worker {
         if let Some(h) = headers {
             record = record.headers(h);
         }
-        if let Err(e) = send_waiting(&self.producer, record) {
-            // Fails the transaction at commit; the batch is then redone.
-            tracing::warn!(error = %e, topic, "produce failed");
-        }
+        send_waiting(&self.producer, record)
     }
 
     /// The partition a record came from, if this instance reads it.
@@ -1122,34 +1172,63 @@ impl Worker {
                 if let Some(i) = codec::RejectReason::ALL.iter().position(|r| *r == e.reason) {
                     self.rejected[i] += 1;
                 }
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "goalpost.reason",
-                        value: Some(e.reason.as_str()),
-                    })
-                    .insert(Header {
-                        key: "goalpost.detail",
-                        value: Some(e.detail.as_str()),
-                    })
-                    .insert(Header {
-                        key: "goalpost.source.topic",
-                        value: Some(m.topic()),
-                    })
-                    .insert(Header {
-                        key: "goalpost.source.partition",
-                        value: Some(&m.partition().to_string()),
-                    })
-                    .insert(Header {
-                        key: "goalpost.source.offset",
-                        value: Some(&m.offset().to_string()),
-                    });
-                self.send(
-                    &self.dead_letters.clone(),
-                    None,
-                    m.key().unwrap_or_default(),
-                    Some(payload),
-                    Some(headers),
-                );
+                let headers = |truncated: Option<usize>| {
+                    let h = OwnedHeaders::new()
+                        .insert(Header {
+                            key: "goalpost.reason",
+                            value: Some(e.reason.as_str()),
+                        })
+                        .insert(Header {
+                            key: "goalpost.detail",
+                            value: Some(e.detail.as_str()),
+                        })
+                        .insert(Header {
+                            key: "goalpost.source.topic",
+                            value: Some(m.topic()),
+                        })
+                        .insert(Header {
+                            key: "goalpost.source.partition",
+                            value: Some(&m.partition().to_string()),
+                        })
+                        .insert(Header {
+                            key: "goalpost.source.offset",
+                            value: Some(&m.offset().to_string()),
+                        });
+                    match truncated {
+                        Some(len) => h.insert(Header {
+                            key: "goalpost.truncated_from",
+                            value: Some(&len.to_string()),
+                        }),
+                        None => h,
+                    }
+                };
+                let topic = self.dead_letters.clone();
+                let key = m.key().unwrap_or_default();
+                // A record the producer finds too large (headers added) keeps its first half,
+                // quarter, …: a bad record never stops the stream.
+                let mut keep = payload.len();
+                let mut truncated = None;
+                loop {
+                    match self.try_send(
+                        &topic,
+                        None,
+                        key,
+                        Some(&payload[..keep]),
+                        Some(headers(truncated)),
+                    ) {
+                        Ok(()) => break,
+                        Err(KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge,
+                        )) if keep > 0 => {
+                            keep /= 2;
+                            truncated = Some(payload.len());
+                        }
+                        Err(err) => {
+                            self.note_send_failed(&topic, err);
+                            break;
+                        }
+                    }
+                }
             }
             Ok(()) => {
                 let owners = self.owners_count;
@@ -1160,7 +1239,7 @@ impl Worker {
                 };
                 task.records_since_check += 1;
                 task.idle_sent = false;
-                let batches = &mut self.batches;
+                let (batches, held) = (&mut self.batches, &mut self.held);
                 let (links, owned) = (&self.links, &mut self.owners);
                 let (out, late) = (&mut self.attainments, &mut self.late);
                 let local = &mut self.report.local_contributions;
@@ -1183,8 +1262,17 @@ impl Worker {
                         .entry((upstream, dest))
                         .or_insert_with(|| wire::BatchWriter::new(upstream));
                     batch.push(goal_id, &c);
-                    // A batch held for a barrier is not sent when full (see `flush_batches`).
-                    full_batch |= batch.len() >= MAX_BATCH && links[dest as usize] == Link::Topic;
+                    if batch.len() >= MAX_BATCH {
+                        if let Link::Draining { .. } = links[dest as usize] {
+                            // Held for the barrier, in batches of the usual size.
+                            let full = std::mem::replace(batch, wire::BatchWriter::new(upstream));
+                            held.entry((upstream, dest))
+                                .or_default()
+                                .push(full.finish());
+                        } else {
+                            full_batch = true;
+                        }
+                    }
                 });
                 match routed {
                     Routed::Duplicate => self.report.duplicates += 1,
@@ -1210,7 +1298,7 @@ impl Worker {
         let Some(payload) = m.payload() else {
             return Ok(());
         };
-        let batch = self.apply_batch(partition, payload)?;
+        let (batch, _) = self.apply_batch(partition, payload)?;
         if batch.sentinel != 0 {
             if let Some((id, _, pending)) = self.sentinel.as_mut() {
                 if *id == batch.sentinel {
@@ -1232,8 +1320,9 @@ impl Worker {
         &mut self,
         partition: i32,
         payload: &[u8],
-    ) -> Result<wire::BatchHeader, RunError> {
+    ) -> Result<(wire::BatchHeader, u64), RunError> {
         let mut owner = self.owners.get_mut(&partition);
+        let mut applied = 0;
         let out = &mut self.attainments;
         let (goal_index, late) = (&self.goal_index, &mut self.late);
         // Contributions are applied as they are read (a batch holds up to MAX_BATCH of them).
@@ -1253,15 +1342,16 @@ impl Worker {
                 event_id: c.event_id,
                 event_time: c.event_time,
             };
+            applied += 1;
             if owner.apply(&contribution, out) == Applied::Late {
                 late[goal] += 1;
             }
         })?;
         if batch.sentinel != 0 {
-            return Ok(batch);
+            return Ok((batch, applied));
         }
         let Some(owner) = owner else {
-            return Ok(batch);
+            return Ok((batch, applied));
         };
         if let Some(stream_time) = batch.stream_time {
             owner.progress(
@@ -1276,23 +1366,29 @@ impl Worker {
             owner.set_idle(batch.upstream, true, out);
         }
         self.emit_attainments();
-        Ok(batch)
+        Ok((batch, applied))
     }
 
     /// The owner of `partition` read back its barrier: everything this instance's routers sent
     /// it through the topic is applied. The batches held since are applied now, in order, and
     /// from here on contributions are applied directly.
     fn go_local(&mut self, partition: i32) -> Result<(), RunError> {
-        let held: Vec<(u32, i32)> = self
-            .batches
+        let keys: Vec<(u32, i32)> = self
+            .held
             .keys()
+            .chain(self.batches.keys())
             .filter(|(_, dest)| *dest == partition)
             .copied()
             .collect();
-        for key in held {
+        for key in keys {
+            // Per key: the full batches held, then the current one.
+            let mut all = self.held.remove(&key).unwrap_or_default();
             if let Some(batch) = self.batches.remove(&key) {
-                let bytes = batch.finish();
-                self.apply_batch(partition, &bytes)?;
+                all.push(batch.finish());
+            }
+            for bytes in all {
+                let (_, applied) = self.apply_batch(partition, &bytes)?;
+                self.report.local_contributions += applied;
             }
         }
         self.links[partition as usize] = Link::Local;
@@ -1309,7 +1405,11 @@ impl Worker {
     fn awaiting_barrier(&self) -> bool {
         self.links
             .iter()
-            .any(|l| matches!(l, Link::Draining { sent, .. } if sent.elapsed() < BARRIER_PATIENCE))
+            .zip(&self.impatient)
+            .any(|(l, impatient)| {
+                !impatient
+                    && matches!(l, Link::Draining { sent, .. } if sent.elapsed() < BARRIER_PATIENCE)
+            })
     }
 
     fn emit_attainments(&mut self) {
@@ -1387,22 +1487,38 @@ impl Worker {
             }
             self.emit_attainments();
         }
-        let held = |links: &[Link], dest: i32| {
+        let is_held = |links: &[Link], dest: i32| {
             matches!(links[dest as usize], Link::Draining { .. }) && !force
         };
-        let batches = std::mem::take(&mut self.batches);
         let topic = self.topics.repartition.clone();
-        for ((upstream, dest), batch) in batches {
-            if held(&self.links, dest) {
-                self.batches.insert((upstream, dest), batch);
+        // Full batches held earlier go first: they precede their key's current batch.
+        let held = std::mem::take(&mut self.held);
+        let batches = std::mem::take(&mut self.batches);
+        let chunks = held
+            .into_iter()
+            .flat_map(|(key, chunks)| chunks.into_iter().map(move |c| (key, Ok(c))));
+        let current = batches.into_iter().map(|(key, b)| (key, Err(b)));
+        for ((upstream, dest), batch) in chunks.chain(current) {
+            if is_held(&self.links, dest) {
+                match batch {
+                    Ok(bytes) => self.held.entry((upstream, dest)).or_default().push(bytes),
+                    Err(b) => {
+                        self.batches.insert((upstream, dest), b);
+                    }
+                }
                 continue;
             }
             if let Link::Draining { .. } = self.links[dest as usize] {
-                // Sent after the barrier: the barrier no longer covers everything.
+                // Sent after the barrier: the barrier no longer covers everything. The next
+                // barrier goes out with this commit; commits no longer wait for barriers here.
                 self.links[dest as usize] = Link::Topic;
+                self.impatient[dest as usize] = true;
             }
             self.repartition_records += 1;
-            let bytes = batch.finish();
+            let bytes = match batch {
+                Ok(bytes) => bytes,
+                Err(b) => b.finish(),
+            };
             self.send(
                 &topic,
                 Some(dest),
@@ -1410,14 +1526,6 @@ impl Worker {
                 Some(&bytes),
                 None,
             );
-        }
-        if force {
-            for link in &mut self.links {
-                if let Link::Draining { .. } = link {
-                    // Its barrier was sent in an earlier transaction: a new one follows.
-                    *link = Link::Topic;
-                }
-            }
         }
     }
 
@@ -1434,8 +1542,11 @@ impl Worker {
                 continue;
             }
             self.sentinels_sent += 1;
-            let barrier =
-                wire::fnv1a(&[self.instance.as_bytes(), &self.sentinels_sent.to_be_bytes()]) | 1;
+            let barrier = wire::fnv1a(&[
+                self.instance.as_bytes(),
+                &self.nonce.to_be_bytes(),
+                &self.sentinels_sent.to_be_bytes(),
+            ]) | 1;
             let bytes = pb::RepartitionBatch {
                 upstream: u32::MAX,
                 sentinel: barrier,
@@ -1552,7 +1663,7 @@ impl Worker {
             .routers
             .values()
             .any(|t| t.router.stream_time().is_some() && t.router.stream_time() != t.sent);
-        if !self.in_txn && !has_progress && self.batches.is_empty() {
+        if !self.in_txn && !has_progress && self.batches.is_empty() && self.held.is_empty() {
             return Ok(());
         }
         self.begin()?;
@@ -1561,6 +1672,12 @@ impl Worker {
         self.send_barriers();
         self.write_changelog();
         let t_write = t0.elapsed();
+        if let Some(code) = self.send_failed.take() {
+            return Err(RunError::kafka(
+                "produce a record (see the error logged before)",
+                KafkaError::MessageProduction(code),
+            ));
+        }
         if !self.offsets.is_empty() {
             let cgm = cgm.ok_or_else(|| RunError::Fatal("no consumer group metadata".into()))?;
             let mut tpl = TopicPartitionList::new();
@@ -1844,6 +1961,8 @@ impl Worker {
         self.in_txn = false;
         self.offsets.clear();
         self.batches.clear();
+        self.held.clear();
+        self.send_failed.set(None);
         self.links.fill(Link::Topic);
         self.attainments.clear();
         true
@@ -1892,6 +2011,7 @@ impl Worker {
         // Other instances may have sent to the owners here, or own what was here: the topic
         // again, until new barriers come back.
         self.links.fill(Link::Topic);
+        self.impatient.fill(false);
         self.assignment_epoch += 1;
         self.epoch.store(self.assignment_epoch, Ordering::Release);
     }
@@ -2120,6 +2240,7 @@ impl Worker {
         // An instance without partitions (e.g. before its first real assignment) waits.
         if self.in_txn
             || !self.batches.is_empty()
+            || !self.held.is_empty()
             || (self.routers.is_empty() && self.owners.is_empty())
         {
             return Ok(false);
@@ -2131,7 +2252,11 @@ impl Worker {
             _ => {}
         }
         self.sentinels_sent += 1;
-        let id = wire::fnv1a(&[instance.as_bytes(), &self.sentinels_sent.to_be_bytes()]) | 1;
+        let id = wire::fnv1a(&[
+            instance.as_bytes(),
+            &self.nonce.to_be_bytes(),
+            &self.sentinels_sent.to_be_bytes(),
+        ]) | 1;
         let owned: std::collections::BTreeSet<i32> = self.owners.keys().copied().collect();
         if !owned.is_empty() {
             self.begin()?;
