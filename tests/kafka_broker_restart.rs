@@ -16,11 +16,16 @@ fn broker_restart_mid_run_is_survived() {
     );
     let k = Kafka::connect();
     let name = unique("restart");
-    let events = generated_events(41, 300_000);
+    let events = generated_events(41, 150_000);
     k.create_topic(&name, 6);
     k.produce_json(&name, &events);
     let goals = examples_goals();
     let cfg = k.write_config(&name, &goals, "");
+    // Small fetches keep the run going for a few seconds, so that the restart lands mid-run
+    // however fast processing gets.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[kafka.properties]\n\"max.partition.fetch.bytes\" = \"16384\"\n");
+    std::fs::write(&cfg, text).unwrap();
 
     let mut child = goalpost_cmd(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"])
         .stdout(std::process::Stdio::null())
