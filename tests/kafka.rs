@@ -153,8 +153,6 @@ fn three_instances_give_the_same_results_as_one() {
 /// read_committed output equals the uninterrupted result, with no duplicate and no loss.
 #[test]
 fn kill_nine_and_restart_loses_and_duplicates_nothing() {
-    use std::io::BufRead;
-    use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
     let k = Kafka::connect();
@@ -176,23 +174,8 @@ fn kill_nine_and_restart_loses_and_duplicates_nothing() {
     ];
     let mut killed = 0;
     for (delay_ms, at_restore) in plan {
-        let mut child = goalpost_cmd(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start goalpost");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (mut child, rx) =
+            spawn_with_log(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"]);
         let deadline =
             Instant::now() + Duration::from_millis(if at_restore { 30_000 } else { delay_ms });
         loop {
@@ -219,14 +202,12 @@ fn kill_nine_and_restart_loses_and_duplicates_nothing() {
     finish_and_compare(&k, &cfg, &name, &goals, &events);
 }
 
-/// One instance owns every repartition partition. Its routers first send contributions through
-/// the repartition topic; once each owner has read back a barrier, they are applied to it
-/// directly. A live feed gets there, is killed -9 with the owners local, and a restart gets there
+/// One instance owns every repartition partition. Right after the assignment it sends each owner
+/// a barrier through the repartition topic; once an owner has read it back, contributions are
+/// applied to it directly. A live feed gets there, is killed -9 with the owners local, and a restart gets there
 /// again: the read_committed output still equals replay's, every attainment once.
 #[test]
 fn local_owners_skip_the_repartition_topic_and_survive_kill_nine() {
-    use std::io::BufRead;
-    use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
     let k = Kafka::connect();
@@ -239,23 +220,7 @@ fn local_owners_skip_the_repartition_topic_and_survive_kill_nine() {
 
     // Starts a live instance, feeds `part` in chunks, and waits until every owner is local.
     let start_and_feed = |part: &[goalpost::model::SalesEvent]| {
-        let mut child = goalpost_cmd(&cfg, "i0", &[])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start goalpost");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, rx) = spawn_with_log(&cfg, "i0", &[]);
         let mut log = String::new();
         let mut local = std::collections::BTreeSet::new();
         let mut chunks = part.chunks(1_000);

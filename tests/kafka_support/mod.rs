@@ -393,6 +393,34 @@ pub fn goalpost_cmd(config: &Path, instance: &str, args: &[&str]) -> Command {
     c
 }
 
+/// Starts `goalpost run` with its stderr piped: the log lines arrive on the receiver, which ends
+/// when the log does.
+pub fn spawn_with_log(
+    config: &Path,
+    instance: &str,
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = goalpost_cmd(config, instance, args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start goalpost");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
 pub fn run_goalpost(config: &Path, args: &[&str]) -> Output {
     goalpost_cmd(config, "i0", args)
         .output()
