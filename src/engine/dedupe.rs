@@ -112,6 +112,12 @@ impl AddedIds {
         &self.times
     }
 
+    /// The `i`th id recorded.
+    pub fn id(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start as usize..self.ends[i] as usize]
+    }
+
     /// The ids, in the order recorded.
     pub fn ids(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.ends.iter().enumerate().map(|(i, &end)| {

@@ -409,22 +409,53 @@ pub fn read_batch_each<'a>(
 /// A router's new dedupe entries as the bytes of a `DedupeBatchRecord` (internal.proto), written
 /// straight from the shared buffer of ids (no `String` per id).
 pub fn dedupe_batch_to_bytes(added: &AddedIds) -> Vec<u8> {
-    let times_len: usize = added
-        .times()
+    encode_dedupe_range(added, 0..added.len())
+}
+
+/// A router's new dedupe entries as `DedupeBatchRecord`s of at most about `max_bytes` each, in
+/// order, each with the latest time in it: a transaction can add more ids than one record may
+/// hold (`message.max.bytes`). An entry larger than `max_bytes` gets a record of its own.
+pub fn dedupe_batches_to_bytes(added: &AddedIds, max_bytes: usize) -> Vec<(Vec<u8>, Timestamp)> {
+    let times = added.times();
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    let flush = |from: usize, to: usize, out: &mut Vec<(Vec<u8>, Timestamp)>| {
+        if from < to {
+            let max = times[from..to].iter().copied().max().expect("non-empty");
+            out.push((encode_dedupe_range(added, from..to), max));
+        }
+    };
+    for (i, id) in added.ids().enumerate() {
+        // The id's field, its time's varint, and room for the packed field's header.
+        let cost = bytes_field_len(id.as_bytes()) + encoded_len_varint(times[i].as_nanos() as u64);
+        if i > start && size + cost + 11 > max_bytes {
+            flush(start, i, &mut out);
+            (start, size) = (i, 0);
+        }
+        size += cost;
+    }
+    flush(start, added.len(), &mut out);
+    out
+}
+
+fn encode_dedupe_range(added: &AddedIds, range: std::ops::Range<usize>) -> Vec<u8> {
+    let times = &added.times()[range.clone()];
+    let ids = || range.clone().map(|i| added.id(i));
+    let times_len: usize = times
         .iter()
         .map(|t| encoded_len_varint(t.as_nanos() as u64))
         .sum();
-    let ids_len: usize = added.ids().map(|id| bytes_field_len(id.as_bytes())).sum();
+    let ids_len: usize = ids().map(|id| bytes_field_len(id.as_bytes())).sum();
     let mut out =
         Vec::with_capacity(ids_len + 1 + encoded_len_varint(times_len as u64) + times_len);
-    for id in added.ids() {
+    for id in ids() {
         put_bytes_field(1, id.as_bytes(), &mut out);
     }
-    if !added.is_empty() {
+    if !times.is_empty() {
         // `repeated int64 times = 2`, packed as proto3 does.
         put_key(2, LEN, &mut out);
         encode_varint(times_len as u64, &mut out);
-        for t in added.times() {
+        for t in times {
             encode_varint(t.as_nanos() as u64, &mut out);
         }
     }
@@ -651,6 +682,47 @@ mod tests {
         // And byte for byte what prost writes (times packed).
         assert_eq!(bytes, pb::DedupeBatchRecord { ids, times }.encode_to_vec());
         assert!(memory.take_added().is_empty(), "taking empties the log");
+    }
+
+    #[test]
+    fn dedupe_batches_split_by_size_and_keep_every_entry_in_order() {
+        use crate::engine::DedupeMemory;
+        use crate::model::Duration;
+        let mut memory = DedupeMemory::new(Duration::from_secs(3600));
+        memory.track_changes();
+        let n = 1_000;
+        for i in 0..n {
+            // One long id in the middle, larger than the limit on its own.
+            let id = if i == 500 {
+                "L".repeat(5_000)
+            } else {
+                format!("evt-{i:06}")
+            };
+            memory.remember(&id, Timestamp::from_nanos(i * 10));
+        }
+        let added = memory.take_added();
+        let chunks = dedupe_batches_to_bytes(&added, 2_000);
+        assert!(chunks.len() > 5, "{} records", chunks.len());
+        let (mut ids, mut times) = (Vec::new(), Vec::new());
+        for (bytes, max) in &chunks {
+            let d = pb::DedupeBatchRecord::decode(bytes.as_slice()).expect("decodes");
+            assert!(
+                bytes.len() <= 2_000 || d.ids.len() == 1,
+                "{} bytes, {} ids",
+                bytes.len(),
+                d.ids.len()
+            );
+            assert_eq!(Some(max.as_nanos()), d.times.iter().copied().max());
+            ids.extend(d.ids);
+            times.extend(d.times);
+        }
+        let expected: Vec<String> = added.ids().map(str::to_string).collect();
+        assert_eq!(ids, expected);
+        assert_eq!(times, (0..n).map(|i| i * 10).collect::<Vec<_>>());
+        // Unsplit, the same bytes as one record.
+        let whole = dedupe_batches_to_bytes(&added, usize::MAX);
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].0, dedupe_batch_to_bytes(&added));
     }
 
     #[test]

@@ -38,6 +38,9 @@ const MAX_RECOVERIES: usize = 3;
 const MAX_POLL_BATCH: usize = 1_024;
 /// Contributions per repartition record, at most.
 const MAX_BATCH: usize = 2_000;
+/// Bytes of event ids per dedupe changelog record, at most (about): well under librdkafka's
+/// default `message.max.bytes` of 1,000,000, however many events a transaction takes.
+const MAX_DEDUPE_RECORD_BYTES: usize = 256 * 1024;
 /// How long the periodic commit waits for a barrier to come back before sending the
 /// contributions it holds through the topic after all (see [`Link`]).
 const BARRIER_PATIENCE: StdDuration = StdDuration::from_millis(500);
@@ -645,6 +648,8 @@ pub fn run(
     let mut last_group_check = Instant::now();
     // 50 ms, or 1 s after the group's progress could not be read.
     let mut group_check_every = StdDuration::from_millis(50);
+    // Since when the group's progress has failed to be read, if it has.
+    let mut group_check_failing: Option<Instant> = None;
     let mut ticks: u32 = 0;
     // Two poll batches are in flight, in two slots: the newest one, which the decode thread
     // decodes while the worker handles the one before it. Whoever locks a pending slot first
@@ -817,11 +822,20 @@ pub fn run(
                     match group_committed_all(&consumer, &targets) {
                         Ok(done) => {
                             group_check_every = StdDuration::from_millis(50);
+                            group_check_failing = None;
                             done
+                        }
+                        // Failing for as long as a transaction may be retried: not a restart.
+                        Err(e)
+                            if group_check_failing
+                                .is_some_and(|since| since.elapsed() >= TXN_PATIENCE) =>
+                        {
+                            return Err(e);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot check the group's progress yet");
                             group_check_every = StdDuration::from_secs(1);
+                            group_check_failing.get_or_insert_with(Instant::now);
                             false
                         }
                     }
@@ -863,6 +877,18 @@ pub fn run(
     consumer.unsubscribe();
     let report = worker.lock().expect("worker lock").report.clone();
     result.map(|_| report)
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn truncate_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// The format of an input record: its `content-type` header, else `default`.
@@ -1172,6 +1198,8 @@ impl Worker {
                 if let Some(i) = codec::RejectReason::ALL.iter().position(|r| *r == e.reason) {
                     self.rejected[i] += 1;
                 }
+                // The detail can quote the bad value: a few hundred bytes of it say enough.
+                let detail = truncate_str(&e.detail, 512);
                 let headers = |truncated: Option<usize>| {
                     let h = OwnedHeaders::new()
                         .insert(Header {
@@ -1180,7 +1208,7 @@ impl Worker {
                         })
                         .insert(Header {
                             key: "goalpost.detail",
-                            value: Some(e.detail.as_str()),
+                            value: Some(detail),
                         })
                         .insert(Header {
                             key: "goalpost.source.topic",
@@ -1205,22 +1233,26 @@ impl Worker {
                 let topic = self.dead_letters.clone();
                 let key = m.key().unwrap_or_default();
                 // A record the producer finds too large (headers added) keeps its first half,
-                // quarter, …: a bad record never stops the stream.
-                let mut keep = payload.len();
+                // quarter, … (then so does its key), so that it does not stop the stream.
+                let (mut keep, mut keep_key) = (payload.len(), key.len());
                 let mut truncated = None;
                 loop {
                     match self.try_send(
                         &topic,
                         None,
-                        key,
+                        &key[..keep_key],
                         Some(&payload[..keep]),
                         Some(headers(truncated)),
                     ) {
                         Ok(()) => break,
                         Err(KafkaError::MessageProduction(
                             rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge,
-                        )) if keep > 0 => {
-                            keep /= 2;
+                        )) if keep > 0 || keep_key > 0 => {
+                            if keep > 0 {
+                                keep /= 2;
+                            } else {
+                                keep_key /= 2;
+                            }
                             truncated = Some(payload.len());
                         }
                         Err(err) => {
@@ -1570,15 +1602,16 @@ impl Worker {
             let part = (upstream % owners_count as u32) as i32;
             let added = task.router.take_dedupe_added();
             if !added.is_empty() {
-                let max = added.max_time().expect("non-empty");
-                let batch = task.next_batch;
-                task.next_batch += 1;
-                task.batches.insert(batch, max);
-                records.push((
-                    part,
-                    ChangelogKey::DedupeBatch { upstream, batch }.to_bytes(),
-                    Some(wire::dedupe_batch_to_bytes(&added)),
-                ));
+                for (bytes, max) in wire::dedupe_batches_to_bytes(&added, MAX_DEDUPE_RECORD_BYTES) {
+                    let batch = task.next_batch;
+                    task.next_batch += 1;
+                    task.batches.insert(batch, max);
+                    records.push((
+                        part,
+                        ChangelogKey::DedupeBatch { upstream, batch }.to_bytes(),
+                        Some(bytes),
+                    ));
+                }
                 task.clock_dirty = true;
             }
             if let Some(st) = task.router.stream_time() {
@@ -2307,6 +2340,15 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate_str("short", 512), "short");
+        assert_eq!(truncate_str("abcdef", 3), "abc");
+        // "é" is two bytes: cutting inside it keeps what precedes it.
+        assert_eq!(truncate_str("aéb", 2), "a");
+        assert_eq!(truncate_str("aéb", 3), "aé");
+    }
 
     #[test]
     fn kafka_properties_override_goalposts_defaults() {
