@@ -122,8 +122,8 @@ struct RouterTask {
 enum Link {
     /// Through the repartition topic.
     Topic,
-    /// A barrier went out through the topic in a committed transaction; contributions for this
-    /// owner are held until the owner reads it back.
+    /// A barrier went out through the topic (read back only once its transaction commits; an
+    /// abort resets every link); contributions for this owner are held until the owner reads it.
     Draining { barrier: u64, sent: Instant },
     /// Applied directly: the owner is here and has read everything sent before.
     Local,
