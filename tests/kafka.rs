@@ -204,8 +204,9 @@ fn kill_nine_and_restart_loses_and_duplicates_nothing() {
 
 /// One instance owns every repartition partition. Right after the assignment it sends each owner
 /// a barrier through the repartition topic; once an owner has read it back, contributions are
-/// applied to it directly. A live feed gets there, is killed -9 with the owners local, and a restart gets there
-/// again: the read_committed output still equals replay's, every attainment once.
+/// applied to it directly. A live feed gets there, is killed -9 with the owners local, and a
+/// restart gets there again: the read_committed output still equals replay's, every attainment
+/// once.
 #[test]
 fn local_owners_skip_the_repartition_topic_and_survive_kill_nine() {
     use std::time::{Duration, Instant};
