@@ -27,32 +27,16 @@ fn broker_restart_mid_run_is_survived() {
     text.push_str("[kafka.properties]\n\"max.partition.fetch.bytes\" = \"16384\"\n");
     std::fs::write(&cfg, text).unwrap();
 
-    let mut child = goalpost_cmd(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start goalpost");
+    let (mut child, rx) = spawn_with_log(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"]);
     // Restart once processing is under way (not during startup, which fails fast by design).
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line.clone());
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
+    let mut log = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("goalpost logs");
+        log.push_str(&line);
+        log.push('\n');
         if line.contains("router ready") {
             break;
         }
@@ -70,7 +54,8 @@ fn broker_restart_mid_run_is_survived() {
         .expect("restart the broker");
     assert!(status.success(), "broker restart command failed");
     let exit = child.wait().unwrap();
-    let log = reader.join().unwrap();
+    // The receiver ends with the log.
+    log.extend(rx.iter().map(|l| l + "\n"));
     if let Ok(path) = std::env::var("GOALPOST_TEST_LOGS") {
         std::fs::write(path, log.as_bytes()).unwrap();
     }

@@ -102,11 +102,6 @@ impl AddedIds {
         self.times.is_empty()
     }
 
-    /// The latest time recorded, if any.
-    pub fn max_time(&self) -> Option<Timestamp> {
-        self.times.iter().copied().max()
-    }
-
     /// The times, in the order recorded.
     pub fn times(&self) -> &[Timestamp] {
         &self.times
@@ -339,7 +334,10 @@ mod tests {
             .map(|(i, id)| (id.as_str(), ts(i as i64)))
             .collect();
         assert_eq!(logged, expected);
-        assert_eq!(added.max_time(), Some(ts(ids.len() as i64 - 1)));
+        assert_eq!(
+            added.times().iter().copied().max(),
+            Some(ts(ids.len() as i64 - 1))
+        );
     }
 
     #[test]
