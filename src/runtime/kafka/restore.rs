@@ -74,6 +74,7 @@ pub fn read_partitions(
         }
     }
     if ranges.is_empty() {
+        close_in_background(consumer);
         return Ok(states);
     }
     let mut tpl = TopicPartitionList::new();
@@ -192,5 +193,19 @@ pub fn read_partitions(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "restored changelog partitions"
     );
+    close_in_background(consumer);
     Ok(states)
+}
+
+/// Closes the restore consumer on a thread of its own: closing a librdkafka client waits for its
+/// threads (about 100 ms), which would otherwise hold up every assignment. It has no group
+/// membership and commits nothing, so nothing depends on when it is gone.
+fn close_in_background(consumer: BaseConsumer<RestoreContext>) {
+    let spawned = std::thread::Builder::new()
+        .name("goalpost-restore-close".into())
+        .spawn(move || drop(consumer));
+    if let Err(e) = spawned {
+        // The consumer was moved into the closure that failed to start, and is closed with it.
+        tracing::debug!(error = %e, "closing the restore consumer in the foreground");
+    }
 }
