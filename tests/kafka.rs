@@ -581,6 +581,68 @@ fn a_dead_letter_too_large_for_the_producer_is_truncated_not_lost() {
     assert_same_results(&goals, &replay(&goals, &good), &live);
 }
 
+/// A record goalpost cannot split or cut, here anything carrying a group key (a 30 kB rep id)
+/// larger than `message.max.bytes` = 20,000: a contribution, a window's state, an attainment event,
+/// stops the instance with an error naming the size, the topic and the settings to raise, instead
+/// of aborting and redoing its transaction forever. Nothing of that transaction is committed.
+#[test]
+fn a_record_too_large_for_the_producer_stops_the_instance_with_a_clear_error() {
+    let k = Kafka::connect();
+    let name = unique("toolarge");
+    k.create_topic(&name, 1);
+    let rep = "r".repeat(30_000);
+    let records: Vec<(String, Vec<u8>)> = generated_events(6, 50)
+        .into_iter()
+        .map(|mut e| {
+            e.set_string(goalpost::model::StringField::RepId, rep.as_str());
+            let mut b = Vec::new();
+            goalpost::codec::json::encode_event(&e, &mut b);
+            (e.event_id.clone(), b)
+        })
+        .collect();
+    k.produce_raw(&name, &records);
+    let goals = r#"
+[[goals]]
+id = "rep-daily-events"
+metric = "count"
+group_by = ["rep_id"]
+window = { calendar = "day" }
+target = 1
+"#;
+    let cfg = k.write_config(&name, goals, "");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[kafka.properties]\n\"message.max.bytes\" = \"20000\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let (mut child, log) = spawn_with_log(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let lines: Vec<String> = log.try_iter().collect();
+            panic!(
+                "goalpost did not stop within 120 s; last lines:\n{}",
+                lines[lines.len().saturating_sub(20)..].join("\n")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let stderr: Vec<String> = log.iter().collect();
+    let stderr = stderr.join("\n");
+    assert!(!status.success(), "goalpost should fail:\n{stderr}");
+    assert!(
+        stderr.contains("exceeds the producer's message.max.bytes = 20000")
+            && stderr.contains("max.message.bytes"),
+        "the error names the limit and the settings:\n{stderr}"
+    );
+    assert!(
+        k.read_all_raw(&format!("{name}-out")).is_empty(),
+        "nothing committed to the output"
+    );
+}
+
 /// Malformed, oversized and wrongly typed records land on the dead-letter topic with their reason
 /// and origin and the original bytes; the stream goes on.
 #[test]

@@ -54,6 +54,22 @@ pub enum RunError {
         "fenced or fatal producer error: {0}; this instance stops so that no output is duplicated"
     )]
     Fatal(String),
+    /// A record goalpost cannot split or cut is larger than the producer may send; redoing the
+    /// transaction would fail the same way.
+    #[error(
+        "a record of {size} bytes (key and value) for topic {topic} exceeds the producer's \
+         message.max.bytes = {limit}; raise `message.max.bytes` in [kafka.properties], and the \
+         topic's `max.message.bytes` on the brokers if it is lower. The transaction holding it was \
+         not committed; this instance stops"
+    )]
+    RecordTooLarge {
+        /// Key and value bytes of the record.
+        size: usize,
+        /// The topic it was for.
+        topic: String,
+        /// `message.max.bytes` as configured, or librdkafka's default.
+        limit: String,
+    },
     /// An internal topic holds a record this version cannot read.
     #[error("internal topic record unreadable: {0}")]
     Wire(wire::WireError),

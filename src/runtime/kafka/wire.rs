@@ -201,6 +201,11 @@ impl BatchWriter {
         self.contributions
     }
 
+    /// Its encoded size so far, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Whether the batch holds no contribution.
     pub fn is_empty(&self) -> bool {
         self.contributions == 0

@@ -12,6 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::config::RunConfig;
@@ -38,9 +39,10 @@ const MAX_RECOVERIES: usize = 3;
 const MAX_POLL_BATCH: usize = 1_024;
 /// Contributions per repartition record, at most.
 const MAX_BATCH: usize = 2_000;
-/// Bytes of event ids per dedupe changelog record, at most (about): well under librdkafka's
-/// default `message.max.bytes` of 1,000,000, however many events a transaction takes.
-const MAX_DEDUPE_RECORD_BYTES: usize = 256 * 1024;
+/// Bytes per record goalpost can split (dedupe changelog records, contribution batches), at most
+/// (about): well under librdkafka's default `message.max.bytes` of 1,000,000, however many events
+/// a transaction takes; half of `message.max.bytes` when that is set lower.
+const MAX_SPLIT_RECORD_BYTES: usize = 256 * 1024;
 /// How long the periodic commit waits for a barrier to come back before sending the
 /// contributions it holds through the topic after all (see [`Link`]).
 const BARRIER_PATIENCE: StdDuration = StdDuration::from_millis(500);
@@ -236,6 +238,11 @@ struct Worker {
     nonce: u64,
     /// A record could not be handed to the producer: the open transaction must not commit.
     send_failed: std::cell::Cell<Option<rdkafka::types::RDKafkaErrorCode>>,
+    /// A record goalpost cannot split was larger than the producer allows: what to tell the
+    /// operator. Retrying cannot help, so the instance stops (see [`Worker::send`]).
+    too_large: std::cell::RefCell<Option<RunError>>,
+    /// The size at which records goalpost can split are split (see [`MAX_SPLIT_RECORD_BYTES`]).
+    split_bytes: usize,
     attainments: Vec<Attainment>,
     buf: Vec<u8>,
     report: RunReport,
@@ -580,6 +587,15 @@ pub fn run(
                 .finish()
         },
         send_failed: std::cell::Cell::new(None),
+        too_large: std::cell::RefCell::new(None),
+        split_bytes: cfg
+            .kafka
+            .properties
+            .get("message.max.bytes")
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(MAX_SPLIT_RECORD_BYTES, |max| {
+                (max / 2).min(MAX_SPLIT_RECORD_BYTES)
+            }),
         attainments: Vec::new(),
         buf: Vec::new(),
         report: RunReport::default(),
@@ -1063,7 +1079,25 @@ impl Worker {
         payload: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
     ) {
+        let size = key.len() + payload.map_or(0, <[u8]>::len);
         if let Err(e) = self.try_send(topic, partition, key, payload, headers) {
+            if let KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) = e {
+                // An attainment event, a window's state: records that cannot be split or cut.
+                // Redoing the transaction would fail the same way, forever.
+                let limit = self
+                    .cfg
+                    .kafka
+                    .properties
+                    .get("message.max.bytes")
+                    .map_or("1000000 (librdkafka's default)", String::as_str);
+                self.too_large
+                    .borrow_mut()
+                    .get_or_insert_with(|| RunError::RecordTooLarge {
+                        size,
+                        topic: topic.to_string(),
+                        limit: limit.to_string(),
+                    });
+            }
             self.note_send_failed(topic, e);
         }
     }
@@ -1273,6 +1307,7 @@ impl Worker {
                 task.idle_sent = false;
                 let (batches, held) = (&mut self.batches, &mut self.held);
                 let (links, owned) = (&self.links, &mut self.owners);
+                let split_bytes = self.split_bytes;
                 let (out, late) = (&mut self.attainments, &mut self.late);
                 let local = &mut self.report.local_contributions;
                 let mut full_batch = false;
@@ -1294,7 +1329,7 @@ impl Worker {
                         .entry((upstream, dest))
                         .or_insert_with(|| wire::BatchWriter::new(upstream));
                     batch.push(goal_id, &c);
-                    if batch.len() >= MAX_BATCH {
+                    if batch.len() >= MAX_BATCH || batch.bytes() >= split_bytes {
                         if let Link::Draining { .. } = links[dest as usize] {
                             // Held for the barrier, in batches of the usual size.
                             let full = std::mem::replace(batch, wire::BatchWriter::new(upstream));
@@ -1602,7 +1637,7 @@ impl Worker {
             let part = (upstream % owners_count as u32) as i32;
             let added = task.router.take_dedupe_added();
             if !added.is_empty() {
-                for (bytes, max) in wire::dedupe_batches_to_bytes(&added, MAX_DEDUPE_RECORD_BYTES) {
+                for (bytes, max) in wire::dedupe_batches_to_bytes(&added, self.split_bytes) {
                     let batch = task.next_batch;
                     task.next_batch += 1;
                     task.batches.insert(batch, max);
@@ -1705,6 +1740,9 @@ impl Worker {
         self.send_barriers();
         self.write_changelog();
         let t_write = t0.elapsed();
+        if let Some(e) = self.too_large.take() {
+            return Err(e);
+        }
         if let Some(code) = self.send_failed.take() {
             return Err(RunError::kafka(
                 "produce a record (see the error logged before)",
@@ -1912,7 +1950,7 @@ impl Worker {
     /// After a failed commit: a fatal error stops the instance; anything else aborts the
     /// transaction and rebuilds state from the changelog at the committed offsets.
     fn fail_or_reset(&mut self, e: RunError) {
-        if matches!(e, RunError::Fatal(_)) {
+        if matches!(e, RunError::Fatal(_) | RunError::RecordTooLarge { .. }) {
             self.fatal.get_or_insert(e);
             return;
         }
@@ -1996,6 +2034,7 @@ impl Worker {
         self.batches.clear();
         self.held.clear();
         self.send_failed.set(None);
+        self.too_large.replace(None);
         self.links.fill(Link::Topic);
         self.attainments.clear();
         true
