@@ -57,8 +57,8 @@ pub enum RunError {
     /// A record goalpost cannot split or cut is larger than the producer may send; redoing the
     /// transaction would fail the same way.
     #[error(
-        "a record of {size} bytes (key and value) for topic {topic} exceeds the producer's \
-         message.max.bytes = {limit}; raise `message.max.bytes` in [kafka.properties], and the \
+        "a record of {size} bytes (key and value; headers and framing come on top) for topic \
+         {topic} exceeds the producer's message.max.bytes = {limit}; raise `message.max.bytes` in [kafka.properties], and the \
          topic's `max.message.bytes` on the brokers if it is lower. The transaction holding it was \
          not committed; this instance stops"
     )]

@@ -1085,8 +1085,9 @@ impl Worker {
         let size = key.len() + payload.map_or(0, <[u8]>::len);
         if let Err(e) = self.try_send(topic, partition, key, payload, headers) {
             if let KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) = e {
-                // An attainment event, a window's state: records that cannot be split or cut.
-                // Redoing the transaction would fail the same way, forever.
+                // An attainment event, a window's state, one contribution: records that cannot be
+                // split or cut (batches and dedupe records are split at `split_bytes`, well
+                // below the limit). Redoing the transaction would fail the same way, forever.
                 let limit = self
                     .cfg
                     .kafka
