@@ -457,6 +457,14 @@ fn client_config(cfg: &RunConfig) -> ClientConfig {
     c
 }
 
+/// `message.max.bytes` as `kafka.properties` sets it, if it does.
+fn message_max_bytes(cfg: &RunConfig) -> Option<&str> {
+    cfg.kafka
+        .properties
+        .get("message.max.bytes")
+        .map(String::as_str)
+}
+
 /// Sets goalpost's default for each property that `kafka.properties` leaves unset.
 fn set_defaults(client: &mut ClientConfig, cfg: &RunConfig, defaults: &[(&str, &str)]) {
     for (key, value) in defaults {
@@ -591,10 +599,7 @@ pub fn run(
         },
         send_failed: std::cell::Cell::new(None),
         too_large: std::cell::RefCell::new(None),
-        split_bytes: cfg
-            .kafka
-            .properties
-            .get("message.max.bytes")
+        split_bytes: message_max_bytes(&cfg)
             .and_then(|v| v.parse::<usize>().ok())
             .map_or(MAX_SPLIT_RECORD_BYTES, |max| {
                 (max / 2).min(MAX_SPLIT_RECORD_BYTES)
@@ -1088,12 +1093,8 @@ impl Worker {
                 // An attainment event, a window's state, one contribution: records that cannot be
                 // split or cut (batches and dedupe records are split at `split_bytes`, well
                 // below the limit). Redoing the transaction would fail the same way, forever.
-                let limit = self
-                    .cfg
-                    .kafka
-                    .properties
-                    .get("message.max.bytes")
-                    .map_or("1000000 (librdkafka's default)", String::as_str);
+                let limit =
+                    message_max_bytes(&self.cfg).unwrap_or("1000000 (librdkafka's default)");
                 self.too_large
                     .borrow_mut()
                     .get_or_insert_with(|| RunError::RecordTooLarge {
