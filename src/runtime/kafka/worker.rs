@@ -237,7 +237,7 @@ struct Worker {
     /// with the same instance id, still in the topic.
     nonce: u64,
     /// A record could not be handed to the producer: the open transaction must not commit.
-    send_failed: std::cell::Cell<Option<rdkafka::types::RDKafkaErrorCode>>,
+    send_failed: std::cell::Cell<Option<RDKafkaErrorCode>>,
     /// A record goalpost cannot split was larger than the producer allows: what to tell the
     /// operator. Retrying cannot help, so the instance stops (see [`Worker::send`]).
     too_large: std::cell::RefCell<Option<RunError>>,
@@ -1087,9 +1087,9 @@ impl Worker {
         payload: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
     ) {
-        let size = key.len() + payload.map_or(0, <[u8]>::len);
         if let Err(e) = self.try_send(topic, partition, key, payload, headers) {
             if let KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) = e {
+                let size = key.len() + payload.map_or(0, <[u8]>::len);
                 // An attainment event, a window's state, one contribution: records that cannot be
                 // split or cut (batches and dedupe records are split at `split_bytes`, well
                 // below the limit). Redoing the transaction would fail the same way, forever.
@@ -1285,7 +1285,7 @@ impl Worker {
                     ) {
                         Ok(()) => break,
                         Err(KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge,
+                            RDKafkaErrorCode::MessageSizeTooLarge,
                         )) if keep > 0 || keep_key > 0 => {
                             if keep > 0 {
                                 keep /= 2;
