@@ -254,6 +254,33 @@ fn replay_is_byte_identical_and_proto_matches_json() {
     );
 }
 
+/// `examples/goals-none.toml` is the throughput benchmark's "pipeline without goal work": it must
+/// stay valid, and no generated event may match it (else the figure measures goal work after all).
+#[test]
+fn the_benchmarks_goal_file_without_work_matches_no_generated_event() {
+    let events = tmp("gen-none.jsonl");
+    let g = run(bin().args(["generate", "--seed", "7", "--events", "20000"]));
+    assert!(g.status.success(), "{}", stderr(&g));
+    std::fs::write(&events, &g.stdout).unwrap();
+    let goals = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/goals-none.toml");
+    let o = run(bin().args([
+        "replay",
+        "--goals",
+        goals,
+        "--events",
+        events.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = stderr(&o);
+    assert_eq!(summary_number(&summary, "read"), 20_000);
+    assert!(summary_number(&summary, "accepted") > 19_000, "{summary}");
+    assert!(
+        o.stdout.is_empty(),
+        "no window, so no attainment: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
 #[test]
 fn replay_reads_stdin_and_fails_clearly_without_goals() {
     let o = run(bin().args(["replay", "--goals", "/nonexistent/goals.toml"]));
