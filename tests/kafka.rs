@@ -590,26 +590,35 @@ fn a_record_too_large_for_the_producer_stops_the_instance_with_a_clear_error() {
     let k = Kafka::connect();
     let name = unique("toolarge");
     k.create_topic(&name, 1);
-    let rep = "r".repeat(30_000);
+    // Each group value within the engine's limit (1 KiB), but 30 of them make a group key of
+    // 30 kB: a contribution, a window's state and an attainment event that cannot be split.
+    let value = "v".repeat(goalpost::engine::MAX_GROUP_VALUE_BYTES);
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
     let records: Vec<(String, Vec<u8>)> = generated_events(6, 50)
         .into_iter()
         .map(|mut e| {
-            e.set_string(goalpost::model::StringField::RepId, rep.as_str());
+            for key in &keys {
+                e.set_attribute(key.as_str(), value.as_str());
+            }
             let mut b = Vec::new();
             goalpost::codec::json::encode_event(&e, &mut b);
             (e.event_id.clone(), b)
         })
         .collect();
     k.produce_raw(&name, &records);
-    let goals = r#"
+    let group_by: Vec<String> = keys.iter().map(|k| format!("\"attributes.{k}\"")).collect();
+    let goals = format!(
+        r#"
 [[goals]]
-id = "rep-daily-events"
+id = "daily-events-per-huge-group"
 metric = "count"
-group_by = ["rep_id"]
-window = { calendar = "day" }
+group_by = [{}]
+window = {{ calendar = "day" }}
 target = 1
-"#;
-    let cfg = k.write_config(&name, goals, "");
+"#,
+        group_by.join(", ")
+    );
+    let cfg = k.write_config(&name, &goals, "");
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     text.push_str("[kafka.properties]\n\"message.max.bytes\" = \"20000\"\n");
     std::fs::write(&cfg, text).unwrap();
@@ -641,6 +650,83 @@ target = 1
         k.read_all_raw(&format!("{name}-out")).is_empty(),
         "nothing committed to the output"
     );
+}
+
+/// Huge values in otherwise valid records do not stop the stream, even with a small
+/// `message.max.bytes`: an event_id over 1 KiB is dead-lettered as `oversized`, and a group-by or
+/// count_distinct value over 1 KiB is skipped for its goal. The results are replay's.
+#[test]
+fn huge_values_are_rejected_or_skipped_and_the_stream_goes_on() {
+    let k = Kafka::connect();
+    let name = unique("hugevalues");
+    k.create_topic(&name, 2);
+    let mut events = generated_events(8, 600);
+    let huge = "r".repeat(30_000);
+    for (i, e) in events.iter_mut().enumerate() {
+        if i % 50 == 3 {
+            e.set_string(goalpost::model::StringField::RepId, huge.as_str());
+        }
+        if i % 100 == 7 {
+            e.event_id = format!("{}-{}", e.event_id, "x".repeat(2_000));
+        }
+    }
+    let records: Vec<(String, Vec<u8>)> = events
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            goalpost::codec::json::encode_event(e, &mut b);
+            // The key stays short: the producer's limit is on the whole record.
+            (e.event_id.chars().take(40).collect(), b)
+        })
+        .collect();
+    k.produce_raw(&name, &records);
+    let goals = r#"
+[[goals]]
+id = "rep-daily-events"
+metric = "count"
+group_by = ["rep_id"]
+window = { calendar = "day" }
+target = 3
+
+[[goals]]
+id = "reps-active-daily"
+metric = "count_distinct"
+field = "rep_id"
+window = { calendar = "day" }
+target = 5
+"#;
+    let cfg = k.write_config(&name, goals, "");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[kafka.properties]\n\"message.max.bytes\" = \"20000\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "goalpost run failed:\n{stderr}");
+    let long_ids = events.iter().filter(|e| e.event_id.len() > 1024).count();
+    assert!(long_ids > 0);
+    assert!(stderr.contains(&format!("rejected {long_ids}")), "{stderr}");
+    let dead = k.read_all_raw(&format!("{name}-dlq"));
+    assert_eq!(
+        dead.len(),
+        long_ids,
+        "every long event_id dead-lettered once"
+    );
+    for (_, _, _, headers) in &dead {
+        let reason = headers
+            .iter()
+            .find(|(n, _)| n == "goalpost.reason")
+            .unwrap();
+        assert_eq!(reason.1, b"oversized");
+    }
+    let live = k.read_all(&format!("{name}-out"));
+    let replayed = replay(goals, &events);
+    assert!(!live.is_empty());
+    assert!(
+        live.iter().all(|a| a.raw.len() < 5_000),
+        "no huge group value reached the output"
+    );
+    assert_exactly_once(&live);
+    assert_same_results(goals, &replayed, &live);
 }
 
 /// Malformed, oversized and wrongly typed records land on the dead-letter topic with their reason

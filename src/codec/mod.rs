@@ -10,6 +10,11 @@ use thiserror::Error;
 /// Largest accepted input record, in bytes (1 MiB). Longer records are rejected as `oversized`.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
+/// Longest accepted `event_id`, in bytes. The id travels into every attainment it triggers
+/// (`triggered_by`) and into the dedupe changelog, so a longer one could make records the Kafka
+/// producer refuses; it is rejected as `oversized` instead.
+pub const MAX_EVENT_ID_BYTES: usize = 1024;
+
 /// Wire formats for events.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Format {
@@ -142,5 +147,53 @@ pub fn decode_event(
     match format {
         Format::Json => json::decode_event(bytes, ev),
         Format::Proto => proto::decode_event(bytes, ev),
+    }?;
+    if ev.event_id.len() > MAX_EVENT_ID_BYTES {
+        return Err(DecodeError::new(
+            RejectReason::Oversized,
+            format!(
+                "event_id of {} bytes exceeds the limit of {MAX_EVENT_ID_BYTES} bytes",
+                ev.event_id.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SalesEvent;
+
+    #[test]
+    fn an_event_id_over_the_limit_is_oversized_in_both_formats() {
+        for (len, ok) in [(MAX_EVENT_ID_BYTES, true), (MAX_EVENT_ID_BYTES + 1, false)] {
+            let mut ev = SalesEvent {
+                event_id: "e".repeat(len),
+                event_type: "deal_won".into(),
+                ..SalesEvent::default()
+            };
+            ev.occurred_at =
+                crate::model::Timestamp::parse_rfc3339("2026-01-05T10:00:00Z").unwrap();
+            let mut text = Vec::new();
+            json::encode_event(&ev, &mut text);
+            let mut bytes = Vec::new();
+            proto::encode_event(&ev, &mut bytes);
+            for (format, record) in [(Format::Json, &text), (Format::Proto, &bytes)] {
+                let mut out = SalesEvent::default();
+                let result = decode_event(format, record, &mut out);
+                if ok {
+                    assert_eq!(result, Ok(()), "{format}");
+                    assert_eq!(out.event_id.len(), len);
+                } else {
+                    let e = result.unwrap_err();
+                    assert_eq!(e.reason, RejectReason::Oversized, "{format}");
+                    assert_eq!(
+                        e.detail,
+                        format!("event_id of {len} bytes exceeds the limit of 1024 bytes")
+                    );
+                }
+            }
+        }
     }
 }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 pub use dedupe::{AddedIds, DedupeMemory};
 pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, WindowState};
-pub use router::{Contribution, GroupValues, Progress, Routed, Router, RouterStats};
+pub use router::{
+    Contribution, GroupValues, Progress, Routed, Router, RouterStats, MAX_GROUP_VALUE_BYTES,
+};
 
 use crate::goals::GoalSet;
 use crate::model::{Attainment, SalesEvent};

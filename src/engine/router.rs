@@ -10,6 +10,12 @@ use crate::goals::{FieldRef, Filter, GoalSet, Measure, Metric};
 use crate::model::money::parse_amount;
 use crate::model::{SalesEvent, Timestamp};
 
+/// Longest group-by or `count_distinct` value, in bytes. Such values travel into attainment
+/// events, window state and changelog keys, where a huge one could make a record the Kafka
+/// producer refuses; an event with a longer one is skipped for that goal (and counted), as if the
+/// value were absent. The same in every runtime, so replay and Kafka agree.
+pub const MAX_GROUP_VALUE_BYTES: usize = 1024;
+
 /// Group values of one contribution, in `group_by` order, borrowed from the event.
 pub type GroupValues<'e> = SmallVec<[&'e str; 4]>;
 
@@ -197,8 +203,8 @@ impl Router {
             let mut group = GroupValues::new();
             for field in &goal.group_by {
                 match field.text(ev) {
-                    Some(v) => group.push(v),
-                    None => break,
+                    Some(v) if v.len() <= MAX_GROUP_VALUE_BYTES => group.push(v),
+                    _ => break,
                 }
             }
             if group.len() != goal.group_by.len() {
@@ -325,7 +331,10 @@ fn delta_of<'e>(metric: Metric, field: Option<&FieldRef>, ev: &'e SalesEvent) ->
                 parse_amount(text).ok().map(Delta::Number)
             }
         },
-        Metric::CountDistinct => field?.text_or_amount(ev).map(Delta::Text),
+        Metric::CountDistinct => field?
+            .text_or_amount(ev)
+            .filter(|v| v.len() <= MAX_GROUP_VALUE_BYTES)
+            .map(Delta::Text),
         Metric::Ratio => None,
     }
 }
@@ -467,6 +476,58 @@ target = 0.5
                 "{id} took everything"
             );
         }
+    }
+
+    #[test]
+    fn a_group_or_distinct_value_over_the_limit_is_skipped_for_that_goal_only() {
+        let goals = Arc::new(
+            GoalSet::from_toml(
+                r#"
+[[goals]]
+id = "per-rep"
+metric = "count"
+group_by = ["rep_id"]
+window = { tumbling = "1d" }
+target = 1
+
+[[goals]]
+id = "distinct-reps"
+metric = "count_distinct"
+field = "rep_id"
+window = { tumbling = "1d" }
+target = 1
+
+[[goals]]
+id = "all"
+metric = "count"
+window = { tumbling = "1d" }
+target = 1
+"#,
+            )
+            .unwrap(),
+        );
+        let mut router = Router::new(goals, 0);
+        for (i, len) in [MAX_GROUP_VALUE_BYTES, MAX_GROUP_VALUE_BYTES + 1]
+            .into_iter()
+            .enumerate()
+        {
+            let mut ev = SalesEvent {
+                event_id: format!("e{i}"),
+                event_type: "activity_logged".into(),
+                occurred_at: Timestamp::from_nanos(i as i64 + 1),
+                ..SalesEvent::default()
+            };
+            ev.set_string(StringField::RepId, "r".repeat(len));
+            let mut routed = Vec::new();
+            router.route(&ev, |c| routed.push(c.goal));
+            if len <= MAX_GROUP_VALUE_BYTES {
+                assert_eq!(routed, [0, 1, 2], "a value at the limit counts");
+            } else {
+                assert_eq!(routed, [2], "only the goal that does not read rep_id");
+            }
+        }
+        assert_eq!(router.stats().skipped, [1, 1, 0]);
+        assert_eq!(router.stats().accepted, 2);
     }
 
     #[test]
