@@ -581,7 +581,7 @@ fn a_dead_letter_too_large_for_the_producer_is_truncated_not_lost() {
     assert_same_results(&goals, &replay(&goals, &good), &live);
 }
 
-/// A record goalpost cannot split or cut, here anything carrying a group key (a 30 kB rep id)
+/// A record goalpost cannot split or cut, here anything carrying a group key (30 values of 1 KiB)
 /// larger than `message.max.bytes` = 20,000: a contribution, a window's state, an attainment event,
 /// stops the instance with an error naming the size, the topic and the settings to raise, instead
 /// of aborting and redoing its transaction forever. Nothing of that transaction is committed.
@@ -704,7 +704,10 @@ target = 5
     assert!(out.status.success(), "goalpost run failed:\n{stderr}");
     let long_ids = events.iter().filter(|e| e.event_id.len() > 1024).count();
     assert!(long_ids > 0);
-    assert!(stderr.contains(&format!("rejected {long_ids}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("rejected {long_ids} ")),
+        "{stderr}"
+    );
     let dead = k.read_all_raw(&format!("{name}-dlq"));
     assert_eq!(
         dead.len(),

@@ -574,6 +574,15 @@ target = 1
             ]
         );
         assert_eq!(
+            ids("lead_created"),
+            [
+                "no-type",
+                "everything",
+                "type-and-attribute",
+                "ratio-untyped-numerator"
+            ]
+        );
+        assert_eq!(
             ids("something_else"),
             ["no-type", "everything", "ratio-untyped-numerator"]
         );
