@@ -553,9 +553,7 @@ fn a_dead_letter_too_large_for_the_producer_is_truncated_not_lost() {
     k.produce_raw(&name, &records);
     let goals = examples_goals();
     let cfg = k.write_config(&name, &goals, "");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str("[kafka.properties]\n\"message.max.bytes\" = \"100000\"\n");
-    std::fs::write(&cfg, text).unwrap();
+    set_message_max_bytes(&cfg, 100_000);
     let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "goalpost run failed:\n{stderr}");
@@ -579,6 +577,15 @@ fn a_dead_letter_too_large_for_the_producer_is_truncated_not_lost() {
     let live = k.read_all(&format!("{name}-out"));
     assert_exactly_once(&live);
     assert_same_results(&goals, &replay(&goals, &good), &live);
+}
+
+/// Appends `[kafka.properties] message.max.bytes = max` to the config at `cfg`.
+fn set_message_max_bytes(cfg: &std::path::Path, max: usize) {
+    let mut text = std::fs::read_to_string(cfg).unwrap();
+    text.push_str(&format!(
+        "[kafka.properties]\n\"message.max.bytes\" = \"{max}\"\n"
+    ));
+    std::fs::write(cfg, text).unwrap();
 }
 
 /// A record goalpost cannot split or cut, here anything carrying a group key (30 values of 1 KiB)
@@ -619,9 +626,7 @@ target = 1
         group_by.join(", ")
     );
     let cfg = k.write_config(&name, &goals, "");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str("[kafka.properties]\n\"message.max.bytes\" = \"20000\"\n");
-    std::fs::write(&cfg, text).unwrap();
+    set_message_max_bytes(&cfg, 20_000);
     let (mut child, log) = spawn_with_log(&cfg, "i0", &["--until-caught-up", "--close-all-at-end"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let status = loop {
@@ -696,13 +701,14 @@ window = { calendar = "day" }
 target = 5
 "#;
     let cfg = k.write_config(&name, goals, "");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str("[kafka.properties]\n\"message.max.bytes\" = \"20000\"\n");
-    std::fs::write(&cfg, text).unwrap();
+    set_message_max_bytes(&cfg, 20_000);
     let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "goalpost run failed:\n{stderr}");
-    let long_ids = events.iter().filter(|e| e.event_id.len() > 1024).count();
+    let long_ids = events
+        .iter()
+        .filter(|e| e.event_id.len() > goalpost::codec::MAX_EVENT_ID_BYTES)
+        .count();
     assert!(long_ids > 0);
     assert!(
         stderr.contains(&format!("rejected {long_ids} ")),

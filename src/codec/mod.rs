@@ -168,13 +168,13 @@ mod tests {
     #[test]
     fn an_event_id_over_the_limit_is_oversized_in_both_formats() {
         for (len, ok) in [(MAX_EVENT_ID_BYTES, true), (MAX_EVENT_ID_BYTES + 1, false)] {
-            let mut ev = SalesEvent {
+            let ev = SalesEvent {
                 event_id: "e".repeat(len),
                 event_type: "deal_won".into(),
+                occurred_at: crate::model::Timestamp::parse_rfc3339("2026-01-05T10:00:00Z")
+                    .unwrap(),
                 ..SalesEvent::default()
             };
-            ev.occurred_at =
-                crate::model::Timestamp::parse_rfc3339("2026-01-05T10:00:00Z").unwrap();
             let mut text = Vec::new();
             json::encode_event(&ev, &mut text);
             let mut bytes = Vec::new();

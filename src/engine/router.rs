@@ -236,9 +236,10 @@ impl Router {
 }
 
 /// Which goals an event may count for, by its `event_type` alone: most filters name the event
-/// types they take, and comparing every goal's filter with every event cost about a tenth of the
-/// Kafka worker's time. A goal the gate lets through still has its whole filter checked, so the
-/// gate only has to never turn away an event some goal's filters would take.
+/// types they take, so most goals need no filter check for most events (the engine alone takes
+/// about a fifth less time with the gate, in `benches/fold.rs`). A goal the gate lets through
+/// still has its whole filter checked, so the gate only has to never turn away an event some
+/// goal's filters would take.
 #[derive(Debug, Clone)]
 struct TypeGate {
     /// Per event type named by some goal's filters: which goals may take it.
