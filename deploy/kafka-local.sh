@@ -11,6 +11,8 @@
 #                                    start in the background, wait until serving
 #   deploy/kafka-local.sh stop       SIGTERM, wait, then SIGKILL (idempotent)
 #   deploy/kafka-local.sh restart    stop + start, keeping the data
+#   deploy/kafka-local.sh fresh      stop, delete the data, start from empty storage
+#                                    (what the test command uses: topics never pile up)
 #   deploy/kafka-local.sh status     exit 0 if the broker is serving
 #   deploy/kafka-local.sh env        print `export KAFKA_BOOTSTRAP=...` lines
 #   deploy/kafka-local.sh pid        print the broker's process id (exit 1 if not running)
@@ -38,6 +40,9 @@ KAFKA_HEAP="${KAFKA_HEAP:--Xms256m -Xmx1g}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+# Open-file limit asked for the broker (each partition keeps several segment and index files
+# open); raised as far as the hard limit allows, and further when running as root.
+KAFKA_NOFILE="${KAFKA_NOFILE:-1048576}"
 KAFKA_NODE_ID=1
 
 if [[ -z "${GOALPOST_KAFKA_HOME:-}" ]]; then
@@ -84,6 +89,7 @@ check_settings() {
   [[ "$KAFKA_VERSION" =~ ^4\.[0-9]+\.[0-9]+$ ]] || die "KAFKA_VERSION must be a Kafka 4.x release like 4.3.1 (got '$KAFKA_VERSION')"
   [[ "$KAFKA_START_TIMEOUT" =~ ^[0-9]+$ ]] || die "KAFKA_START_TIMEOUT must be whole seconds"
   [[ "$KAFKA_STOP_TIMEOUT" =~ ^[0-9]+$ ]] || die "KAFKA_STOP_TIMEOUT must be whole seconds"
+  [[ "$KAFKA_NOFILE" =~ ^[0-9]+$ ]] || die "KAFKA_NOFILE must be a whole number of files (got '$KAFKA_NOFILE')"
 }
 
 java_bin() {
@@ -331,6 +337,29 @@ format_storage_if_new() {
   fi
 }
 
+# The open-file limit the broker gets: KAFKA_NOFILE if the system allows it (raising the hard
+# limit needs root), else the hard limit, never less than the current soft limit.
+nofile_limit() {
+  local soft hard
+  soft="$(ulimit -S -n)"
+  hard="$(ulimit -H -n)"
+  if (ulimit -n "$KAFKA_NOFILE") 2>/dev/null; then
+    printf '%s' "$KAFKA_NOFILE"
+  elif [[ "$hard" == unlimited ]] || (( hard > soft )); then
+    printf '%s' "$hard"
+  else
+    printf '%s' "$soft"
+  fi
+}
+
+# Number of topic partitions stored on disk (directories `topic-N` under kraft-logs/, the
+# metadata log excluded).
+partitions_on_disk() {
+  [[ -d "$KRAFT_DIR" ]] || { echo 0; return; }
+  find "$KRAFT_DIR" -mindepth 1 -maxdepth 1 -type d -regex '.*-[0-9]+$' \
+    ! -name '__cluster_metadata-*' | wc -l | tr -d ' '
+}
+
 # ---------------------------------------------------------------- readiness
 # A real Kafka request: Metadata v4 on the PLAINTEXT listener must list at
 # least one (unfenced) broker. Uses python3 when present, else a Kafka tool.
@@ -437,17 +466,19 @@ start_locked() {
     write_configs
     format_storage_if_new
 
-    local java
+    local java nofile
     java="$(java_bin)"
+    nofile="$(nofile_limit)"
     say "starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT$(sasl_enabled && printf ' (SASL_PLAINTEXT/PLAIN on %s)' "$KAFKA_SASL_PORT")"
+    say "$(partitions_on_disk) partitions on disk; open-file limit $nofile"
     : >"$CONSOLE_LOG"
     LOG_OFFSET="$(file_size "$SERVER_LOG")"
     local launcher=()
     command -v setsid >/dev/null 2>&1 && launcher=(setsid)
-    # The wrapper shell writes its own pid, then exec's java in its place.
+    # The wrapper shell sets the open-file limit, writes its own pid, then exec's java in its place.
     # shellcheck disable=SC2086,SC2016  # word-split KAFKA_HEAP / KAFKA_JVM_OPTS; $$ is the inner shell's
     # fd 9 (the lock) is closed so the broker does not hold it.
-    ${launcher[@]+"${launcher[@]}"} bash -c 'echo $$ >"$1"; shift; exec "$@"' kafka-local "$PID_FILE" \
+    ${launcher[@]+"${launcher[@]}"} bash -c 'ulimit -n "$2" 2>/dev/null; echo $$ >"$1"; shift 2; exec "$@"' kafka-local "$PID_FILE" "$nofile" \
       "$java" $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
       -Djava.awt.headless=true $KAFKA_JVM_OPTS \
       -Dkafka.logs.dir="$LOG_DIR" -Dlog4j2.configurationFile="$CONF_DIR/log4j2.xml" \
@@ -525,14 +556,16 @@ cmd_status() {
   return 1
 }
 
-cmd_reset() {
-  take_lock
+reset_locked() {
   stop_locked
   if [[ -d "$DATA_DIR" ]]; then
     rm -rf -- "${DATA_DIR:?}"
     say "deleted the broker data"
   fi
 }
+
+cmd_reset() { take_lock; reset_locked; }
+cmd_fresh() { take_lock; reset_locked; start_locked; printf '%s:%s\n' "$KAFKA_HOST" "$KAFKA_PORT"; }
 
 cmd_run_class() {
   [[ $# -ge 1 ]] || die "usage: $0 run-class CLASS [ARGS...]"
@@ -542,7 +575,7 @@ cmd_run_class() {
 
 usage() {
   cat >&2 <<EOF
-usage: deploy/kafka-local.sh {install|start|stop|restart|status|env|reset|run-class CLASS [ARGS...]}
+usage: deploy/kafka-local.sh {install|start|stop|restart|fresh|status|env|pid|reset|run-class CLASS [ARGS...]}
 A single-node Kafka $KAFKA_VERSION (KRaft) on $KAFKA_HOST:$KAFKA_PORT; see deploy/README.md.
 EOF
 }
@@ -555,6 +588,7 @@ main() {
     start)     check_settings; cmd_start ;;
     stop)      check_settings; cmd_stop ;;
     restart)   check_settings; cmd_restart ;;
+    fresh)     check_settings; cmd_fresh ;;
     status)    check_settings; cmd_status ;;
     env)       check_settings; print_env ;;
     pid)       check_settings; broker_running && read_pid && echo ;;

@@ -127,6 +127,17 @@ impl Kafka {
         }
     }
 
+    /// Whether the broker knows `topic` (a topic it does not know comes back with an error).
+    pub fn topic_exists(&self, topic: &str) -> bool {
+        let consumer: BaseConsumer = self.config().create().unwrap();
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        md.topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none())
+    }
+
     /// Sets one configuration value of a topic.
     pub fn set_topic_config(&self, topic: &str, key: &str, value: &str) {
         use rdkafka::admin::AlterConfig;
