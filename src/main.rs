@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use goalpost::codec::future::{FutureBound, FutureFrom, MaxFuture};
 use goalpost::codec::{json, proto, Format};
 use goalpost::goals::{GoalSet, Measure};
 use goalpost::model::Timestamp;
@@ -47,6 +48,21 @@ impl From<FormatArg> for Format {
     }
 }
 
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum FutureFromArg {
+    Wall,
+    Stream,
+}
+
+impl From<FutureFromArg> for FutureFrom {
+    fn from(f: FutureFromArg) -> Self {
+        match f {
+            FutureFromArg::Wall => FutureFrom::Wall,
+            FutureFromArg::Stream => FutureFrom::Stream,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Fold events from a file or stdin into attainment events (JSON lines).
@@ -66,6 +82,14 @@ enum Command {
         /// Where rejected records go (JSON lines); absent: to stderr.
         #[arg(long)]
         dead_letter: Option<PathBuf>,
+        /// Reject events whose occurred_at lies more than this ahead (as `future_timestamp`): a
+        /// duration such as 1h, or `off`.
+        #[arg(long, default_value = "1h", value_name = "DURATION|off")]
+        max_future: MaxFuture,
+        /// What --max-future is measured against: the wall clock, or stream time (the latest
+        /// accepted event; the first event against the wall clock), for historical files.
+        #[arg(long, value_enum, default_value = "wall")]
+        max_future_from: FutureFromArg,
     },
     /// Consume events from Kafka, fold them and publish attainment events, exactly once.
     Run {
@@ -101,8 +125,9 @@ enum Command {
         /// Number of events.
         #[arg(long, default_value_t = 10_000)]
         events: u64,
-        /// Event time of the first event: a date (2026-01-05) or an RFC 3339 timestamp.
-        #[arg(long, default_value = "2026-01-05")]
+        /// Event time of the first event: a date (2000-01-03) or an RFC 3339 timestamp. The
+        /// default lies far enough back that a million events end in the past.
+        #[arg(long, default_value = "2000-01-03")]
         start: String,
         /// Output format: JSON lines, or length-delimited protobuf.
         #[arg(long, value_enum, default_value = "json")]
@@ -143,12 +168,15 @@ fn main() {
             format,
             output,
             dead_letter,
+            max_future,
+            max_future_from,
         } => cmd_replay(
             &goals,
             events.as_deref(),
             format.into(),
             output.as_deref(),
             dead_letter.as_deref(),
+            FutureBound::new(max_future, max_future_from.into()),
         ),
         Command::Check { goals, config } => cmd_check(goals.as_deref(), config.as_deref()),
         Command::Run {
@@ -206,6 +234,7 @@ fn cmd_replay(
     format: Format,
     output: Option<&Path>,
     dead_letter: Option<&Path>,
+    future: Option<FutureBound>,
 ) -> Result<()> {
     let goals = Arc::new(load_goals(goals_path)?);
     let total = match events {
@@ -250,6 +279,7 @@ fn cmd_replay(
         goals,
         input,
         format,
+        future,
         &mut out,
         &mut dead_letters,
         &mut progress,

@@ -819,3 +819,64 @@ fn bad_records_are_dead_lettered_and_the_stream_goes_on() {
     assert_exactly_once(&live);
     assert_same_results(&goals, &replayed, &live);
 }
+
+/// An event in the year 2199 would become stream time on its partition, close every window and
+/// make every later event late, and the watermark would be saved to the changelog. It is
+/// dead-lettered as `future_timestamp` with its origin instead, and the run gives replay's results
+/// for the other events: none of them late.
+#[test]
+fn a_far_future_event_is_dead_lettered_and_later_events_are_not_late() {
+    let k = Kafka::connect();
+    let name = unique("future");
+    // One partition: its stream time alone drives the watermark.
+    k.create_topic(&name, 1);
+    let good = generated_events(15, 2_000);
+    let far = br#"{"event_id":"evt-far","event_type":"deal_won","occurred_at":"2199-01-01T00:00:00Z","region":"East","amount":"100"}"#.to_vec();
+    let mut records: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, e) in good.iter().enumerate() {
+        if i == 500 {
+            records.push(("evt-far".into(), far.clone()));
+        }
+        let mut b = Vec::new();
+        goalpost::codec::json::encode_event(e, &mut b);
+        records.push((e.event_id.clone(), b));
+    }
+    k.produce_raw(&name, &records);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "goalpost run failed:\n{stderr}");
+    assert!(stderr.contains("rejected 1 "), "{stderr}");
+
+    let dead = k.read_all_raw(&format!("{name}-dlq"));
+    assert_eq!(dead.len(), 1, "the far-future event dead-lettered once");
+    let (_, key, payload, headers) = &dead[0];
+    let header = |k: &str| -> String {
+        let (_, v) = headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .unwrap_or_else(|| panic!("header {k}"));
+        String::from_utf8(v.clone()).unwrap()
+    };
+    assert_eq!(header("goalpost.reason"), "future_timestamp");
+    assert!(
+        header("goalpost.detail").starts_with(
+            "occurred_at `2199-01-01T00:00:00Z` is more than max_future = 1h ahead of the wall clock"
+        ),
+        "{}",
+        header("goalpost.detail")
+    );
+    assert_eq!(header("goalpost.source.topic"), name);
+    assert_eq!(header("goalpost.source.partition"), "0");
+    assert_eq!(header("goalpost.source.offset"), "500");
+    assert_eq!(key.as_deref(), Some(&b"evt-far"[..]));
+    assert_eq!(payload.as_deref(), Some(far.as_slice()));
+
+    // Replay of the good events has no late event; a watermark in 2199 would have made the 1,500
+    // after it late and closed their windows early.
+    let live = k.read_all(&format!("{name}-out"));
+    let replayed = replay(&goals, &good);
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replayed, &live);
+}

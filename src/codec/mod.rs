@@ -1,5 +1,6 @@
 //! Decoding and encoding of events and attainment events, shared by every runtime.
 
+pub mod future;
 pub mod json;
 pub mod proto;
 
@@ -74,11 +75,14 @@ pub enum RejectReason {
     InvalidAmount,
     /// The record exceeds the size limit.
     Oversized,
+    /// `occurred_at` lies more than `max_future` ahead of the wall clock (or of stream time); see
+    /// [`future`].
+    FutureTimestamp,
 }
 
 impl RejectReason {
     /// Every reason, in summary order.
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 9] = [
         RejectReason::InvalidJson,
         RejectReason::InvalidProto,
         RejectReason::WrongType,
@@ -87,6 +91,7 @@ impl RejectReason {
         RejectReason::InvalidTimestamp,
         RejectReason::InvalidAmount,
         RejectReason::Oversized,
+        RejectReason::FutureTimestamp,
     ];
 
     /// The stable name.
@@ -100,6 +105,7 @@ impl RejectReason {
             RejectReason::InvalidTimestamp => "invalid_timestamp",
             RejectReason::InvalidAmount => "invalid_amount",
             RejectReason::Oversized => "oversized",
+            RejectReason::FutureTimestamp => "future_timestamp",
         }
     }
 }

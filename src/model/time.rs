@@ -45,6 +45,15 @@ impl Timestamp {
         Timestamp(millis.saturating_mul(NANOS_PER_MS))
     }
 
+    /// The wall clock, for runtimes (the engine never reads it). A clock before 1970 reads as the
+    /// epoch, one beyond the range as its end.
+    pub fn now() -> Self {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            Err(_) => Timestamp(0),
+        }
+    }
+
     /// Nanoseconds since the epoch.
     pub const fn as_nanos(self) -> i64 {
         self.0

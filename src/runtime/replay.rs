@@ -8,11 +8,12 @@ use std::sync::Arc;
 use base64::Engine as _;
 use thiserror::Error;
 
+use crate::codec::future::FutureBound;
 use crate::codec::proto::{Frame, FrameReader};
 use crate::codec::{self, json, DecodeError, Format, RejectReason, MAX_RECORD_BYTES};
 use crate::engine::{Pipeline, Routed};
 use crate::goals::GoalSet;
-use crate::model::{Attainment, SalesEvent};
+use crate::model::{Attainment, SalesEvent, Timestamp};
 
 /// Counts of a replay run. Every record read is accepted, a duplicate or rejected:
 /// `read == accepted + duplicates + rejected`.
@@ -184,15 +185,18 @@ impl ReplayProgress for () {
 }
 
 /// Replays events from `input` through the engine: attainment events to `out`, rejected records to
-/// `dead_letters`, every window closed at the end of input.
+/// `dead_letters`, every window closed at the end of input. Events beyond `future` (if any) are
+/// rejected as `future_timestamp`.
 pub fn replay<R: BufRead, W: Write>(
     goals: Arc<GoalSet>,
     input: R,
     format: Format,
+    future: Option<FutureBound>,
     out: &mut JsonLines<W>,
     dead_letters: &mut dyn DeadLetterSink,
     progress: &mut dyn ReplayProgress,
 ) -> Result<Summary, ReplayError> {
+    let mut future = future;
     let mut pipeline = Pipeline::new(goals.clone());
     let mut summary = Summary::default();
     let mut ev = SalesEvent::default();
@@ -208,6 +212,10 @@ pub fn replay<R: BufRead, W: Write>(
                       bytes_read: u64|
      -> io::Result<()> {
         summary.read += 1;
+        let decoded = decoded.and_then(|()| match future.as_mut() {
+            Some(bound) => bound.check(ev.occurred_at, Timestamp::now),
+            None => Ok(()),
+        });
         match decoded {
             Err(e) => {
                 *summary.rejected.entry(e.reason).or_default() += 1;
@@ -215,7 +223,12 @@ pub fn replay<R: BufRead, W: Write>(
             }
             Ok(()) => match pipeline.process(ev, batch) {
                 Routed::Duplicate => summary.duplicates += 1,
-                Routed::Accepted { .. } => summary.accepted += 1,
+                Routed::Accepted { .. } => {
+                    summary.accepted += 1;
+                    if let Some(bound) = future.as_mut() {
+                        bound.accepted(ev.occurred_at);
+                    }
+                }
             },
         }
         if !batch.is_empty() {

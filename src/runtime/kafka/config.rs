@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
+use crate::codec::future::MaxFuture;
 use crate::codec::Format;
 use crate::model::Duration;
 
@@ -257,6 +258,16 @@ pub struct InputConfig {
     /// Records larger than this are dead-lettered as `oversized`. Default 1048576 (1 MiB).
     #[serde(default = "default_max_record_bytes")]
     pub max_record_bytes: usize,
+    /// Events whose `occurred_at` lies more than this ahead of the wall clock are dead-lettered as
+    /// `future_timestamp`: a duration, or `"off"`. Default `1h`, as Kafka 4 brokers' default for
+    /// record timestamps.
+    #[serde(default, deserialize_with = "max_future")]
+    pub max_future: MaxFuture,
+}
+
+fn max_future<'de, D: Deserializer<'de>>(d: D) -> Result<MaxFuture, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
 }
 
 fn default_max_record_bytes() -> usize {
@@ -732,5 +743,22 @@ target = 3
         let bad = format!("{MIN}\n[http]\nlisten = \"localhost\"\n");
         let e = RunConfig::from_toml(&bad, Path::new("c.toml")).unwrap_err();
         assert!(e.to_string().contains("`localhost`"), "{e}");
+    }
+
+    #[test]
+    fn input_max_future_defaults_to_an_hour_and_can_be_off() {
+        let read = |line: &str| {
+            RunConfig::from_toml(&format!("{MIN}{line}\n"), Path::new("c.toml"))
+                .map(|c| c.input.max_future)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read(""), Ok(MaxFuture(Some(Duration::from_secs(3_600)))));
+        assert_eq!(
+            read("max_future = \"15m\""),
+            Ok(MaxFuture(Some(Duration::from_secs(900))))
+        );
+        assert_eq!(read("max_future = \"off\""), Ok(MaxFuture(None)));
+        let e = read("max_future = \"later\"").unwrap_err();
+        assert!(e.contains("`later` is not a max_future"), "{e}");
     }
 }

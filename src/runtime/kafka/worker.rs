@@ -961,6 +961,9 @@ fn decode_batch(
     out: &mut Decoded,
 ) {
     let max = input.max_record_bytes;
+    // The wall clock is read at most once per batch, plus once per suspect event.
+    let mut future =
+        codec::future::FutureBound::new(input.max_future, codec::future::FutureFrom::Wall);
     out.slots.clear();
     let mut n = 0;
     for (m, _) in polled {
@@ -982,7 +985,12 @@ fn decode_batch(
                 ),
             })
         } else {
-            codec::decode_event(format_of(m, input.format), payload, &mut out.events[n])
+            let ev = &mut out.events[n];
+            codec::decode_event(format_of(m, input.format), payload, ev).and_then(|()| {
+                future
+                    .as_mut()
+                    .map_or(Ok(()), |b| b.check(ev.occurred_at, Timestamp::now))
+            })
         };
         out.slots.push((part, Some((n, result))));
         n += 1;
