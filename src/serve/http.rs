@@ -376,11 +376,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state
+    let mut text = state
         .metrics
         .as_ref()
         .map(|m| m.render())
         .unwrap_or_default();
+    text.push_str(&state.hub.telemetry.render_progress());
     (
         [(
             header::CONTENT_TYPE,

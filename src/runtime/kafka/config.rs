@@ -783,4 +783,36 @@ target = 3
         let e = RunConfig::from_toml(&bad, Path::new("c.toml")).unwrap_err();
         assert!(e.to_string().contains("`localhost`"), "{e}");
     }
+
+    #[test]
+    fn http_peer_trust_and_caps_are_checked() {
+        let c = RunConfig::from_toml(MIN, Path::new("c.toml")).unwrap();
+        assert!(c.http.peer_hosts.is_empty());
+        assert_eq!(
+            (
+                c.http.max_connections,
+                c.http.max_requests,
+                c.http.max_streams
+            ),
+            (256, 64, 32)
+        );
+        let http = |lines: &str| {
+            RunConfig::from_toml(&format!("{MIN}\n[http]\n{lines}\n"), Path::new("c.toml"))
+        };
+        http("peer_hosts = [\"*.goalpost-headless\", \"10.0.0.5\", \"::1\", \"loopback\"]\npeer_token_env = \"S\"")
+            .unwrap();
+        for (lines, says) in [
+            (
+                "peer_token_env = \"A\"\npeer_token_file = \"f\"",
+                "choose one",
+            ),
+            ("max_streams = 0", "http.max_streams is 0"),
+            ("peer_hosts = [\"http://x:80\"]", "`http://x:80`"),
+            ("peer_hosts = [\"*.\"]", "`*.`"),
+            ("peer_secret = \"x\"", "peer_secret"),
+        ] {
+            let e = http(lines).unwrap_err().to_string();
+            assert!(e.contains(says), "{lines}: {e}");
+        }
+    }
 }

@@ -1898,9 +1898,12 @@ impl Worker {
                     }
                 }
             }
-            for (group, (_, progress)) in latest {
-                t.set_progress(index, &goal.id, &group, progress);
-            }
+            // Groups without an open window lose their series.
+            t.replace_progress(
+                index,
+                &goal.id,
+                latest.into_iter().map(|(g, (_, p))| (g, p)),
+            );
         }
     }
 
