@@ -43,6 +43,8 @@ ERROR_HOOK = """
 window.__testErrors = [];
 window.addEventListener('error', e => window.__testErrors.push('error: ' + (e.message || e.type) +
   (e.filename ? ' at ' + e.filename + ':' + e.lineno : '')));
+document.addEventListener('securitypolicyviolation', e => window.__testErrors.push(
+  'Content-Security-Policy violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline')));
 window.addEventListener('unhandledrejection', e => window.__testErrors.push('unhandled rejection: ' +
   (e.reason && e.reason.message || e.reason)));
 const __origError = console.error;

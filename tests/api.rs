@@ -14,6 +14,8 @@ use kafka_support::*;
 use serde_json::Value;
 
 const TOKEN: &str = "api-test-token-7f3a";
+/// The secret the instances send each other (never the token above).
+const PEER_SECRET: &str = "api-test-peer-secret-91c2";
 
 struct Instance {
     child: Child,
@@ -31,6 +33,7 @@ impl Drop for Instance {
 fn start(config: &std::path::Path, instance: &str) -> Instance {
     let mut child = goalpost_cmd(config, instance, &[])
         .env("GOALPOST_TEST_TOKEN", TOKEN)
+        .env("GOALPOST_TEST_PEER_SECRET", PEER_SECRET)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -40,7 +43,7 @@ fn start(config: &std::path::Path, instance: &str) -> Instance {
     let name = instance.to_string();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(TOKEN) {
+            if line.contains(TOKEN) || line.contains(PEER_SECRET) {
                 panic!("instance {name} logged the token: {line}");
             }
             if let Some(rest) = line.split("HTTP server listening addr=").nth(1) {
@@ -58,18 +61,32 @@ fn start(config: &std::path::Path, instance: &str) -> Instance {
 }
 
 fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let (status, body, _) = get_with_headers(url, token);
+    (status, body)
+}
+
+/// GET: status, body and the response's header names (lower case) with their values.
+fn get_with_headers(url: &str, token: Option<&str>) -> (u16, String, BTreeMap<String, String>) {
     let mut req = ureq::get(url).timeout(Duration::from_secs(20));
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
     }
-    match req.call() {
-        Ok(r) => {
-            let status = r.status();
-            (status, r.into_string().unwrap())
-        }
-        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+    let r = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("GET {url}: {e}"),
-    }
+    };
+    let headers = r
+        .headers_names()
+        .iter()
+        .map(|n| {
+            (
+                n.to_ascii_lowercase(),
+                r.header(n).unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    (r.status(), r.into_string().unwrap_or_default(), headers)
 }
 
 fn get_json(url: &str) -> Value {
@@ -101,6 +118,35 @@ fn windows_of(body: &Value) -> BTreeMap<WindowKey, String> {
         .collect()
 }
 
+/// Pages of `/v1/goals/{id}` (both orders) are slices of the whole answer, with its total.
+fn check_pages(url: &str, whole: &Value, total: usize) {
+    let all = whole["windows"].as_array().unwrap();
+    assert_eq!(whole["total"], total, "{url}: total");
+    let page = get_json(&format!("{url}?limit=2&offset=1"));
+    assert_eq!(page["total"], total);
+    let want: Vec<&Value> = all.iter().skip(1).take(2).collect();
+    assert_eq!(
+        page["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        want
+    );
+    // By progress: the top 3 of the whole answer, most progress first.
+    let top = get_json(&format!("{url}?order=progress&limit=3"));
+    let top = top["windows"].as_array().unwrap();
+    let progress = |w: &Value| w["progress"].as_f64().unwrap_or(f64::NEG_INFINITY);
+    let mut best: Vec<f64> = all.iter().map(progress).collect();
+    best.sort_by(|a, b| b.total_cmp(a));
+    best.truncate(3);
+    assert_eq!(
+        top.iter().map(progress).collect::<Vec<_>>(),
+        best,
+        "{url}: top 3"
+    );
+}
+
 #[test]
 fn two_instances_answer_queries_alike_and_match_replay() {
     let k = Kafka::connect();
@@ -114,6 +160,7 @@ fn two_instances_answer_queries_alike_and_match_replay() {
     let config = k.write_config(&name, &goals, "");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("token_env = \"GOALPOST_TEST_TOKEN\"\n");
+    text.push_str("peer_token_env = \"GOALPOST_TEST_PEER_SECRET\"\n");
     text.push_str("[metrics]\nprogress_gauges = [\"rep-weekly-activities\"]\n");
     std::fs::write(&config, text).unwrap();
 
@@ -150,10 +197,21 @@ fn two_instances_answer_queries_alike_and_match_replay() {
 
     // The token is enforced everywhere else.
     for path in ["/v1/goals", "/metrics", "/v1/attainments", "/"] {
-        let (status, _) = get(&format!("{}{path}", a.base), None);
+        let (status, _, headers) = get_with_headers(&format!("{}{path}", a.base), None);
         assert_eq!(status, 401, "{path} without a token");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert!(headers["content-security-policy"].contains("default-src 'none'"));
         let (status, _) = get(&format!("{}{path}", a.base), Some("wrong-token"));
         assert_eq!(status, 401, "{path} with a wrong token");
+        // The peer secret reads only what peers ask each other (scope=local queries).
+        let (status, _) = get(&format!("{}{path}?scope=local", a.base), Some(PEER_SECRET));
+        let peer_query = path == "/v1/attainments";
+        assert_eq!(
+            status,
+            if peer_query { 200 } else { 401 },
+            "{path} with the peer secret"
+        );
     }
 
     // Definitions.
@@ -217,6 +275,7 @@ fn two_instances_answer_queries_alike_and_match_replay() {
         let mut union = local_a.clone();
         union.extend(local_b.clone());
         assert_eq!(&union, want, "goal {goal}: the shares add up to the answer");
+        check_pages(&url_a, &body_a, want.len());
         for w in body_a["windows"].as_array().unwrap() {
             let instance = w["instance"].as_str().unwrap();
             assert!(instance == "api-a" || instance == "api-b");

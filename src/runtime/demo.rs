@@ -271,7 +271,7 @@ pub fn run(
                     listen,
                     token: None,
                     metrics,
-                    peers: None,
+                    ..Default::default()
                 },
             )
             .context("cannot start the HTTP server")?;

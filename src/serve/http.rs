@@ -12,11 +12,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures_util::stream::{self, Stream};
+use futures_util::stream;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::hub::{sort_views, GoalView, Hub, Query, RecentAttainment, WindowView};
+use super::guard::{self, HostCheck, Limits, Permits};
+use super::hub::{sort_views, GoalView, Hub, Order, Query, RecentAttainment, WindowView};
 use super::paths;
 use super::peers::Peers;
 use crate::model::Timestamp;
@@ -26,6 +27,8 @@ const QUERY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 /// The cookie that carries the token for the dashboard (browsers cannot add headers to page
 /// loads and event streams).
 const TOKEN_COOKIE: &str = "goalpost_token";
+/// The dashboard page.
+pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 
 /// A bearer token. Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -91,6 +94,28 @@ pub struct ServeOptions {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The other instances of the application, for queries about what this one does not own.
     pub peers: Option<Peers>,
+    /// The secret other instances send; it allows only their `scope=local` queries.
+    pub peer_token: Option<Token>,
+    /// Caps on connections, requests and event streams.
+    pub limits: Limits,
+    /// The advertised URL's host, allowed in the `Host` header besides loopback names.
+    pub advertised_host: Option<String>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            listen: super::DEFAULT_LISTEN
+                .parse()
+                .expect("the default listen address"),
+            token: None,
+            metrics: None,
+            peers: None,
+            peer_token: None,
+            limits: Limits::default(),
+            advertised_host: None,
+        }
+    }
 }
 
 /// A running server; dropping it does not stop it (it ends with the process).
@@ -103,6 +128,8 @@ pub struct Server {
 struct AppState {
     hub: Arc<Hub>,
     token: Option<Token>,
+    peer_token: Option<Token>,
+    permits: Permits,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     peers: Option<Arc<Peers>>,
     /// The other instances' attainment events, relayed by one task for every event stream.
@@ -111,13 +138,28 @@ struct AppState {
 
 /// Binds the listen address and serves on a thread of its own.
 pub fn start(hub: Arc<Hub>, opts: ServeOptions) -> Result<Server, ServeError> {
-    let listener = std::net::TcpListener::bind(opts.listen).map_err(|cause| ServeError::Bind {
-        addr: opts.listen,
+    let listener = bind(opts.listen)?;
+    serve(listener, hub, opts)
+}
+
+/// Binds a listen address (before serving, so that the bound port is known).
+pub fn bind(listen: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
+    let listener = std::net::TcpListener::bind(listen).map_err(|cause| ServeError::Bind {
+        addr: listen,
         cause,
     })?;
     listener
         .set_nonblocking(true)
         .map_err(ServeError::Runtime)?;
+    Ok(listener)
+}
+
+/// Serves on a bound listener, on a thread of its own.
+pub fn serve(
+    listener: std::net::TcpListener,
+    hub: Arc<Hub>,
+    opts: ServeOptions,
+) -> Result<Server, ServeError> {
     let addr = listener.local_addr().map_err(ServeError::Runtime)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -133,21 +175,28 @@ pub fn start(hub: Arc<Hub>, opts: ServeOptions) -> Result<Server, ServeError> {
     let relay = match (&peers, &relayed) {
         (Some(peers), Some(tx)) => Some(Relay {
             peers: peers.clone(),
-            token: opts.token.clone(),
             tx: tx.clone(),
             since: Default::default(),
             started: wall_clock().to_rfc3339(),
         }),
         _ => None,
     };
+    let hosts = HostCheck::new(
+        opts.token.is_some(),
+        addr.ip().is_loopback(),
+        opts.advertised_host,
+    );
+    let permits = Permits::new(opts.limits);
     let state = AppState {
         hub,
         token: opts.token,
+        peer_token: opts.peer_token,
+        permits: permits.clone(),
         metrics: opts.metrics,
         peers,
         relayed,
     };
-    let app = router(state);
+    let app = router(state, hosts);
     std::thread::Builder::new()
         .name("goalpost-http".into())
         .spawn(move || {
@@ -162,9 +211,7 @@ pub fn start(hub: Arc<Hub>, opts: ServeOptions) -> Result<Server, ServeError> {
                 if let Some(relay) = relay {
                     tokio::spawn(relay.run());
                 }
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "HTTP server stopped");
-                }
+                guard::accept_loop(listener, app, permits).await;
             })
         })
         .map_err(ServeError::Runtime)?;
@@ -172,7 +219,7 @@ pub fn start(hub: Arc<Hub>, opts: ServeOptions) -> Result<Server, ServeError> {
     Ok(Server { addr })
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, hosts: HostCheck) -> Router {
     let protected = Router::new()
         .route(paths::METRICS, get(metrics))
         .route(paths::GOALS, get(goals))
@@ -182,11 +229,16 @@ fn router(state: AppState) -> Router {
         .route(paths::OPENAPI, get(openapi))
         .route(paths::DASHBOARD, get(dashboard))
         .layer(middleware::from_fn_with_state(state.clone(), auth));
+    let permits = state.permits.clone();
+    // Outermost first: headers on every answer, then the Host check, then the caps.
     Router::new()
         .route(paths::HEALTHZ, get(|| async { "ok\n" }))
         .route(paths::READYZ, get(readyz))
         .merge(protected)
         .with_state(state)
+        .layer(middleware::from_fn_with_state(permits, guard::limit))
+        .layer(middleware::from_fn_with_state(hosts, guard::check_host))
+        .layer(middleware::from_fn(guard::security_headers))
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<&str> {
@@ -203,10 +255,22 @@ fn cookie_token(headers: &HeaderMap) -> Option<&str> {
 #[derive(Deserialize)]
 struct TokenParam {
     token: Option<String>,
+    scope: Option<String>,
 }
 
-/// Bearer token check: `Authorization: Bearer <token>`, or the dashboard's cookie. Opening the
-/// dashboard as `/?token=<token>` sets that cookie and redirects to `/`.
+/// Whether a request is one a peer makes: a `scope=local` GET of a goal's windows or of the
+/// attainment events.
+fn is_peer_query(request: &Request, scope: Option<&str>) -> bool {
+    let path = request.uri().path();
+    request.method() == axum::http::Method::GET
+        && scope == Some("local")
+        && (path == paths::ATTAINMENTS || path.starts_with("/v1/goals/"))
+}
+
+/// Bearer token check: `Authorization: Bearer <token>`, or the dashboard's cookie; the peer
+/// secret only for [`is_peer_query`]. Opening the dashboard as `/?token=<token>` sets that
+/// cookie (`Secure` when the request came through HTTPS, as `X-Forwarded-Proto` says) and
+/// redirects to `/`.
 async fn auth(
     State(state): State<AppState>,
     QueryParams(param): QueryParams<TokenParam>,
@@ -220,16 +284,27 @@ async fn auth(
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if bearer.is_some_and(|b| token.matches(b.trim()))
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let peer = state
+        .peer_token
+        .as_ref()
+        .is_some_and(|p| bearer.is_some_and(|b| p.matches(b)))
+        && is_peer_query(&request, param.scope.as_deref());
+    if peer
+        || bearer.is_some_and(|b| token.matches(b))
         || cookie_token(headers).is_some_and(|c| token.matches(c))
     {
         return next.run(request).await;
     }
     if request.uri().path() == paths::DASHBOARD {
         if let Some(t) = param.token.as_deref().filter(|t| token.matches(t)) {
+            let https = headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+            let secure = if https { "; Secure" } else { "" };
             let mut response = Redirect::to(paths::DASHBOARD).into_response();
-            let cookie = format!("{TOKEN_COOKIE}={t}; HttpOnly; SameSite=Lax; Path=/");
+            let cookie = format!("{TOKEN_COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/{secure}");
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
             }
@@ -301,11 +376,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state
+    let mut text = state
         .metrics
         .as_ref()
         .map(|m| m.render())
         .unwrap_or_default();
+    text.push_str(&state.hub.telemetry.render_progress());
     (
         [(
             header::CONTENT_TYPE,
@@ -325,7 +401,7 @@ async fn openapi() -> Response {
 }
 
 async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("dashboard.html"))
+    Html(DASHBOARD_HTML)
 }
 
 #[derive(Serialize)]
@@ -342,18 +418,30 @@ async fn goals(State(state): State<AppState>) -> Json<GoalsBody> {
 }
 
 #[derive(Deserialize)]
-struct ScopeParam {
+struct GoalParams {
     /// `local`: only this instance's windows; default `all`.
     scope: Option<String>,
+    /// `group` (default) or `progress`.
+    order: Option<String>,
+    /// Windows to return; default [`DEFAULT_WINDOWS`].
+    limit: Option<usize>,
+    /// Windows to skip first; default 0.
+    offset: Option<usize>,
 }
+
+/// Windows a `/v1/goals/{id}` answer holds when `limit` is not given.
+pub const DEFAULT_WINDOWS: usize = 1_000;
 
 /// The body of `/v1/goals/{id}`.
 #[derive(Serialize, Deserialize)]
 pub struct GoalBody {
     /// The goal.
     pub goal: GoalView,
-    /// Its open windows, sorted by group then window start.
+    /// Its open windows in the order asked for (by group then window start, by default), from
+    /// `offset` on, at most `limit`.
     pub windows: Vec<WindowView>,
+    /// How many open windows the goal has in all (on the instances included).
+    pub total: usize,
     /// The instances whose windows are included.
     pub instances: Vec<String>,
     /// Instances of the group that did not answer (their windows are missing).
@@ -371,14 +459,65 @@ fn local_scope(scope: &Option<String>) -> Result<bool, Box<Response>> {
     }
 }
 
+/// The order, limit and offset of a goal query.
+fn goal_page(params: &GoalParams) -> Result<(Order, usize, usize), Box<Response>> {
+    let bad = |m: String| Box::new(error(StatusCode::BAD_REQUEST, m));
+    let order = match params.order.as_deref() {
+        None | Some("group") => Order::Group,
+        Some("progress") => Order::Progress,
+        Some(other) => {
+            return Err(bad(format!(
+                "order `{other}` is not allowed; use `group` or `progress`"
+            )))
+        }
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_WINDOWS);
+    let offset = params.offset.unwrap_or(0);
+    let max = super::hub::MAX_WINDOWS;
+    if limit == 0 || offset.saturating_add(limit) > max {
+        return Err(bad(format!(
+            "limit {limit} with offset {offset} is out of range; allowed limit >= 1 and \
+             offset + limit <= {max}"
+        )));
+    }
+    Ok((order, limit, offset))
+}
+
+/// Asks the worker for the first `limit` windows of goal `index` in `order`.
+async fn ask_worker(
+    hub: &Hub,
+    index: usize,
+    order: Order,
+    limit: usize,
+) -> Result<super::hub::Answer, Response> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let query = Query {
+        goal: index,
+        order,
+        limit,
+        reply,
+    };
+    if !hub.query(query) {
+        return Err(guard::busy(
+            "the processing loop has stopped or is busy; retry shortly",
+        ));
+    }
+    match tokio::time::timeout(QUERY_TIMEOUT, answer).await {
+        Ok(Ok(a)) => Ok(a),
+        _ => Err(guard::busy(
+            "the processing loop did not answer in time (restoring or committing)",
+        )),
+    }
+}
+
 async fn goal(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    QueryParams(params): QueryParams<ScopeParam>,
+    QueryParams(params): QueryParams<GoalParams>,
 ) -> Response {
-    let local = match local_scope(&params.scope) {
-        Ok(l) => l,
-        Err(r) => return *r,
+    let (local, (order, limit, offset)) = match (local_scope(&params.scope), goal_page(&params)) {
+        (Ok(l), Ok(p)) => (l, p),
+        (Err(r), _) | (_, Err(r)) => return *r,
     };
     let goals = state.hub.goals().clone();
     let Some(index) = goals.goals.iter().position(|g| *g.id == *id) else {
@@ -388,56 +527,75 @@ async fn goal(
             format!("no goal `{id}`; goals: {}", known.join(", ")),
         );
     };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    if !state.hub.query(Query { goal: index, reply }) {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the processing loop has stopped or is busy; retry shortly".into(),
-        );
-    }
-    let mut windows = match tokio::time::timeout(QUERY_TIMEOUT, answer).await {
-        Ok(Ok(w)) => w,
-        _ => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the processing loop did not answer in time (restoring or committing)".into(),
-            )
-        }
+    // Every instance answers its first offset + limit; the page is cut from their union.
+    let wanted = offset + limit;
+    let answer = match ask_worker(&state.hub, index, order, wanted).await {
+        Ok(a) => a,
+        Err(r) => return r,
     };
+    let (mut windows, mut total) = (answer.windows, answer.total);
     let mut instances = vec![state.hub.instance().to_string()];
     let mut unavailable = Vec::new();
-    if !local {
-        if let Some(peers) = &state.peers {
-            let path = format!(
-                "{}?scope=local",
-                paths::GOAL.replace("{id}", &encode_query(&id))
-            );
-            for (instance, result) in peers
-                .fetch_all::<GoalBody>(&path, state.token.clone())
-                .await
-            {
-                match result {
-                    Ok(body) => {
-                        windows.extend(body.windows);
-                        instances.push(instance);
-                    }
-                    Err(e) => {
-                        tracing::warn!(instance, error = %e, "peer did not answer a goal query");
-                        unavailable.push(instance);
-                    }
+    if let Some(peers) = state.peers.as_ref().filter(|_| !local) {
+        let order_name = if order == Order::Progress {
+            "progress"
+        } else {
+            "group"
+        };
+        let path = format!(
+            "{}?scope=local&order={order_name}&limit={wanted}",
+            paths::GOAL.replace("{id}", &encode_query(&id))
+        );
+        for (instance, result) in peers.fetch_all::<GoalBody>(&path).await {
+            let checked = result.and_then(|body| {
+                check_peer_goal(&body, &id, &instance, wanted)?;
+                Ok(body)
+            });
+            match checked {
+                Ok(body) => {
+                    windows.extend(body.windows);
+                    total += body.total;
+                    instances.push(instance);
+                }
+                Err(e) => {
+                    tracing::warn!(instance, error = %e, "peer did not answer a goal query");
+                    unavailable.push(instance);
                 }
             }
         }
     }
-    sort_views(&mut windows);
+    sort_views(&mut windows, order);
+    let windows: Vec<WindowView> = windows.into_iter().skip(offset).take(limit).collect();
     instances.sort();
     Json(GoalBody {
         goal: GoalView::of(&goals.goals[index]),
         windows,
+        total,
         instances,
         unavailable,
     })
     .into_response()
+}
+
+/// Checks a peer's answer to a goal query: its windows are of the goal and the peer, and no
+/// more than asked.
+fn check_peer_goal(
+    body: &GoalBody,
+    goal: &str,
+    instance: &str,
+    wanted: usize,
+) -> Result<(), String> {
+    if body.windows.len() > wanted || body.total < body.windows.len() {
+        return Err(format!(
+            "{} windows of {} answered, at most {wanted} asked",
+            body.windows.len(),
+            body.total
+        ));
+    }
+    body.windows
+        .iter()
+        .try_for_each(|w| w.check(goal, instance))
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]
@@ -506,11 +664,8 @@ async fn attainments(
             if let Some(s) = &params.since {
                 query.push_str(&format!("&since={}", encode_query(s)));
             }
-            for (instance, result) in peers
-                .fetch_all::<AttainmentsBody>(&query, state.token.clone())
-                .await
-            {
-                match result {
+            for (instance, result) in peers.fetch_all::<AttainmentsBody>(&query).await {
+                match result.and_then(|body| check_peer_attainments(body, &instance, limit)) {
                     Ok(body) => items.extend(body.attainments),
                     Err(e) => {
                         tracing::warn!(instance, error = %e, "peer did not answer");
@@ -532,6 +687,32 @@ async fn attainments(
     .into_response()
 }
 
+/// Checks a peer's attainment events: its own, committed at a time, no more than asked.
+fn check_peer_attainments(
+    body: AttainmentsBody,
+    instance: &str,
+    limit: usize,
+) -> Result<AttainmentsBody, String> {
+    if body.attainments.len() > limit {
+        return Err(format!(
+            "{} attainment events answered, at most {limit} asked",
+            body.attainments.len()
+        ));
+    }
+    for a in &body.attainments {
+        if a.instance != instance {
+            return Err(format!("an attainment event of instance `{}`", a.instance));
+        }
+        if Timestamp::parse_rfc3339(&a.committed_at).is_err() {
+            return Err(format!(
+                "committed_at `{}` is not an RFC 3339 time",
+                a.committed_at
+            ));
+        }
+    }
+    Ok(body)
+}
+
 /// Percent-encodes a query value.
 fn encode_query(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -551,7 +732,6 @@ const RELAY_EVERY: StdDuration = StdDuration::from_secs(1);
 /// One task per server relays the other instances' attainment events to every event stream.
 struct Relay {
     peers: Arc<Peers>,
-    token: Option<Token>,
     tx: tokio::sync::broadcast::Sender<Arc<RecentAttainment>>,
     /// Per other instance: the newest commit time relayed.
     since: std::collections::BTreeMap<String, String>,
@@ -575,41 +755,33 @@ impl Relay {
     }
 
     async fn relay_once(&mut self) {
-        let members = {
-            let p = self.peers.clone();
-            match tokio::task::spawn_blocking(move || p.members()).await {
-                Ok(Ok(m)) => m,
-                _ => return,
-            }
-        };
-        for peer in members {
-            let since = self
-                .since
-                .get(&peer.instance)
-                .cloned()
-                .unwrap_or_else(|| self.started.clone());
-            let url = format!(
-                "{}{}?scope=local&limit={}&since={}",
-                peer.url.trim_end_matches('/'),
-                paths::ATTAINMENTS,
-                super::hub::RECENT_ATTAINMENTS,
-                encode_query(&since)
-            );
-            let token = self.token.clone();
-            let fetched = tokio::task::spawn_blocking(move || {
-                super::peers::get_json::<AttainmentsBody>(&url, token.as_ref())
-            })
-            .await;
-            if let Ok(Ok(body)) = fetched {
-                for item in body.attainments {
-                    if item.committed_at > since {
-                        let newest = self.since.entry(peer.instance.clone()).or_default();
-                        if item.committed_at > *newest {
-                            newest.clone_from(&item.committed_at);
-                        }
-                        // No receiver left is fine.
-                        let _ = self.tx.send(Arc::new(item));
+        // One query for every peer, in parallel and under the fan-out deadline: from the
+        // oldest point any peer has reached; each peer's events are then filtered by its own.
+        let oldest = self
+            .since
+            .values()
+            .min()
+            .cloned()
+            .unwrap_or_else(|| self.started.clone());
+        let limit = super::hub::RECENT_ATTAINMENTS;
+        let path = format!(
+            "{}?scope=local&limit={limit}&since={}",
+            paths::ATTAINMENTS,
+            encode_query(&oldest)
+        );
+        for (instance, result) in self.peers.fetch_all::<AttainmentsBody>(&path).await {
+            let Ok(body) = result.and_then(|b| check_peer_attainments(b, &instance, limit)) else {
+                continue;
+            };
+            let since = self.since.get(&instance).unwrap_or(&oldest).clone();
+            for item in body.attainments {
+                if item.committed_at > since {
+                    let newest = self.since.entry(instance.clone()).or_default();
+                    if item.committed_at > *newest {
+                        newest.clone_from(&item.committed_at);
                     }
+                    // No receiver left is fine.
+                    let _ = self.tx.send(Arc::new(item));
                 }
             }
         }
@@ -636,27 +808,35 @@ fn stream_event(
 }
 
 /// Server-sent events: a `hello` event, then every `attainment` event as it commits: this
-/// instance's at once, the other instances' relayed within about a second.
-async fn stream_attainments(
-    State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// instance's at once, the other instances' relayed within about a second. At most
+/// `http.max_streams` at once.
+async fn stream_attainments(State(state): State<AppState>) -> Response {
+    let Ok(permit) = state.permits.streams.clone().try_acquire_owned() else {
+        return guard::busy("too many event streams open (http.max_streams); retry later");
+    };
     let local = state.hub.subscribe();
     let relayed = state.relayed.as_ref().map(|tx| tx.subscribe());
     let hello = Event::default()
         .event("hello")
         .data(serde_json::json!({ "instance": state.hub.instance() }).to_string());
-    let events = stream::unfold((local, relayed), |(mut local, mut relayed)| async move {
-        let event = match &mut relayed {
-            Some(r) => tokio::select! {
-                x = local.recv() => stream_event(x),
-                x = r.recv() => stream_event(x),
-            },
-            None => stream_event(local.recv().await),
-        }?;
-        Some((Ok(event), (local, relayed)))
-    });
+    // The permit lives as long as the stream.
+    let events = stream::unfold(
+        (local, relayed, permit),
+        |(mut local, mut relayed, permit)| async move {
+            let event = match &mut relayed {
+                Some(r) => tokio::select! {
+                    x = local.recv() => stream_event(x),
+                    x = r.recv() => stream_event(x),
+                },
+                None => stream_event(local.recv().await),
+            }?;
+            Some((Ok::<_, Infallible>(event), (local, relayed, permit)))
+        },
+    );
     let all = stream::iter([Ok(hello)]);
-    Sse::new(futures_util::StreamExt::chain(all, events)).keep_alive(KeepAlive::default())
+    Sse::new(futures_util::StreamExt::chain(all, events))
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// The wall clock, for commit times shown by the query API (never used by the engine).

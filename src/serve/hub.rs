@@ -11,29 +11,62 @@ use std::sync::{mpsc, Arc, Mutex};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use thiserror::Error;
 
 use crate::codec::json;
-use crate::engine::Owner;
+use crate::engine::{GroupKey, Owner, WindowState};
 use crate::goals::{Direction, Goal, GoalSet, Measure, Metric};
 use crate::model::{Attainment, Timestamp};
 
 use super::metrics::Telemetry;
 
+/// The most window queries the worker answers per poll round; the rest wait for the next.
+pub const QUERIES_PER_ROUND: usize = 8;
+/// The most windows one `/v1/goals/{id}` answer may hold (`offset` + `limit`).
+pub const MAX_WINDOWS: usize = 10_000;
+
 /// Attainment events kept for `/v1/attainments`, per instance.
 pub const RECENT_ATTAINMENTS: usize = 2_000;
 
 /// A decimal written as an exact JSON number.
-fn decimal_json(d: Decimal) -> Box<RawValue> {
-    RawValue::from_string(d.normalize().to_string()).expect("a decimal is a JSON number")
+fn decimal_json(d: Decimal) -> Num {
+    Num(d.normalize())
+}
+
+/// An exact decimal, written and read as a JSON number. Reading refuses anything else (a string,
+/// an object, `NaN`), so a peer's answer cannot smuggle markup into a numeric field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Num(pub Decimal);
+
+impl Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = RawValue::from_string(self.0.to_string()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        let text = raw.get();
+        let is_number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+        is_number
+            .then(|| crate::model::money::parse_decimal(text).ok())
+            .flatten()
+            .map(Num)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("`{text}` is not a decimal JSON number"))
+            })
+    }
 }
 
 /// One milestone of an open window.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MilestoneView {
     /// The fraction of the target, e.g. 0.5.
-    pub fraction: Box<RawValue>,
+    pub fraction: Num,
     /// The value at which it is reached.
-    pub threshold: Box<RawValue>,
+    pub threshold: Num,
     /// Whether it has been reached (and reported) in this window.
     pub reached: bool,
 }
@@ -50,13 +83,13 @@ pub struct WindowView {
     /// First instant after the window.
     pub window_end: String,
     /// The KPI value so far; `null` for a ratio without a denominator event yet.
-    pub value: Option<Box<RawValue>>,
+    pub value: Option<Num>,
     /// The goal's target.
-    pub target: Box<RawValue>,
+    pub target: Num,
     /// `at_least` or `at_most`.
     pub direction: String,
     /// value / target; `null` when the target is 0 or there is no value.
-    pub progress: Option<Box<RawValue>>,
+    pub progress: Option<Num>,
     /// Milestones (at_least goals).
     pub milestones: Vec<MilestoneView>,
     /// Whether the target has been breached (at_most goals).
@@ -68,7 +101,7 @@ pub struct WindowView {
     /// For count and sum goals: the value at the window end if it keeps growing at its pace so
     /// far (value × window length ÷ elapsed event time); `null` for other metrics or before the
     /// window has started.
-    pub pace: Option<Box<RawValue>>,
+    pub pace: Option<Num>,
     /// The instance holding this window.
     pub instance: String,
 }
@@ -89,11 +122,11 @@ pub struct GoalView {
     /// The window, described.
     pub window: String,
     /// The target.
-    pub target: Box<RawValue>,
+    pub target: Num,
     /// `at_least` or `at_most`.
     pub direction: String,
     /// Milestone fractions.
-    pub milestones: Vec<Box<RawValue>>,
+    pub milestones: Vec<Num>,
     /// Allowed lateness.
     pub grace: String,
 }
@@ -122,75 +155,178 @@ impl GoalView {
     }
 }
 
-/// The views of one goal's open windows held by `owner`.
-pub fn window_views(goal: &Goal, index: usize, owner: &Owner, instance: &str) -> Vec<WindowView> {
-    let now = owner.stream_time();
-    let additive = matches!(goal.metric(), Metric::Count | Metric::Sum);
-    owner
-        .windows_of(index)
-        .map(|(key, start, ws)| {
-            let value = ws.aggregate.value();
-            let progress = match value {
-                Some(v) if !goal.target.is_zero() => v.checked_div(goal.target),
-                _ => None,
-            };
-            let pace = match (value, now) {
-                (Some(v), Some(now)) if additive && now > start => {
-                    let elapsed = Decimal::from(now.min(ws.end).as_nanos() - start.as_nanos());
-                    let length = Decimal::from(ws.end.as_nanos() - start.as_nanos());
-                    v.checked_mul(length)
-                        .and_then(|x| x.checked_div(elapsed))
-                        .map(|p| p.round_dp(4))
-                }
-                _ => None,
-            };
-            let milestones = if goal.direction == Direction::AtLeast {
-                goal.milestones
-                    .iter()
-                    .zip(&goal.thresholds)
-                    .enumerate()
-                    .map(|(i, (m, t))| MilestoneView {
-                        fraction: decimal_json(*m),
-                        threshold: decimal_json(*t),
-                        reached: i < 64 && ws.reached & (1u64 << i) != 0,
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            WindowView {
-                goal_id: goal.id.to_string(),
-                group: goal
-                    .group_by_names
-                    .iter()
-                    .zip(key.0.iter())
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                window_start: start.to_rfc3339(),
-                window_end: ws.end.to_rfc3339(),
-                value: value.map(decimal_json),
-                target: decimal_json(goal.target),
-                direction: goal.direction.as_str().to_string(),
-                progress: progress.map(|p| decimal_json(p.round_dp(6))),
-                milestones,
-                breached: ws.breached,
-                time_left_seconds: now
-                    .map(|n| ((ws.end.as_nanos() - n.as_nanos()) / 1_000_000_000).max(0)),
-                pace: pace.map(decimal_json),
-                instance: instance.to_string(),
-            }
-        })
-        .collect()
+/// The order of a goal's windows in an answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// By group, then window start.
+    #[default]
+    Group,
+    /// Most progress first (windows without progress last), then by group and window start.
+    Progress,
 }
 
-/// Sorts window views by group, then window start: the order every instance answers in.
-pub fn sort_views(views: &mut [WindowView]) {
+/// One window of a goal, before its view is built: what ordering needs, and where it is.
+struct Candidate<'a> {
+    group: Vec<&'a str>,
+    start: Timestamp,
+    progress: Option<Decimal>,
+    key: &'a GroupKey,
+    state: &'a WindowState,
+    now: Option<Timestamp>,
+}
+
+/// A page of one goal's windows, and how many windows there are in all.
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// The first `limit` windows in the order asked for.
+    pub windows: Vec<WindowView>,
+    /// All the windows of the goal held here.
+    pub total: usize,
+}
+
+fn progress_of(goal: &Goal, value: Option<Decimal>) -> Option<Decimal> {
+    match value {
+        Some(v) if !goal.target.is_zero() => v.checked_div(goal.target).map(|p| p.round_dp(6)),
+        _ => None,
+    }
+}
+
+/// Progress descending, windows without progress last.
+fn by_progress(a: Option<Decimal>, b: Option<Decimal>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => b.cmp(&a),
+        (a, b) => b.is_some().cmp(&a.is_some()),
+    }
+}
+
+/// The first `limit` of one goal's open windows held by `owners`, in `order`. Only the views
+/// returned are built, so the work per query is bounded by `limit` beyond a pass over the
+/// windows.
+pub fn window_page<'a>(
+    goal: &Goal,
+    index: usize,
+    owners: impl Iterator<Item = &'a Owner>,
+    instance: &str,
+    order: Order,
+    limit: usize,
+) -> Answer {
+    // Groups compare like the views' maps: values in the order of their names.
+    let mut names: Vec<usize> = (0..goal.group_by_names.len()).collect();
+    names.sort_by(|a, b| goal.group_by_names[*a].cmp(&goal.group_by_names[*b]));
+    let mut all: Vec<Candidate<'a>> = Vec::new();
+    for owner in owners {
+        let now = owner.stream_time();
+        all.extend(owner.windows_of(index).map(|(key, start, state)| {
+            Candidate {
+                group: names
+                    .iter()
+                    .filter_map(|i| key.0.get(*i).map(|v| &**v))
+                    .collect(),
+                start,
+                progress: progress_of(goal, state.aggregate.value()),
+                key,
+                state,
+                now,
+            }
+        }));
+    }
+    let total = all.len();
+    let cmp = |a: &Candidate, b: &Candidate| {
+        let tie = || (&a.group, a.start).cmp(&(&b.group, b.start));
+        match order {
+            Order::Group => tie(),
+            Order::Progress => by_progress(a.progress, b.progress).then_with(tie),
+        }
+    };
+    if limit < all.len() {
+        if limit > 0 {
+            all.select_nth_unstable_by(limit - 1, cmp);
+        }
+        all.truncate(limit);
+    }
+    all.sort_by(cmp);
+    let windows = all
+        .iter()
+        .map(|c| window_view(goal, c.key, c.start, c.state, c.now, instance))
+        .collect();
+    Answer { windows, total }
+}
+
+/// The view of one open window; `now` is its owner's stream time.
+fn window_view(
+    goal: &Goal,
+    key: &GroupKey,
+    start: Timestamp,
+    ws: &WindowState,
+    now: Option<Timestamp>,
+    instance: &str,
+) -> WindowView {
+    let additive = matches!(goal.metric(), Metric::Count | Metric::Sum);
+    let value = ws.aggregate.value();
+    let pace = match (value, now) {
+        (Some(v), Some(now)) if additive && now > start => {
+            let elapsed = Decimal::from(now.min(ws.end).as_nanos() - start.as_nanos());
+            let length = Decimal::from(ws.end.as_nanos() - start.as_nanos());
+            v.checked_mul(length)
+                .and_then(|x| x.checked_div(elapsed))
+                .map(|p| p.round_dp(4))
+        }
+        _ => None,
+    };
+    let milestones = if goal.direction == Direction::AtLeast {
+        goal.milestones
+            .iter()
+            .zip(&goal.thresholds)
+            .enumerate()
+            .map(|(i, (m, t))| MilestoneView {
+                fraction: decimal_json(*m),
+                threshold: decimal_json(*t),
+                reached: i < 64 && ws.reached & (1u64 << i) != 0,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    WindowView {
+        goal_id: goal.id.to_string(),
+        group: goal
+            .group_by_names
+            .iter()
+            .zip(key.0.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        window_start: start.to_rfc3339(),
+        window_end: ws.end.to_rfc3339(),
+        value: value.map(decimal_json),
+        target: decimal_json(goal.target),
+        direction: goal.direction.as_str().to_string(),
+        progress: progress_of(goal, value).map(decimal_json),
+        milestones,
+        breached: ws.breached,
+        time_left_seconds: now.map(|n| ((ws.end.as_nanos() - n.as_nanos()) / 1_000_000_000).max(0)),
+        pace: pace.map(decimal_json),
+        instance: instance.to_string(),
+    }
+}
+
+/// Sorts window views in `order`: the order every instance answers in.
+pub fn sort_views(views: &mut [WindowView], order: Order) {
     views.sort_by(|a, b| {
-        (&a.goal_id, &a.group, &a.window_start).cmp(&(&b.goal_id, &b.group, &b.window_start))
+        let tie = || {
+            (&a.goal_id, &a.group, &a.window_start).cmp(&(&b.goal_id, &b.group, &b.window_start))
+        };
+        match order {
+            Order::Group => tie(),
+            Order::Progress => {
+                by_progress(a.progress.map(|p| p.0), b.progress.map(|p| p.0)).then_with(tie)
+            }
+        }
     });
 }
 
-/// JSON text embedded as is (checked only when served, not on every publish).
+/// An attainment event's JSON text, embedded as is when this instance wrote it. Read from a peer,
+/// it is first parsed as an [`AttainmentJson`] (typed fields, numbers as numbers, known kinds
+/// and outcomes only) and written anew, so nothing a peer sends is passed through unchecked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawJson(pub String);
 
@@ -203,7 +339,112 @@ impl Serialize for RawJson {
 
 impl<'de> Deserialize<'de> for RawJson {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Box::<RawValue>::deserialize(d).map(|r| RawJson(r.get().to_string()))
+        let typed = AttainmentJson::deserialize(d)?;
+        typed.check().map_err(serde::de::Error::custom)?;
+        serde_json::to_string(&typed)
+            .map(RawJson)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The fields of an attainment event as `json::encode_attainment` writes them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttainmentJson {
+    attainment_id: String,
+    goal_id: String,
+    kind: String,
+    group: BTreeMap<String, String>,
+    window_start: String,
+    window_end: String,
+    value: Option<Num>,
+    target: Num,
+    progress: Option<Num>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    milestone: Option<Num>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    triggered_by: Option<String>,
+    event_time: String,
+}
+
+/// Why an answer of another instance was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PeerDataError {
+    /// A field holds a value outside its allowed set.
+    #[error("{field} `{value}` is not allowed; expected {allowed}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// What is allowed.
+        allowed: &'static str,
+    },
+}
+
+fn one_of(
+    field: &'static str,
+    value: &str,
+    ok: bool,
+    allowed: &'static str,
+) -> Result<(), PeerDataError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(PeerDataError::Invalid {
+            field,
+            value: value.chars().take(64).collect(),
+            allowed,
+        })
+    }
+}
+
+fn check_time(field: &'static str, value: &str) -> Result<(), PeerDataError> {
+    let ok = Timestamp::parse_rfc3339(value).is_ok();
+    one_of(field, value, ok, "an RFC 3339 time")
+}
+
+impl AttainmentJson {
+    /// Checks the fields a type alone does not: kinds, outcomes, times.
+    pub fn check(&self) -> Result<(), PeerDataError> {
+        let kinds = crate::model::AttainmentKind::ALL.map(|k| k.as_str());
+        one_of(
+            "kind",
+            &self.kind,
+            kinds.contains(&self.kind.as_str()),
+            "milestone, breached or final",
+        )?;
+        if let Some(o) = &self.outcome {
+            let ok = crate::model::Outcome::from_name(o).is_some();
+            one_of("outcome", o, ok, "attained, missed or insufficient_data")?;
+        }
+        check_time("window_start", &self.window_start)?;
+        check_time("window_end", &self.window_end)?;
+        check_time("event_time", &self.event_time)
+    }
+}
+
+impl WindowView {
+    /// Checks a window view read from another instance: its goal, instance and times.
+    pub fn check(&self, goal_id: &str, instance: &str) -> Result<(), PeerDataError> {
+        one_of(
+            "goal_id",
+            &self.goal_id,
+            self.goal_id == goal_id,
+            "the goal asked for",
+        )?;
+        one_of(
+            "instance",
+            &self.instance,
+            self.instance == instance,
+            "the instance asked",
+        )?;
+        let ok = ["at_least", "at_most"].contains(&self.direction.as_str());
+        one_of("direction", &self.direction, ok, "at_least or at_most")?;
+        check_time("window_start", &self.window_start)?;
+        check_time("window_end", &self.window_end)
     }
 }
 
@@ -256,8 +497,12 @@ pub struct RecentAttainment {
 pub struct Query {
     /// The goal's index.
     pub goal: usize,
+    /// The order of the windows.
+    pub order: Order,
+    /// The most windows answered (the first ones in `order`).
+    pub limit: usize,
     /// Where the answer goes.
-    pub reply: tokio::sync::oneshot::Sender<Vec<WindowView>>,
+    pub reply: tokio::sync::oneshot::Sender<Answer>,
 }
 
 /// The worker's end of the query channel.

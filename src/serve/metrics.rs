@@ -36,7 +36,8 @@ pub const RESTORE_REMAINING: &str = "goalpost_restore_remaining_records";
 /// Attainment events published, labels `kind`, `goal` (counter).
 pub const ATTAINMENTS: &str = "goalpost_attainments_total";
 /// Progress of the current window, labels `goal`, `group`; only for goals listed in
-/// `[metrics] progress_gauges` (gauge, 1.0 = target).
+/// `[metrics] progress_gauges` (gauge, 1.0 = target). Only groups with an open window are
+/// exported: a group's series goes when its last window closes.
 pub const GOAL_PROGRESS: &str = "goalpost_goal_progress_ratio";
 /// 1 once every assigned partition's state is restored (gauge).
 pub const READY: &str = "goalpost_ready";
@@ -67,7 +68,8 @@ pub const NAMES: &[&str] = &[
     ASSIGNED_PARTITIONS,
 ];
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
@@ -75,6 +77,9 @@ use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use crate::codec::RejectReason;
 use crate::goals::GoalSet;
 use crate::model::AttainmentKind;
+
+/// One goal's id and the progress of each of its groups with an open window.
+type GoalProgress = (String, BTreeMap<String, f64>);
 
 /// Metric handles, registered once at startup; the processing loop only adds to them.
 ///
@@ -120,8 +125,10 @@ pub struct Telemetry {
     pub assigned_repartition: Gauge,
     /// Goal indexes with progress gauges switched on.
     progress_goals: Vec<bool>,
-    /// [`GOAL_PROGRESS`] handles, registered on a group's first appearance.
-    progress: Mutex<HashMap<(usize, String), Gauge>>,
+    /// [`GOAL_PROGRESS`] per goal index: goal id and the progress of each group with an open
+    /// window. Rendered by [`Telemetry::render_progress`], not through the recorder, so that
+    /// groups whose windows have closed can be dropped.
+    progress: Mutex<BTreeMap<usize, GoalProgress>>,
 }
 
 impl Telemetry {
@@ -161,7 +168,7 @@ impl Telemetry {
             assigned_input: gauge!(ASSIGNED_PARTITIONS, "kind" => "input"),
             assigned_repartition: gauge!(ASSIGNED_PARTITIONS, "kind" => "repartition"),
             progress_goals: ids.iter().map(|id| progress_goals.contains(id)).collect(),
-            progress: Mutex::new(HashMap::new()),
+            progress: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -175,16 +182,72 @@ impl Telemetry {
         self.progress_goals.get(goal).copied().unwrap_or(false)
     }
 
-    /// Sets the progress gauge of a goal's group (only for goals with progress gauges).
-    pub fn set_progress(&self, goal: usize, goal_id: &str, group: &str, progress: f64) {
+    /// Sets the progress gauges of a goal (only for goals with progress gauges): one per group
+    /// with an open window; groups not listed are dropped.
+    pub fn replace_progress(
+        &self,
+        goal: usize,
+        goal_id: &str,
+        groups: impl IntoIterator<Item = (String, f64)>,
+    ) {
         if !self.has_progress_gauge(goal) {
             return;
         }
+        let groups = groups.into_iter().collect();
         let mut map = self.progress.lock().expect("progress gauges lock");
-        map.entry((goal, group.to_string()))
-            .or_insert_with(|| {
-                gauge!(GOAL_PROGRESS, "goal" => goal_id.to_string(), "group" => group.to_string())
-            })
-            .set(progress);
+        map.insert(goal, (goal_id.to_string(), groups));
+    }
+
+    /// The [`GOAL_PROGRESS`] series in the Prometheus text format (empty without any).
+    pub fn render_progress(&self) -> String {
+        let map = self.progress.lock().expect("progress gauges lock");
+        let mut out = String::new();
+        for (goal, groups) in map.values() {
+            for (group, value) in groups {
+                if out.is_empty() {
+                    let _ = writeln!(out, "# TYPE {GOAL_PROGRESS} gauge");
+                }
+                let _ = writeln!(
+                    out,
+                    "{GOAL_PROGRESS}{{goal=\"{}\",group=\"{}\"}} {value}",
+                    label_value(goal),
+                    label_value(group)
+                );
+            }
+        }
+        out
+    }
+}
+
+/// A label value escaped for the Prometheus text format.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_gauges_of_closed_windows_are_dropped() {
+        let goals = GoalSet::from_toml(
+            "[[goals]]\nid = \"wins\"\nmetric = \"count\"\nfilter = { event_type = \"deal_won\" }\n\
+             group_by = [\"region\"]\nwindow = { tumbling = \"1d\" }\ntarget = 4\n",
+        )
+        .unwrap();
+        let t = Telemetry::new(&goals, &["wins".to_string()]);
+        t.replace_progress(0, "wins", [("east".into(), 0.5), ("we\"st".into(), 1.25)]);
+        let text = t.render_progress();
+        assert!(text.contains("goalpost_goal_progress_ratio{goal=\"wins\",group=\"east\"} 0.5"));
+        assert!(text.contains("group=\"we\\\"st\"} 1.25"), "{text}");
+        // East's window closed; only west has one open.
+        t.replace_progress(0, "wins", [("we\"st".into(), 1.5)]);
+        let text = t.render_progress();
+        assert!(!text.contains("east"), "{text}");
+        assert!(text.contains("} 1.5"), "{text}");
+        t.replace_progress(0, "wins", []);
+        assert_eq!(t.render_progress(), "");
     }
 }

@@ -6,10 +6,13 @@
 //! transaction has committed, through a [`Hub`]; the HTTP server (axum, on its own tokio runtime)
 //! serves them. Nothing here touches Kafka or the engine's state directly.
 
+pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod peers;
+#[cfg(test)]
+mod tests;
 
 pub use hub::{Hub, Query, QueryReceiver, WindowView};
 pub use metrics::Telemetry;
@@ -52,8 +55,26 @@ use crate::runtime::kafka::config::HttpConfig;
 use crate::runtime::kafka::{RunConfig, Serving};
 pub use http::{ServeError, ServeOptions, Server, Token};
 
-/// Installs the process-wide Prometheus recorder (once per process) and returns its handle.
+/// How often the recorder's upkeep drains histogram samples into their buckets, so that memory
+/// stays bounded between scrapes (or without any).
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Installs the process-wide Prometheus recorder (once per process) and returns its handle; a
+/// thread of its own runs the recorder's upkeep every few seconds.
 pub fn install_recorder() -> Result<PrometheusHandle, ServeError> {
+    let handle = build_recorder()?;
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("goalpost-metrics".into())
+        .spawn(move || loop {
+            std::thread::sleep(METRICS_UPKEEP_EVERY);
+            upkeep.run_upkeep();
+        })
+        .map_err(ServeError::Runtime)?;
+    Ok(handle)
+}
+
+fn build_recorder() -> Result<PrometheusHandle, ServeError> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full(metrics::TXN_DURATION.to_string()),
@@ -67,23 +88,40 @@ pub fn install_recorder() -> Result<PrometheusHandle, ServeError> {
 
 /// The bearer token of `[http]`, read from its file or environment variable.
 pub fn resolve_token(http: &HttpConfig) -> Result<Option<Token>, ServeError> {
-    if let Some(path) = &http.token_file {
+    read_secret(
+        ("http.token_file", http.token_file.as_deref()),
+        ("http.token_env", http.token_env.as_deref()),
+    )
+}
+
+/// The peer secret of `[http]` (`peer_token_file` or `peer_token_env`), if any.
+pub fn resolve_peer_token(http: &HttpConfig) -> Result<Option<Token>, ServeError> {
+    read_secret(
+        ("http.peer_token_file", http.peer_token_file.as_deref()),
+        ("http.peer_token_env", http.peer_token_env.as_deref()),
+    )
+}
+
+/// A secret from a file or an environment variable, each named by its setting.
+fn read_secret(
+    (file_key, file): (&str, Option<&std::path::Path>),
+    (env_key, env): (&str, Option<&str>),
+) -> Result<Option<Token>, ServeError> {
+    if let Some(path) = file {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ServeError::Token(format!("http.token_file `{}`: {e}", path.display())))?;
-        return Token::new(&text).map(Some).ok_or_else(|| {
-            ServeError::Token(format!("http.token_file `{}` is empty", path.display()))
-        });
+            .map_err(|e| ServeError::Token(format!("{file_key} `{}`: {e}", path.display())))?;
+        return Token::new(&text)
+            .map(Some)
+            .ok_or_else(|| ServeError::Token(format!("{file_key} `{}` is empty", path.display())));
     }
-    if let Some(var) = &http.token_env {
+    if let Some(var) = env {
         let text = std::env::var(var).map_err(|_| {
             ServeError::Token(format!(
-                "http.token_env: environment variable `{var}` is not set"
+                "{env_key}: environment variable `{var}` is not set"
             ))
         })?;
         return Token::new(&text).map(Some).ok_or_else(|| {
-            ServeError::Token(format!(
-                "http.token_env: environment variable `{var}` is empty"
-            ))
+            ServeError::Token(format!("{env_key}: environment variable `{var}` is empty"))
         });
     }
     Ok(None)
@@ -129,25 +167,43 @@ pub fn start_for_run(
         ))
     })?;
     let token = resolve_token(&cfg.http)?;
+    let peer_token = resolve_peer_token(&cfg.http)?;
     let telemetry = Telemetry::new(&goals, &cfg.metrics.progress_gauges);
     let instance = cfg.instance_id();
     let (hub, queries) = Hub::new(goals, instance.clone(), telemetry);
+    let listener = http::bind(listen)?;
+    let bound = listener.local_addr().map_err(ServeError::Runtime)?;
+    let url = advertised_url(&cfg.http, bound);
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &cfg.kafka.bootstrap_servers);
     for (k, v) in &cfg.kafka.properties {
         client.set(k, v);
     }
-    let peers = peers::Peers::new(client, cfg.app.application_id.clone(), instance);
-    let server = http::start(
+    // Peers get the peer secret; without one, the API token (only ever to trusted hosts).
+    let trust = peers::PeerTrust::new(
+        &cfg.http.peer_hosts,
+        &url,
+        peer_token.clone().or_else(|| token.clone()),
+    );
+    let peers = peers::Peers::new(client, cfg.app.application_id.clone(), instance, trust);
+    let server = http::serve(
+        listener,
         hub.clone(),
         ServeOptions {
             listen,
             token,
             metrics: metrics_handle,
             peers: Some(peers),
+            peer_token,
+            limits: guard::Limits {
+                max_connections: cfg.http.max_connections,
+                max_requests: cfg.http.max_requests,
+                max_streams: cfg.http.max_streams,
+                ..guard::Limits::default()
+            },
+            advertised_host: peers::url_host(&url),
         },
     )?;
-    let url = advertised_url(&cfg.http, server.addr);
     Ok(Some((
         Serving {
             hub,

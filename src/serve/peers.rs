@@ -4,6 +4,10 @@
 //! group's member list (ListGroups/DescribeGroups) therefore names every live instance and where
 //! to reach its HTTP server. Ownership follows the group's assignment: an instance's answer for
 //! `scope=local` is exactly the state of the partitions it owns now.
+//!
+//! Anyone who can join the consumer group can advertise any URL, so a member is asked only when
+//! its URL's host is trusted ([`PeerTrust`]), and it is sent the peer secret (or, without one,
+//! the API token) only then.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
@@ -16,8 +20,17 @@ use super::http::Token;
 
 /// How long a member list is reused.
 const MEMBERS_TTL: StdDuration = StdDuration::from_secs(2);
+/// How long a failed member listing is remembered, so that a Kafka outage costs one wait, not
+/// one per query.
+const FAILED_TTL: StdDuration = StdDuration::from_secs(10);
+/// How long listing the group's members may take.
+const LIST_TIMEOUT: StdDuration = StdDuration::from_secs(3);
 /// Timeout of one peer request.
 const PEER_TIMEOUT: StdDuration = StdDuration::from_secs(3);
+/// Overall deadline of asking every peer: those that have not answered by then are unavailable.
+pub const FAN_OUT_DEADLINE: StdDuration = StdDuration::from_secs(4);
+/// The most peers asked at once; members beyond it are unavailable.
+const MAX_PEERS: usize = 32;
 
 /// The consumer `client.id` that advertises an instance's HTTP address to the group.
 pub fn client_id(instance: &str, url: &str) -> String {
@@ -31,6 +44,82 @@ pub fn parse_client_id(id: &str) -> Option<(String, String)> {
     (!instance.is_empty() && url.starts_with("http")).then(|| (instance.into(), url.into()))
 }
 
+/// The host of an `http://host[:port][/path]` URL, lower case, IPv6 without brackets; `None`
+/// for any other scheme or a URL with user information.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.contains('@') {
+        return None;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.0,
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Which advertised hosts this instance calls, and the secret it sends them.
+#[derive(Clone, Debug)]
+pub struct PeerTrust {
+    /// Host patterns: an exact host, or `*.suffix` for any host under `suffix`.
+    hosts: Vec<String>,
+    /// Sent as `Authorization: Bearer` to trusted peers.
+    credential: Option<Token>,
+}
+
+impl PeerTrust {
+    /// Trust for `http.peer_hosts` (empty: derived from `own_url`) and a credential.
+    ///
+    /// Derived: loopback hosts when this instance's own host is loopback; otherwise its own
+    /// host and, for a DNS name of several labels, every host under the same parent domain
+    /// (`goalpost-0.goalpost-headless` trusts `*.goalpost-headless`).
+    pub fn new(configured: &[String], own_url: &str, credential: Option<Token>) -> PeerTrust {
+        let hosts = if configured.is_empty() {
+            derived_hosts(own_url)
+        } else {
+            configured.iter().map(|h| h.to_ascii_lowercase()).collect()
+        };
+        PeerTrust { hosts, credential }
+    }
+
+    /// Whether a member advertising `url` may be asked.
+    pub fn allows(&self, url: &str) -> bool {
+        let Some(host) = url_host(url) else {
+            return false;
+        };
+        self.hosts.iter().any(|p| match p.strip_prefix("*.") {
+            Some(suffix) => host
+                .strip_suffix(suffix)
+                .is_some_and(|label| label.ends_with('.') && label.len() > 1),
+            None if p == "loopback" => is_loopback(&host),
+            None => *p == host,
+        })
+    }
+}
+
+fn derived_hosts(own_url: &str) -> Vec<String> {
+    let Some(host) = url_host(own_url) else {
+        return Vec::new();
+    };
+    if is_loopback(&host) {
+        return vec!["loopback".into()];
+    }
+    let mut hosts = vec![host.clone()];
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    if let Some((_, parent)) = host.split_once('.').filter(|_| !is_ip) {
+        hosts.push(format!("*.{parent}"));
+    }
+    hosts
+}
+
 /// A live instance other than this one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
@@ -40,112 +129,161 @@ pub struct Peer {
     pub url: String,
 }
 
+/// The members of the group as last listed: trusted peers, and untrusted members (by instance).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members {
+    /// Peers to ask.
+    pub trusted: Vec<Peer>,
+    /// Members not asked: their URL's host is not trusted, or there are too many.
+    pub refused: Vec<String>,
+}
+
 struct Cache {
     at: Option<Instant>,
-    peers: Vec<Peer>,
+    result: Result<Members, String>,
+}
+
+/// Where the member list comes from.
+enum Source {
+    Group {
+        client: ClientConfig,
+        group: String,
+        consumer: Option<Arc<BaseConsumer>>,
+    },
+    /// A fixed list (tests).
+    Fixed(Vec<Peer>),
 }
 
 /// Finds and asks the other instances of the application.
 pub struct Peers {
-    client: ClientConfig,
-    group: String,
     instance: String,
-    consumer: Mutex<Option<Arc<BaseConsumer>>>,
+    trust: PeerTrust,
+    /// Held while listing, so that concurrent queries wait for one listing, not one each.
+    source: Mutex<Source>,
     cache: Mutex<Cache>,
 }
 
 impl Peers {
     /// Peers of `instance` in consumer group `group`, reached with `client` (Kafka settings).
-    pub fn new(client: ClientConfig, group: String, instance: String) -> Peers {
-        Peers {
-            client,
-            group,
+    pub fn new(client: ClientConfig, group: String, instance: String, trust: PeerTrust) -> Peers {
+        Peers::with_source(
+            Source::Group {
+                client,
+                group,
+                consumer: None,
+            },
             instance,
-            consumer: Mutex::new(None),
+            trust,
+        )
+    }
+
+    /// Peers from a fixed list instead of the group (tests).
+    pub fn fixed(peers: Vec<Peer>, instance: String, trust: PeerTrust) -> Peers {
+        Peers::with_source(Source::Fixed(peers), instance, trust)
+    }
+
+    fn with_source(source: Source, instance: String, trust: PeerTrust) -> Peers {
+        Peers {
+            instance,
+            trust,
+            source: Mutex::new(source),
             cache: Mutex::new(Cache {
                 at: None,
-                peers: Vec::new(),
+                result: Ok(Members::default()),
             }),
         }
     }
 
-    fn list_members(&self) -> Result<Vec<Peer>, String> {
-        let consumer = {
-            let mut slot = self.consumer.lock().expect("peer client lock");
-            match &*slot {
-                Some(c) => c.clone(),
-                None => {
-                    let c: BaseConsumer = self
-                        .client
-                        .create()
-                        .map_err(|e| format!("create the group client: {e}"))?;
-                    let c = Arc::new(c);
-                    *slot = Some(c.clone());
-                    c
-                }
-            }
+    fn cached(&self) -> Option<Result<Members, String>> {
+        let cache = self.cache.lock().expect("peer cache lock");
+        let ttl = if cache.result.is_ok() {
+            MEMBERS_TTL
+        } else {
+            FAILED_TTL
         };
-        let list = consumer
-            .fetch_group_list(Some(&self.group), StdDuration::from_secs(5))
-            .map_err(|e| format!("list the members of group {}: {e}", self.group))?;
-        let mut peers: Vec<Peer> = list
-            .groups()
-            .iter()
-            .filter(|g| g.name() == self.group)
-            .flat_map(|g| g.members().iter())
-            .filter_map(|m| parse_client_id(m.client_id()))
-            .filter(|(instance, _)| *instance != self.instance)
-            .map(|(instance, url)| Peer { instance, url })
-            .collect();
-        peers.sort_by(|a, b| a.instance.cmp(&b.instance));
-        peers.dedup();
-        Ok(peers)
+        cache
+            .at
+            .is_some_and(|t| t.elapsed() < ttl)
+            .then(|| cache.result.clone())
     }
 
-    /// The other live instances (cached briefly).
-    pub fn members(&self) -> Result<Vec<Peer>, String> {
-        {
-            let cache = self.cache.lock().expect("peer cache lock");
-            if cache.at.is_some_and(|t| t.elapsed() < MEMBERS_TTL) {
-                return Ok(cache.peers.clone());
-            }
+    /// The other live instances (cached briefly; a failure is cached longer).
+    pub fn members(&self) -> Result<Members, String> {
+        if let Some(hit) = self.cached() {
+            return hit;
         }
-        let peers = self.list_members()?;
+        let mut source = self.source.lock().expect("peer source lock");
+        // Another query may have listed them while this one waited.
+        if let Some(hit) = self.cached() {
+            return hit;
+        }
+        let result = list_members(&mut source).map(|all| self.sort_out(all));
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "cannot list the other instances");
+        }
         let mut cache = self.cache.lock().expect("peer cache lock");
         cache.at = Some(Instant::now());
-        cache.peers = peers.clone();
-        Ok(peers)
+        cache.result = result.clone();
+        result
     }
 
-    /// GETs `path` (with its query) from every other instance, in parallel: (instance, body).
+    fn sort_out(&self, mut all: Vec<Peer>) -> Members {
+        all.retain(|p| p.instance != self.instance);
+        all.sort_by(|a, b| a.instance.cmp(&b.instance));
+        all.dedup();
+        let mut members = Members::default();
+        for peer in all {
+            if self.trust.allows(&peer.url) && members.trusted.len() < MAX_PEERS {
+                members.trusted.push(peer);
+            } else {
+                tracing::debug!(instance = %peer.instance, url = %peer.url, "member not asked");
+                members.refused.push(peer.instance);
+            }
+        }
+        members
+    }
+
+    /// GETs `path` (with its query) from every trusted instance, in parallel, within
+    /// [`FAN_OUT_DEADLINE`]: (instance, body). Members not asked or not answering in time are
+    /// errors.
     pub async fn fetch_all<T: DeserializeOwned + Send + 'static>(
         self: &Arc<Self>,
         path: &str,
-        token: Option<Token>,
     ) -> Vec<(String, Result<T, String>)> {
+        let deadline = tokio::time::Instant::now() + FAN_OUT_DEADLINE;
         let me = self.clone();
-        let members = match tokio::task::spawn_blocking(move || me.members()).await {
-            Ok(Ok(m)) => m,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot list the other instances");
-                return vec![("(group)".to_string(), Err(e))];
-            }
-            Err(e) => return vec![("(group)".to_string(), Err(e.to_string()))],
+        let listed =
+            tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || me.members()));
+        let members = match listed.await {
+            Ok(Ok(Ok(m))) => m,
+            Ok(Ok(Err(e))) => return vec![("(group)".to_string(), Err(e))],
+            Ok(Err(e)) => return vec![("(group)".to_string(), Err(e.to_string()))],
+            Err(_) => return vec![("(group)".to_string(), Err("listing timed out".into()))],
         };
+        let mut out: Vec<(String, Result<T, String>)> = members
+            .refused
+            .into_iter()
+            .map(|i| {
+                (
+                    i,
+                    Err("its advertised host is not trusted (http.peer_hosts)".into()),
+                )
+            })
+            .collect();
         let mut tasks = Vec::new();
-        for peer in members {
+        for peer in members.trusted {
             let url = format!("{}{}", peer.url.trim_end_matches('/'), path);
-            let token = token.clone();
+            let credential = self.trust.credential.clone();
             tasks.push((
                 peer.instance,
-                tokio::task::spawn_blocking(move || get_json::<T>(&url, token.as_ref())),
+                tokio::task::spawn_blocking(move || get_json::<T>(&url, credential.as_ref())),
             ));
         }
-        let mut out = Vec::new();
         for (instance, task) in tasks {
-            let result = match task.await {
-                Ok(r) => r,
-                Err(e) => Err(e.to_string()),
+            let result = match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer within the fan-out deadline".into()),
             };
             out.push((instance, result));
         }
@@ -153,10 +291,41 @@ impl Peers {
     }
 }
 
-/// GETs a JSON body from another instance, with the bearer token.
-pub fn get_json<T: DeserializeOwned>(url: &str, token: Option<&Token>) -> Result<T, String> {
+fn list_members(source: &mut Source) -> Result<Vec<Peer>, String> {
+    let (client, group, slot) = match source {
+        Source::Fixed(peers) => return Ok(peers.clone()),
+        Source::Group {
+            client,
+            group,
+            consumer,
+        } => (client, group, consumer),
+    };
+    let consumer = match slot {
+        Some(c) => c.clone(),
+        None => {
+            let c: BaseConsumer = client
+                .create()
+                .map_err(|e| format!("create the group client: {e}"))?;
+            slot.insert(Arc::new(c)).clone()
+        }
+    };
+    let list = consumer
+        .fetch_group_list(Some(group), LIST_TIMEOUT)
+        .map_err(|e| format!("list the members of group {group}: {e}"))?;
+    Ok(list
+        .groups()
+        .iter()
+        .filter(|g| g.name() == group)
+        .flat_map(|g| g.members().iter())
+        .filter_map(|m| parse_client_id(m.client_id()))
+        .map(|(instance, url)| Peer { instance, url })
+        .collect())
+}
+
+/// GETs a JSON body from another instance, with a bearer credential.
+pub fn get_json<T: DeserializeOwned>(url: &str, credential: Option<&Token>) -> Result<T, String> {
     let mut request = ureq::get(url).timeout(PEER_TIMEOUT);
-    if let Some(t) = token {
+    if let Some(t) = credential {
         request = request.set("Authorization", &format!("Bearer {}", t.expose()));
     }
     let response = request.call().map_err(|e| match e {
@@ -166,7 +335,7 @@ pub fn get_json<T: DeserializeOwned>(url: &str, token: Option<&Token>) -> Result
     let text = response
         .into_string()
         .map_err(|e| format!("GET {url}: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("GET {url}: invalid JSON: {e}"))
+    serde_json::from_str(&text).map_err(|e| format!("GET {url}: invalid answer: {e}"))
 }
 
 #[cfg(test)]
@@ -186,5 +355,40 @@ mod tests {
         assert_eq!(parse_client_id("rdkafka"), None);
         assert_eq!(parse_client_id("goalpost;;http://x"), None);
         assert_eq!(parse_client_id("goalpost;a;ftp://x"), None);
+    }
+
+    #[test]
+    fn hosts_are_read_from_urls() {
+        assert_eq!(url_host("http://a.b:80/x").as_deref(), Some("a.b"));
+        assert_eq!(url_host("http://[::1]:8080").as_deref(), Some("::1"));
+        assert_eq!(url_host("http://Host").as_deref(), Some("host"));
+        assert_eq!(url_host("http://user@evil:80"), None);
+        assert_eq!(url_host("https://a:1"), None);
+        assert_eq!(url_host("http://:80"), None);
+    }
+
+    #[test]
+    fn trust_is_derived_from_the_own_url_or_configured() {
+        let t = PeerTrust::new(&[], "http://goalpost-0.goalpost-headless:8080", None);
+        assert!(t.allows("http://goalpost-1.goalpost-headless:8080"));
+        assert!(!t.allows("http://goalpost-headless:8080"));
+        assert!(!t.allows("http://evil.example:8080"));
+        assert!(!t.allows("http://x.goalpost-headless.evil:8080"));
+        assert!(!t.allows("http://169.254.169.254/latest"));
+        let local = PeerTrust::new(&[], "http://127.0.0.1:8080", None);
+        assert!(local.allows("http://127.0.0.1:9000"));
+        assert!(local.allows("http://localhost:9000"));
+        assert!(!local.allows("http://10.0.0.1:9000"));
+        let ip = PeerTrust::new(&[], "http://10.0.0.5:8080", None);
+        assert!(ip.allows("http://10.0.0.5:8081"));
+        assert!(!ip.allows("http://0.0.0.5:8080"));
+        let set = PeerTrust::new(
+            &["10.0.0.6".into(), "*.svc".into()],
+            "http://10.0.0.5",
+            None,
+        );
+        assert!(set.allows("http://10.0.0.6:1"));
+        assert!(set.allows("http://a.svc:1"));
+        assert!(!set.allows("http://10.0.0.5:1"));
     }
 }

@@ -91,6 +91,26 @@ pub struct HttpConfig {
     /// instance does not own, e.g. `http://goalpost-1.goalpost:8080`. Default: `http://` plus
     /// the listen address, with the host name in place of an unspecified address (`0.0.0.0`).
     pub advertised_url: Option<String>,
+    /// Hosts of other instances this one may ask (any member of the consumer group can advertise
+    /// a URL): an exact host name or IP, `*.suffix` for any host under `suffix`, or `loopback`.
+    /// Members advertising another host are never called and are listed as unavailable.
+    /// Default (empty): derived from this instance's advertised URL: `loopback` for a loopback
+    /// host, else that host and, for a DNS name, every host under its parent domain
+    /// (`goalpost-0.goalpost-headless` allows `*.goalpost-headless`).
+    pub peer_hosts: Vec<String>,
+    /// File holding the secret instances send each other instead of the bearer token; it allows
+    /// only their `scope=local` queries. Default none: the bearer token is sent (to trusted
+    /// hosts only).
+    pub peer_token_file: Option<PathBuf>,
+    /// Name of an environment variable holding the peer secret (instead of `peer_token_file`).
+    pub peer_token_env: Option<String>,
+    /// Open connections at most; more are closed at once. Default 256.
+    pub max_connections: usize,
+    /// Requests handled at once at most; more get 503. Default 64.
+    pub max_requests: usize,
+    /// Event streams (`/v1/stream`, one per dashboard) open at once at most; more get 503.
+    /// Default 32.
+    pub max_streams: usize,
 }
 
 impl Default for HttpConfig {
@@ -102,6 +122,12 @@ impl Default for HttpConfig {
             token_env: None,
             allow_unauthenticated: false,
             advertised_url: None,
+            peer_hosts: Vec::new(),
+            peer_token_file: None,
+            peer_token_env: None,
+            max_connections: 256,
+            max_requests: 64,
+            max_streams: 32,
         }
     }
 }
@@ -397,6 +423,30 @@ impl RunConfig {
                 return Err(invalid(
                     "http.token_file and http.token_env are both set: choose one".into(),
                 ));
+            }
+            if cfg.http.peer_token_file.is_some() && cfg.http.peer_token_env.is_some() {
+                return Err(invalid(
+                    "http.peer_token_file and http.peer_token_env are both set: choose one".into(),
+                ));
+            }
+            let caps = [
+                ("max_connections", cfg.http.max_connections),
+                ("max_requests", cfg.http.max_requests),
+                ("max_streams", cfg.http.max_streams),
+            ];
+            if let Some((key, _)) = caps.iter().find(|(_, v)| *v == 0) {
+                return Err(invalid(format!("http.{key} is 0; allowed 1 or more")));
+            }
+            if let Some(h) = cfg.http.peer_hosts.iter().find(|h| {
+                let name = h.strip_prefix("*.").unwrap_or(h);
+                name.is_empty()
+                    || name.contains(['/', ':', '*', '@'])
+                        && name.parse::<std::net::IpAddr>().is_err()
+            }) {
+                return Err(invalid(format!(
+                    "http.peer_hosts entry `{h}` is not a host; expected a host name or IP, \
+                     `*.domain` or `loopback`"
+                )));
             }
             let has_token = cfg.http.token_file.is_some() || cfg.http.token_env.is_some();
             if !addr.ip().is_loopback() && !has_token && !cfg.http.allow_unauthenticated {
@@ -760,5 +810,37 @@ target = 3
         assert_eq!(read("max_future = \"off\""), Ok(MaxFuture(None)));
         let e = read("max_future = \"later\"").unwrap_err();
         assert!(e.contains("`later` is not a max_future"), "{e}");
+    }
+
+    #[test]
+    fn http_peer_trust_and_caps_are_checked() {
+        let c = RunConfig::from_toml(MIN, Path::new("c.toml")).unwrap();
+        assert!(c.http.peer_hosts.is_empty());
+        assert_eq!(
+            (
+                c.http.max_connections,
+                c.http.max_requests,
+                c.http.max_streams
+            ),
+            (256, 64, 32)
+        );
+        let http = |lines: &str| {
+            RunConfig::from_toml(&format!("{MIN}\n[http]\n{lines}\n"), Path::new("c.toml"))
+        };
+        http("peer_hosts = [\"*.goalpost-headless\", \"10.0.0.5\", \"::1\", \"loopback\"]\npeer_token_env = \"S\"")
+            .unwrap();
+        for (lines, says) in [
+            (
+                "peer_token_env = \"A\"\npeer_token_file = \"f\"",
+                "choose one",
+            ),
+            ("max_streams = 0", "http.max_streams is 0"),
+            ("peer_hosts = [\"http://x:80\"]", "`http://x:80`"),
+            ("peer_hosts = [\"*.\"]", "`*.`"),
+            ("peer_secret = \"x\"", "peer_secret"),
+        ] {
+            let e = http(lines).unwrap_err().to_string();
+            assert!(e.contains(says), "{lines}: {e}");
+        }
     }
 }

@@ -23,7 +23,6 @@ use crate::codec::{self, json, proto, Format};
 use crate::engine::{Applied, Contribution, GroupKey, Owner, Progress, Routed, Router};
 use crate::goals::GoalSet;
 use crate::model::{Attainment, SalesEvent, Timestamp};
-use crate::serve::hub::window_views;
 use crate::serve::hub::Committed;
 use crate::serve::{Hub, QueryReceiver, Telemetry};
 
@@ -1907,9 +1906,12 @@ impl Worker {
                     }
                 }
             }
-            for (group, (_, progress)) in latest {
-                t.set_progress(index, &goal.id, &group, progress);
-            }
+            // Groups without an open window lose their series.
+            t.replace_progress(
+                index,
+                &goal.id,
+                latest.into_iter().map(|(g, (_, p))| (g, p)),
+            );
         }
     }
 
@@ -1918,19 +1920,29 @@ impl Worker {
         let Some(rx) = &self.queries else {
             return;
         };
-        while let Ok(q) = rx.try_recv() {
+        // At most a few per round, each building at most `limit` views: the processing path
+        // stays bounded however many dashboards ask.
+        for _ in 0..crate::serve::hub::QUERIES_PER_ROUND {
+            let Ok(q) = rx.try_recv() else {
+                break;
+            };
             if q.reply.is_closed() {
                 // The asker gave up.
                 continue;
             }
-            let mut views = Vec::new();
-            if let Some(goal) = self.goals.goals.get(q.goal) {
-                for owner in self.owners.values() {
-                    views.extend(window_views(goal, q.goal, owner, &self.instance));
-                }
-            }
+            let answer = match self.goals.goals.get(q.goal) {
+                Some(goal) => crate::serve::hub::window_page(
+                    goal,
+                    q.goal,
+                    self.owners.values(),
+                    &self.instance,
+                    q.order,
+                    q.limit,
+                ),
+                None => Default::default(),
+            };
             // The asker may have given up.
-            let _ = q.reply.send(views);
+            let _ = q.reply.send(answer);
         }
     }
 
