@@ -87,8 +87,14 @@ enum Command {
         #[arg(long, default_value = "1h", value_name = "DURATION|off")]
         max_future: MaxFuture,
         /// What --max-future is measured against: the wall clock, or stream time (the latest
-        /// accepted event; the first event against the wall clock), for historical files.
-        #[arg(long, value_enum, default_value = "wall")]
+        /// accepted event; the first event against the wall clock), for historical files. With
+        /// `stream`, give --max-future too, longer than the longest quiet period of the data.
+        #[arg(
+            long,
+            value_enum,
+            default_value = "wall",
+            requires_if("stream", "max_future")
+        )]
         max_future_from: FutureFromArg,
     },
     /// Consume events from Kafka, fold them and publish attainment events, exactly once.

@@ -544,6 +544,20 @@ fn max_future_from_stream_and_off() {
         "{off_summary}"
     );
 
+    // With `stream`, the bound must be chosen for the data: no default.
+    let o = run(bin().args([
+        "replay",
+        "--goals",
+        EXAMPLE_GOALS,
+        "--max-future-from",
+        "stream",
+    ]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--max-future <DURATION|off>"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(bin().args(["replay", "--goals", EXAMPLE_GOALS, "--max-future", "soon"]));
     assert_eq!(o.status.code(), Some(2));
     assert!(

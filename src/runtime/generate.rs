@@ -44,7 +44,7 @@
 //! and examples use end in the past: a million events span about 23 years. Events ahead of the wall
 //! clock would be rejected as `future_timestamp` by `goalpost run` and by default by
 //! `goalpost replay`. A longer stream or a later start can run past today: replay it with
-//! `--max-future-from stream`.
+//! `--max-future-from stream --max-future 7d` (or `--max-future off`).
 //!
 //! # Delivery: disorder and redelivery
 //!
@@ -1269,12 +1269,12 @@ mod tests {
     /// sequence (code, platform or dependency) is noticed.
     #[test]
     fn default_stream_is_pinned() {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
-                                                   // At a fixed start, independent of the default.
+        // At a fixed start, independent of the default.
         let config = GenerateConfig {
             start: Timestamp::parse_rfc3339("2026-01-05T00:00:00Z").unwrap(),
             ..GenerateConfig::default()
         };
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
         for e in Generator::new(config).take(2_000) {
             let mut line = format!("{}|{}|{}", e.event_id, e.event_type, e.occurred_at);
             for f in StringField::ALL {

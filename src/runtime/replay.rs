@@ -191,12 +191,11 @@ pub fn replay<R: BufRead, W: Write>(
     goals: Arc<GoalSet>,
     input: R,
     format: Format,
-    future: Option<FutureBound>,
+    mut future: Option<FutureBound>,
     out: &mut JsonLines<W>,
     dead_letters: &mut dyn DeadLetterSink,
     progress: &mut dyn ReplayProgress,
 ) -> Result<Summary, ReplayError> {
-    let mut future = future;
     let mut pipeline = Pipeline::new(goals.clone());
     let mut summary = Summary::default();
     let mut ev = SalesEvent::default();
