@@ -391,7 +391,7 @@ fn event_streams_and_requests_are_capped() {
             std::thread::spawn(move || get(&url, &[]).0)
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1000));
     let (status, body, _) = get(&format!("{base}/v1/goals"), &[]);
     assert_eq!(status, 503, "a third request: {body}");
     for t in slow {
@@ -454,7 +454,7 @@ fn slow_peers_are_cut_off_at_the_fan_out_deadline() {
     let took = started.elapsed();
     assert_eq!(status, 200, "{body}");
     assert!(
-        took < super::peers::FAN_OUT_DEADLINE + Duration::from_secs(1),
+        took < super::peers::FAN_OUT_DEADLINE + Duration::from_secs(2),
         "took {took:?}"
     );
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
