@@ -819,3 +819,97 @@ fn bad_records_are_dead_lettered_and_the_stream_goes_on() {
     assert_exactly_once(&live);
     assert_same_results(&goals, &replayed, &live);
 }
+
+/// Runs `goalpost run` with `args`, which must end by itself within `limit`: returns whether it
+/// succeeded and its log; a run still going at the limit is killed and fails the test.
+fn run_within(cfg: &std::path::Path, args: &[&str], limit: std::time::Duration) -> (bool, String) {
+    let started = std::time::Instant::now();
+    let (mut child, log) = spawn_with_log(cfg, "i0", args);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let lines: Vec<String> = log.try_iter().collect();
+            panic!(
+                "goalpost run {args:?} still running after {limit:?}; last lines:\n{}",
+                lines[lines.len().saturating_sub(20)..].join("\n")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let lines: Vec<String> = log.iter().collect();
+    (status.success(), lines.join("\n"))
+}
+
+/// Records produced to a topic, then all deleted (`DeleteRecords` to the end, as retention does):
+/// the log start offset is the end offset, the group has no committed offset. Nothing is left to
+/// read, so `--until-caught-up` finishes at once with nothing read; records produced afterwards
+/// are read by the next run.
+#[test]
+fn until_caught_up_finishes_when_the_input_records_were_deleted() {
+    use std::time::Duration;
+    let k = Kafka::connect();
+    let name = unique("deleted");
+    k.create_topic(&name, 2);
+    let events = generated_events(12, 400);
+    let (gone, later) = events.split_at(200);
+    k.produce_json(&name, gone);
+    let starts = k.delete_all_records(&name);
+    assert!(
+        starts.iter().all(|&s| s > 0) && starts.iter().sum::<i64>() == 200,
+        "every record deleted: log start offsets {starts:?}"
+    );
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let args = ["--until-caught-up", "--close-all-at-end"];
+    let (ok, log) = run_within(&cfg, &args, Duration::from_secs(30));
+    assert!(ok, "goalpost run failed:\n{log}");
+    assert!(log.contains("read 0 "), "nothing left to read:\n{log}");
+
+    k.produce_json(&name, later);
+    let (ok, log) = run_within(&cfg, &args, Duration::from_secs(60));
+    assert!(ok, "goalpost run failed:\n{log}");
+    assert!(
+        log.contains("read 200 "),
+        "the records produced since:\n{log}"
+    );
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, later), &live);
+}
+
+/// An input partition that never had a record does not hold `--until-caught-up` back.
+#[test]
+fn until_caught_up_finishes_with_an_input_partition_that_never_had_a_record() {
+    let k = Kafka::connect();
+    let name = unique("emptypart");
+    k.create_topic(&name, 3);
+    let events = generated_events(13, 500);
+    let records: Vec<(String, Vec<u8>)> = events
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            goalpost::codec::json::encode_event(e, &mut b);
+            (e.event_id.clone(), b)
+        })
+        .collect();
+    // Partitions 0 and 1 get the events; partition 2 stays empty.
+    let (a, b) = records.split_at(250);
+    k.produce_to(&name, Some(0), a);
+    k.produce_to(&name, Some(1), b);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let (ok, log) = run_within(
+        &cfg,
+        &["--until-caught-up", "--close-all-at-end"],
+        std::time::Duration::from_secs(60),
+    );
+    assert!(ok, "goalpost run failed:\n{log}");
+    assert!(log.contains("read 500 "), "{log}");
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, &events), &live);
+}

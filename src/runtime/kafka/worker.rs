@@ -836,7 +836,7 @@ pub fn run(
             if options.until_caught_up
                 && polled_nothing
                 && w.assigned_once
-                && w.all_input_read(&targets)
+                && w.all_input_read(&consumer, &targets)
                 && (!options.close_all_at_end || w.owners.len() as i32 == w.owners_count)
                 && last_group_check.elapsed() >= group_check_every
                 && {
@@ -991,7 +991,9 @@ fn decode_batch(
 
 /// Whether the group has committed every input partition up to its target: partitions held by
 /// another member (or by a crashed one until its session times out) count too, so an instance
-/// never declares the input done while part of it is unprocessed.
+/// never declares the input done while part of it is unprocessed. A partition whose records
+/// before its target are all gone (deleted by retention or `DeleteRecords`: its log start
+/// offset has reached the target) has nothing left to read, and counts as done.
 fn group_committed_all<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     targets: &BTreeMap<(String, i32), i64>,
@@ -1004,25 +1006,40 @@ fn group_committed_all<C: ConsumerContext>(
     let committed = consumer
         .committed_offsets(tpl, StdDuration::from_secs(5))
         .map_err(|e| RunError::kafka("read the group's committed offsets", e))?;
-    Ok(committed.elements().iter().all(|el| {
-        let target = targets
-            .get(&(el.topic().to_string(), el.partition()))
-            .copied()
-            .unwrap_or(0);
-        match el.offset() {
+    let target_of = |topic: &str, p: i32| targets.get(&(topic.to_string(), p)).copied();
+    let mut behind = TopicPartitionList::new();
+    for el in committed.elements() {
+        let target = target_of(el.topic(), el.partition()).unwrap_or(0);
+        let done = match el.offset() {
             Offset::Offset(o) => o >= target,
             _ => target == 0,
+        };
+        if !done {
+            // The log start offset, asked for as the offsets of the "earliest" timestamp.
+            behind
+                .add_partition_offset(el.topic(), el.partition(), Offset::Beginning)
+                .map_err(|e| RunError::kafka("ask for the input's log start offsets", e))?;
         }
+    }
+    if behind.count() == 0 {
+        return Ok(true);
+    }
+    let starts = consumer
+        .offsets_for_times(behind, StdDuration::from_secs(5))
+        .map_err(|e| RunError::kafka("read the input's log start offsets", e))?;
+    Ok(starts.elements().iter().all(|el| {
+        let target = target_of(el.topic(), el.partition()).unwrap_or(0);
+        matches!(el.offset(), Offset::Offset(start) if start >= target)
     }))
 }
 
-/// The end offset of a partition as of the consumer's last fetch response (no network call);
-/// `None` while unknown.
-fn cached_high_watermark<C: ConsumerContext>(
+/// The log start and end offsets of a partition as of the consumer's last fetch response (no
+/// network call); `None` while unknown.
+fn cached_watermarks<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     partition: i32,
-) -> Option<i64> {
+) -> Option<(i64, i64)> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid while `consumer` lives; `topic` is a NUL-terminated
@@ -1037,7 +1054,7 @@ fn cached_high_watermark<C: ConsumerContext>(
         )
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-        .then_some(high)
+        .then_some((low, high))
 }
 
 /// Makes a transactional call again, every 500 ms, while librdkafka reports a retriable error (a
@@ -2271,22 +2288,20 @@ impl Worker {
                 task.last_record = Instant::now();
             }
             let next_offset = self.next_offsets.get(&Part::Input(upstream)).copied();
+            // Records before the log start offset are gone (retention): nothing to read there.
+            let marks = cached_watermarks(consumer, topic, *partition);
             if let (Some(gauge), Some(next)) = (self.lag_gauges.get(upstream as usize), next_offset)
             {
-                if let Some(high) = cached_high_watermark(consumer, topic, *partition) {
-                    gauge.set((high - next).max(0) as f64);
+                if let Some((low, high)) = marks {
+                    gauge.set((high - next.max(low)).max(0) as f64);
                 }
             }
             if task.idle_sent || task.last_record.elapsed() < timeout {
                 continue;
             }
-            let next = self
-                .next_offsets
-                .get(&Part::Input(upstream))
-                .copied()
-                .unwrap_or(0);
-            match cached_high_watermark(consumer, topic, *partition) {
-                Some(high) if next >= high => {}
+            let next = next_offset.unwrap_or(0);
+            match marks {
+                Some((low, high)) if next.max(low) >= high => {}
                 _ => continue,
             }
             task.idle_sent = true;
@@ -2360,16 +2375,27 @@ impl Worker {
         Ok(done)
     }
 
-    fn all_input_read(&self, targets: &BTreeMap<(String, i32), i64>) -> bool {
+    /// Whether every input partition assigned here is read up to its target: its next offset, or
+    /// its log start offset when the records before it are gone (retention, `DeleteRecords`), has
+    /// reached the target.
+    fn all_input_read<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        targets: &BTreeMap<(String, i32), i64>,
+    ) -> bool {
         self.topics.inputs.iter().enumerate().all(|(up, key)| {
             let up = up as u32;
-            !self.routers.contains_key(&up)
-                || self
-                    .next_offsets
-                    .get(&Part::Input(up))
-                    .copied()
-                    .unwrap_or(0)
-                    >= targets.get(key).copied().unwrap_or(0)
+            if !self.routers.contains_key(&up) {
+                return true;
+            }
+            let target = targets.get(key).copied().unwrap_or(0);
+            let next = self
+                .next_offsets
+                .get(&Part::Input(up))
+                .copied()
+                .unwrap_or(0);
+            next >= target
+                || cached_watermarks(consumer, &key.0, key.1).is_some_and(|(low, _)| low >= target)
         })
     }
 
