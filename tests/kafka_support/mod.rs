@@ -196,6 +196,23 @@ impl Kafka {
         self.produce_with_content_type(topic, partition, &with_headers)
     }
 
+    /// Produces records with binary keys to one partition.
+    pub fn produce_bytes_to(&self, topic: &str, partition: i32, records: &[(Vec<u8>, Vec<u8>)]) {
+        let p: BaseProducer = self
+            .config()
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        for (k, v) in records {
+            let rec = BaseRecord::to(topic)
+                .key(k.as_slice())
+                .payload(v.as_slice())
+                .partition(partition);
+            p.send(rec).unwrap_or_else(|(e, _)| panic!("produce: {e}"));
+        }
+        p.flush(Duration::from_secs(60)).unwrap();
+    }
+
     /// Produces records, each with an optional `content-type` header.
     pub fn produce_with_content_type(
         &self,
