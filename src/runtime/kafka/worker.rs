@@ -1154,9 +1154,10 @@ impl Worker {
         if let Err(e) = self.try_send(topic, partition, key, payload, headers) {
             if let KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) = e {
                 let size = key.len() + payload.map_or(0, <[u8]>::len);
-                // An attainment event, a window's state, one contribution: records that cannot be
-                // split or cut (batches and dedupe records are split at `split_bytes`, well
-                // below the limit). Redoing the transaction would fail the same way, forever.
+                // An attainment event, one contribution, a part of a window's state under a huge
+                // key: records that cannot be split or cut (batches, dedupe records and window
+                // states are split at `split_bytes`, well below the limit). Redoing the
+                // transaction would fail the same way, forever.
                 let limit =
                     message_max_bytes(&self.cfg).unwrap_or("1000000 (librdkafka's default)");
                 self.too_large
@@ -1851,7 +1852,11 @@ impl Worker {
                 detail: u.reason,
             };
             self.skip_internal((&topic, part, u.offset), &u.key, &u.value, &reason);
-            records.push((part, u.key, None));
+            // A key too large for a record of ours (written by another producer) stays: it is
+            // met, and dead-lettered, again by each restore, rather than stopping the instance.
+            if u.key.len() <= self.split_bytes {
+                records.push((part, u.key, None));
+            }
         }
         self.changelog_records += records.len() as u64;
         for (part, key, value) in records {
