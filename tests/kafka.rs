@@ -1120,4 +1120,14 @@ target = 1000000
     let replayed = replay(goals, &events);
     let replayed: Vec<&Attainment> = replayed.iter().filter(|a| a.kind == "final").collect();
     assert_eq!(finals[0].raw, replayed[0].raw, "replay's final");
+    // The closed window's head and parts are all tombstoned.
+    let mut latest = std::collections::HashMap::new();
+    for (p, key, value, _) in k.read_all_raw(&format!("{name}-app-changelog")) {
+        latest.insert((p, key.unwrap()), value);
+    }
+    let left: Vec<_> = latest
+        .iter()
+        .filter(|((_, key), value)| value.is_some() && key.starts_with(b"p"))
+        .collect();
+    assert!(left.is_empty(), "{} parts left", left.len());
 }

@@ -287,6 +287,9 @@ pub struct Restored {
     /// unreadable, or names an upstream partition that does not exist) when `owner` is set,
     /// those of the routers asked for.
     pub unreadable: Vec<Unreadable>,
+    /// Keys of window parts that belong to no restored window (their head was unreadable or is
+    /// gone), when `owner` is set: left over, to be tombstoned.
+    pub orphan_parts: Vec<Vec<u8>>,
 }
 
 /// Decodes a changelog partition's state for the owner (when `owner`) and the `routers` asked
@@ -321,12 +324,37 @@ pub fn decode_partition(
         }
     }
     out.unreadable.sort_by_key(|u| u.offset);
+    if owner {
+        out.orphan_parts = orphan_parts(state, &out.windows);
+    }
     for router in out.routers.values_mut() {
         router
             .ids
             .sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     }
     out
+}
+
+/// The keys of window parts in `state` that no window in `windows` uses, in key order.
+fn orphan_parts(state: &PartitionState, windows: &[RestoredWindow]) -> Vec<Vec<u8>> {
+    let used: HashMap<&[u8], u32> = windows
+        .iter()
+        .filter(|w| w.parts > 0)
+        .map(|w| (w.key.as_slice(), w.parts))
+        .collect();
+    let mut orphans: Vec<Vec<u8>> = state
+        .keys()
+        .filter(|key| key.first() == Some(&b'p'))
+        .filter(|key| match ChangelogKey::from_bytes(key) {
+            Ok(ChangelogKey::WindowPart { window, part }) => {
+                used.get(window.as_slice()).is_none_or(|&n| part >= n)
+            }
+            _ => false,
+        })
+        .cloned()
+        .collect();
+    orphans.sort();
+    orphans
 }
 
 /// Decodes one record into `out` if it belongs to a role asked for. An error comes with whether
@@ -570,5 +598,17 @@ mod tests {
             "{}",
             r.unreadable[0].reason
         );
+        // Its remaining parts are left over, to be tombstoned with it.
+        let mut parts: Vec<Vec<u8>> = records[1..].iter().map(|(k, _)| k.clone()).collect();
+        parts.sort();
+        assert_eq!(r.orphan_parts, parts);
+        // Parts of a readable window are not orphans; a router alone reports none.
+        let whole = wire::window_state_records(&key, &ws, 10_000);
+        assert!(decode_partition(&state(&whole), true, &[], 1)
+            .orphan_parts
+            .is_empty());
+        assert!(decode_partition(&state(&records), false, &[0], 1)
+            .orphan_parts
+            .is_empty());
     }
 }

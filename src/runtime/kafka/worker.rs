@@ -269,6 +269,9 @@ struct Worker {
     /// Changelog records found unreadable by the last restore, by changelog partition: to be
     /// dead-lettered and tombstoned in the next transaction.
     unreadable: Vec<(i32, Unreadable)>,
+    /// Window parts left over in the changelog, by partition: to be tombstoned in the next
+    /// transaction.
+    orphan_parts: Vec<(i32, Vec<u8>)>,
     /// Warnings about single records, rate-limited.
     warnings: WarnLimit,
 }
@@ -630,6 +633,7 @@ pub fn run(
         sentinels_sent: 0,
         split_windows: BTreeMap::new(),
         unreadable: Vec::new(),
+        orphan_parts: Vec::new(),
         warnings: WarnLimit::new(WARN_EVERY),
     }));
 
@@ -1858,6 +1862,9 @@ impl Worker {
                 records.push((part, u.key, None));
             }
         }
+        for (part, key) in std::mem::take(&mut self.orphan_parts) {
+            records.push((part, key, None));
+        }
         self.changelog_records += records.len() as u64;
         for (part, key, value) in records {
             self.send(&topic, Some(part), &key, value.as_deref(), None);
@@ -1912,6 +1919,7 @@ impl Worker {
             && self.batches.is_empty()
             && self.held.is_empty()
             && self.unreadable.is_empty()
+            && self.orphan_parts.is_empty()
         {
             return Ok(());
         }
@@ -2229,6 +2237,7 @@ impl Worker {
         self.attainments.clear();
         // Found again by the rebuild that follows.
         self.unreadable.clear();
+        self.orphan_parts.clear();
         true
     }
 
@@ -2325,6 +2334,9 @@ impl Worker {
             for u in std::mem::take(&mut restored.unreadable) {
                 self.unreadable.push((part, u));
             }
+            for key in std::mem::take(&mut restored.orphan_parts) {
+                self.orphan_parts.push((part, key));
+            }
             if let Some(p) = owner {
                 let mut o = Owner::new(self.goals.clone(), upstreams);
                 o.track_changes();
@@ -2376,7 +2388,7 @@ impl Worker {
                 );
             }
         }
-        if !self.unreadable.is_empty() {
+        if !self.unreadable.is_empty() || !self.orphan_parts.is_empty() {
             // Dead-lettered and tombstoned by the next commit.
             self.begin()?;
         }
