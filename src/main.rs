@@ -346,6 +346,12 @@ fn cmd_run(
         "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}  local contributions {}",
         report.read, report.accepted, report.duplicates, report.rejected, report.attainments, report.commits, report.aborts, report.local_contributions
     );
+    if report.internal_skipped > 0 {
+        eprintln!(
+            "{} record(s) of the repartition or changelog topic could not be read: skipped and dead-lettered",
+            report.internal_skipped
+        );
+    }
     if report.producers_recreated > 0 {
         eprintln!(
             "the transactional producer was recreated {} time(s) after failing during a broker disruption",

@@ -820,6 +820,318 @@ fn bad_records_are_dead_lettered_and_the_stream_goes_on() {
     assert_same_results(&goals, &replayed, &live);
 }
 
+/// Runs `goalpost run` with `args`, which must end by itself within `limit`: returns whether it
+/// succeeded and its log; a run still going at the limit is killed and fails the test.
+fn run_within(cfg: &std::path::Path, args: &[&str], limit: std::time::Duration) -> (bool, String) {
+    let started = std::time::Instant::now();
+    let (mut child, log) = spawn_with_log(cfg, "i0", args);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let lines: Vec<String> = log.try_iter().collect();
+            panic!(
+                "goalpost run {args:?} still running after {limit:?}; last lines:\n{}",
+                lines[lines.len().saturating_sub(20)..].join("\n")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let lines: Vec<String> = log.iter().collect();
+    (status.success(), lines.join("\n"))
+}
+
+/// Records produced to a topic, then all deleted (`DeleteRecords` to the end, as retention does):
+/// the log start offset is the end offset, the group has no committed offset. Nothing is left to
+/// read, so `--until-caught-up` finishes at once with nothing read; records produced afterwards
+/// are read by the next run.
+#[test]
+fn until_caught_up_finishes_when_the_input_records_were_deleted() {
+    use std::time::Duration;
+    let k = Kafka::connect();
+    let name = unique("deleted");
+    k.create_topic(&name, 2);
+    let events = generated_events(12, 400);
+    let (gone, later) = events.split_at(200);
+    k.produce_json(&name, gone);
+    let starts = k.delete_all_records(&name);
+    assert!(
+        starts.iter().all(|&s| s > 0) && starts.iter().sum::<i64>() == 200,
+        "every record deleted: log start offsets {starts:?}"
+    );
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let args = ["--until-caught-up", "--close-all-at-end"];
+    let (ok, log) = run_within(&cfg, &args, Duration::from_secs(30));
+    assert!(ok, "goalpost run failed:\n{log}");
+    assert!(log.contains("read 0 "), "nothing left to read:\n{log}");
+
+    k.produce_json(&name, later);
+    let (ok, log) = run_within(&cfg, &args, Duration::from_secs(60));
+    assert!(ok, "goalpost run failed:\n{log}");
+    assert!(
+        log.contains("read 200 "),
+        "the records produced since:\n{log}"
+    );
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, later), &live);
+}
+
+/// An input partition that never had a record does not hold `--until-caught-up` back.
+#[test]
+fn until_caught_up_finishes_with_an_input_partition_that_never_had_a_record() {
+    let k = Kafka::connect();
+    let name = unique("emptypart");
+    k.create_topic(&name, 3);
+    let events = generated_events(13, 500);
+    let records: Vec<(String, Vec<u8>)> = events
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            goalpost::codec::json::encode_event(e, &mut b);
+            (e.event_id.clone(), b)
+        })
+        .collect();
+    // Partitions 0 and 1 get the events; partition 2 stays empty.
+    let (a, b) = records.split_at(250);
+    k.produce_to(&name, Some(0), a);
+    k.produce_to(&name, Some(1), b);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let (ok, log) = run_within(
+        &cfg,
+        &["--until-caught-up", "--close-all-at-end"],
+        std::time::Duration::from_secs(60),
+    );
+    assert!(ok, "goalpost run failed:\n{log}");
+    assert!(log.contains("read 500 "), "{log}");
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, &events), &live);
+}
+
+/// The header `name` of a dead letter, as text.
+fn header(headers: &[(String, Vec<u8>)], name: &str) -> String {
+    let value = headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("header {name}"));
+    String::from_utf8(value.1.clone()).unwrap()
+}
+
+/// The internal topics are input too. Undecodable records, batches naming an upstream partition
+/// that does not exist (one just above the real count, one near u32::MAX) and contributions for
+/// an unknown goal, written to the repartition topic; an unknown key, a window whose value is not
+/// a state and an out-of-range upstream, written to the changelog: the run goes on, skips and
+/// dead-letters each with its origin, logs each kind once per partition, and gives replay's
+/// results. The forged upstream is not saved, and the changelog's bad records are dead-lettered
+/// once, not at every restore.
+#[test]
+fn unreadable_internal_records_are_dead_lettered_and_the_stream_goes_on() {
+    use goalpost::runtime::kafka::wire::{pb, ChangelogKey};
+    use prost::Message as _;
+    use std::time::Duration;
+
+    let k = Kafka::connect();
+    let name = unique("internal");
+    k.create_topic(&name, 2);
+    let events = generated_events(14, 2_000);
+    let (first, second) = events.split_at(1_000);
+    k.produce_json(&name, first);
+    let goals = examples_goals();
+    let cfg = k.write_config(&name, &goals, "");
+    let (ok, log) = run_within(&cfg, &["--until-caught-up"], Duration::from_secs(60));
+    assert!(ok, "goalpost run failed:\n{log}");
+
+    let repartition = format!("{name}-app-repartition");
+    let changelog = format!("{name}-app-changelog");
+    let mut garbage: Vec<(String, Vec<u8>)> = (0..30u8)
+        .map(|i| (format!("garbage-{i}"), [&[0xff; 11][..], &[i]].concat()))
+        .collect();
+    for upstream in [2, u32::MAX - 1] {
+        let forged = pb::RepartitionBatch {
+            upstream,
+            stream_time: Some(1_000),
+            ..Default::default()
+        };
+        garbage.push((format!("upstream-{upstream}"), forged.encode_to_vec()));
+    }
+    k.produce_to(&repartition, Some(0), &garbage);
+    let unknown_goal = pb::RepartitionBatch {
+        upstream: 0,
+        contributions: (0..500)
+            .map(|i| pb::ContributionRecord {
+                goal_id: "no-such-goal".into(),
+                event_id: format!("e{i}"),
+                delta: Some(pb::contribution_record::Delta::Count(true)),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    k.produce_to(
+        &repartition,
+        Some(0),
+        &[("unknown-goal".into(), unknown_goal.encode_to_vec())],
+    );
+    let bad_window = ChangelogKey::Window {
+        goal_id: "no-such-goal".into(),
+        start: goalpost::model::Timestamp::from_nanos(0),
+        group: vec![],
+    };
+    let far_upstream = pb::UpstreamRecord {
+        stream_time: Some(5),
+        idle: false,
+    };
+    let bad_changelog: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"zz-not-a-key".to_vec(), b"x".to_vec()),
+        (bad_window.to_bytes(), vec![0xff; 11]),
+        (
+            ChangelogKey::Upstream(u32::MAX - 1).to_bytes(),
+            far_upstream.encode_to_vec(),
+        ),
+    ];
+    k.produce_bytes_to(&changelog, 0, &bad_changelog);
+
+    k.produce_json(&name, second);
+    let args = ["--until-caught-up", "--close-all-at-end"];
+    let (ok, log) = run_within(&cfg, &args, Duration::from_secs(60));
+    assert!(ok, "goalpost run failed:\n{log}");
+    let skipped = garbage.len() + bad_changelog.len();
+    assert!(
+        log.contains(&format!(
+            "{skipped} record(s) of the repartition or changelog topic"
+        )),
+        "{log}"
+    );
+    // Rate-limited: one warning of each kind for the partition, not one per record.
+    for (what, most) in [
+        ("unreadable repartition record", 1),
+        ("unreadable changelog record", 1),
+        ("contribution for a goal not in the goal file", 1),
+    ] {
+        let n = log.lines().filter(|l| l.contains(what)).count();
+        assert!(n >= 1 && n <= most, "{n} warnings `{what}`:\n{log}");
+    }
+
+    let dead = k.read_all_raw(&format!("{name}-dlq"));
+    assert_eq!(
+        dead.len(),
+        skipped,
+        "every bad internal record dead-lettered once"
+    );
+    let mut offsets = std::collections::BTreeSet::new();
+    for (_, key, payload, headers) in &dead {
+        assert_eq!(
+            header(headers, "goalpost.reason"),
+            "unreadable_internal_record"
+        );
+        assert!(!header(headers, "goalpost.detail").is_empty());
+        let topic = header(headers, "goalpost.source.topic");
+        assert_eq!(header(headers, "goalpost.source.partition"), "0");
+        let offset: i64 = header(headers, "goalpost.source.offset").parse().unwrap();
+        assert!(
+            offsets.insert((topic.clone(), offset)),
+            "one dead letter per origin"
+        );
+        let (key, payload) = (key.clone().unwrap(), payload.clone().unwrap());
+        if topic == repartition {
+            let original = garbage.iter().find(|(k, _)| k.as_bytes() == key).unwrap();
+            assert_eq!(payload, original.1);
+        } else {
+            assert_eq!(topic, changelog);
+            assert!(bad_changelog.contains(&(key, payload)));
+        }
+    }
+    let live = k.read_all(&format!("{name}-out"));
+    assert_exactly_once(&live);
+    assert_same_results(&goals, &replay(&goals, &events), &live);
+    // No upstream beyond the input's two partitions is in the changelog (the forged one written
+    // there is tombstoned).
+    let mut latest = std::collections::HashMap::new();
+    for (p, key, value, _) in k.read_all_raw(&changelog) {
+        latest.insert((p, key.unwrap()), value);
+    }
+    for ((_, key), value) in latest {
+        if let (Ok(ChangelogKey::Upstream(up)), Some(_)) = (ChangelogKey::from_bytes(&key), value) {
+            assert!(up < 2, "upstream {up} saved");
+        }
+    }
+
+    // The changelog's bad records were tombstoned: a restart does not dead-letter them again.
+    let (ok, log) = run_within(&cfg, &args, Duration::from_secs(60));
+    assert!(ok, "goalpost run failed:\n{log}");
+    assert!(!log.contains("could not be read"), "{log}");
+    assert_eq!(k.read_all_raw(&format!("{name}-dlq")).len(), skipped);
+}
+
+/// A `count_distinct` window holding over 1 MB of distinct values, with `message.max.bytes` =
+/// 100,000: its state is stored in parts, survives a restart, and the final counts every value.
+#[test]
+fn a_window_state_larger_than_a_record_survives_a_restart() {
+    use goalpost::model::{StringField, Timestamp};
+    use std::time::Duration;
+
+    let k = Kafka::connect();
+    let name = unique("bigstate");
+    k.create_topic(&name, 1);
+    let day = 1_767_607_200_000_000_000i64; // 2026-01-05T10:00:00Z
+    let pad = "a".repeat(500);
+    let mut events = generated_events(15, 2_400);
+    for (i, e) in events.iter_mut().enumerate() {
+        // Unique ids (the generator redelivers some events).
+        e.event_id = format!("big-{i}");
+        e.occurred_at = Timestamp::from_nanos(day + i as i64 * 1_000_000_000);
+        e.set_string(StringField::AccountId, format!("acct-{i:05}-{pad}"));
+    }
+    let goals = r#"
+[[goals]]
+id = "accounts-daily"
+metric = "count_distinct"
+field = "account_id"
+window = { calendar = "day" }
+target = 1000000
+"#;
+    let cfg = k.write_config(&name, goals, "");
+    set_message_max_bytes(&cfg, 100_000);
+    let (first, second) = events.split_at(1_600);
+    k.produce_json(&name, first);
+    let (ok, log) = run_within(&cfg, &["--until-caught-up"], Duration::from_secs(120));
+    assert!(ok, "goalpost run failed:\n{log}");
+    let state: usize = k
+        .read_all_raw(&format!("{name}-app-changelog"))
+        .iter()
+        .filter(|(_, key, _, _)| key.as_ref().is_some_and(|k| k.starts_with(b"p")))
+        .count();
+    assert!(state > 10, "the window's state is stored in parts: {state}");
+
+    k.produce_json(&name, second);
+    let args = ["--until-caught-up", "--close-all-at-end"];
+    let (ok, log) = run_within(&cfg, &args, Duration::from_secs(120));
+    assert!(ok, "goalpost run failed:\n{log}");
+    let live = k.read_all(&format!("{name}-out"));
+    let finals: Vec<&Attainment> = live.iter().filter(|a| a.kind == "final").collect();
+    assert_eq!(finals.len(), 1, "{live:?}");
+    assert_eq!(finals[0].value, "2400");
+    let replayed = replay(goals, &events);
+    let replayed: Vec<&Attainment> = replayed.iter().filter(|a| a.kind == "final").collect();
+    assert_eq!(finals[0].raw, replayed[0].raw, "replay's final");
+    // The closed window's head and parts are all tombstoned.
+    let mut latest = std::collections::HashMap::new();
+    for (p, key, value, _) in k.read_all_raw(&format!("{name}-app-changelog")) {
+        latest.insert((p, key.unwrap()), value);
+    }
+    let left: Vec<_> = latest
+        .iter()
+        .filter(|((_, key), value)| value.is_some() && key.starts_with(b"p"))
+        .collect();
+    assert!(left.is_empty(), "{} parts left", left.len());
+}
+
 /// An event in the year 2199 would become stream time on its partition, close every window and
 /// make every later event late, and the watermark would be saved to the changelog. It is
 /// dead-lettered as `future_timestamp` with its origin instead, and the run gives replay's results

@@ -25,6 +25,8 @@ pub const REPARTITION_RECORDS: &str = "goalpost_repartition_records_total";
 pub const LOCAL_CONTRIBUTIONS: &str = "goalpost_local_contributions_total";
 /// Records written to the changelog topic (counter).
 pub const CHANGELOG_RECORDS: &str = "goalpost_changelog_records_total";
+/// Repartition and changelog records that could not be read, skipped and dead-lettered (counter).
+pub const INTERNAL_SKIPPED: &str = "goalpost_internal_records_skipped_total";
 /// Open windows held by this instance (gauge).
 pub const STATE_WINDOWS: &str = "goalpost_state_windows";
 /// Estimated bytes of window and dedupe state held by this instance (gauge).
@@ -58,6 +60,7 @@ pub const NAMES: &[&str] = &[
     REPARTITION_RECORDS,
     LOCAL_CONTRIBUTIONS,
     CHANGELOG_RECORDS,
+    INTERNAL_SKIPPED,
     STATE_WINDOWS,
     STATE_BYTES,
     RESTORE_RECORDS,

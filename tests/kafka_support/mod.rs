@@ -151,6 +151,36 @@ impl Kafka {
         }
     }
 
+    /// Deletes every record of every partition of `topic` (`DeleteRecords` up to the end offset):
+    /// the log start offset becomes the end offset, as when retention removed them all. Returns
+    /// the new log start offset of each partition.
+    pub fn delete_all_records(&self, topic: &str) -> Vec<i64> {
+        let admin: AdminClient<DefaultClientContext> = self.config().create().unwrap();
+        let c: BaseConsumer = self.config().create().unwrap();
+        let md = c
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let parts = md.topics()[0].partitions().len() as i32;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..parts {
+            tpl.add_partition_offset(topic, p, Offset::End).unwrap();
+        }
+        let res = futures_executor::block_on(admin.delete_records(&tpl, &AdminOptions::new()))
+            .unwrap_or_else(|e| panic!("delete records of {topic}: {e}"));
+        res.elements()
+            .iter()
+            .map(|el| {
+                if let Err(e) = el.error() {
+                    panic!("delete records of {topic} [{}]: {e}", el.partition());
+                }
+                match el.offset() {
+                    Offset::Offset(o) => o,
+                    other => panic!("log start offset of {topic}: {other:?}"),
+                }
+            })
+            .collect()
+    }
+
     /// Produces events keyed by event id (so redeliveries land on the same partition).
     pub fn produce_json(&self, topic: &str, events: &[SalesEvent]) {
         let lines: Vec<(String, Vec<u8>)> = events
@@ -175,6 +205,23 @@ impl Kafka {
             .map(|(k, v)| (k.clone(), v.clone(), None))
             .collect();
         self.produce_with_content_type(topic, partition, &with_headers)
+    }
+
+    /// Produces records with binary keys to one partition.
+    pub fn produce_bytes_to(&self, topic: &str, partition: i32, records: &[(Vec<u8>, Vec<u8>)]) {
+        let p: BaseProducer = self
+            .config()
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        for (k, v) in records {
+            let rec = BaseRecord::to(topic)
+                .key(k.as_slice())
+                .payload(v.as_slice())
+                .partition(partition);
+            p.send(rec).unwrap_or_else(|(e, _)| panic!("produce: {e}"));
+        }
+        p.flush(Duration::from_secs(60)).unwrap();
     }
 
     /// Produces records, each with an optional `content-type` header.

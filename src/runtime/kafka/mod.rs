@@ -11,6 +11,7 @@ pub mod admin;
 pub mod config;
 mod preflight;
 mod restore;
+mod warn_limit;
 pub mod wire;
 mod worker;
 

@@ -499,16 +499,96 @@ pub fn window_state_to_bytes(ws: &WindowState) -> Vec<u8> {
         reached: ws.reached,
         breached: ws.breached,
         aggregate: Some(aggregate),
+        parts: 0,
+        total_bytes: 0,
     }
     .encode_to_vec()
 }
 
-/// Decodes a window state.
+/// Bytes a part's record needs besides its key and its piece of the state (protobuf framing
+/// does not apply: a part is raw bytes), kept free for the record's own overhead.
+const PART_SLACK: usize = 64;
+/// The smallest piece a state is cut into, however large the key.
+const MIN_PART_BYTES: usize = 1024;
+
+/// A window's changelog records, as (key, value): its state under `key` when both fit in
+/// `max_bytes`; otherwise a head under `key` (a `WindowStateRecord` with only `parts` and
+/// `total_bytes`) followed by the encoded state cut into parts under
+/// [`ChangelogKey::window_part`] keys. No window state is then too large to persist (a
+/// `count_distinct` set can grow to megabytes).
+pub fn window_state_records(
+    key: &[u8],
+    ws: &WindowState,
+    max_bytes: usize,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let bytes = window_state_to_bytes(ws);
+    if key.len() + bytes.len() <= max_bytes {
+        return vec![(key.to_vec(), bytes)];
+    }
+    let piece = max_bytes
+        .saturating_sub(key.len() + 5 + PART_SLACK)
+        .max(MIN_PART_BYTES);
+    let pieces: Vec<&[u8]> = bytes.chunks(piece).collect();
+    let head = pb::WindowStateRecord {
+        parts: pieces.len() as u32,
+        total_bytes: bytes.len() as u64,
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(pieces.len() + 1);
+    out.push((key.to_vec(), head.encode_to_vec()));
+    for (i, piece) in pieces.into_iter().enumerate() {
+        out.push((ChangelogKey::window_part(key, i as u32), piece.to_vec()));
+    }
+    out
+}
+
+/// Decodes a window's state from the value under its key and, for a state split by
+/// [`window_state_records`], its parts, which `part` looks up by number. Returns the state and
+/// its number of parts (0: one record).
+pub fn window_state_from_records<'a>(
+    head: &[u8],
+    part: impl Fn(u32) -> Option<&'a [u8]>,
+) -> Result<(WindowState, u32), WireError> {
+    const W: &str = "window state";
+    let r = pb::WindowStateRecord::decode(head)
+        .map_err(|cause| WireError::Decode { what: W, cause })?;
+    if r.parts == 0 {
+        return Ok((window_state_from_record(r)?, 0));
+    }
+    // Untrusted counts: nothing is reserved from them, and a missing part ends the reading.
+    let mut bytes = Vec::new();
+    for i in 0..r.parts {
+        let piece =
+            part(i).ok_or_else(|| invalid(W, format!("part {i} of {} is missing", r.parts)))?;
+        bytes.extend_from_slice(piece);
+    }
+    if bytes.len() as u64 != r.total_bytes {
+        return Err(invalid(
+            W,
+            format!(
+                "its {} parts hold {} bytes, the head says {}",
+                r.parts,
+                bytes.len(),
+                r.total_bytes
+            ),
+        ));
+    }
+    let whole = pb::WindowStateRecord::decode(bytes.as_slice())
+        .map_err(|cause| WireError::Decode { what: W, cause })?;
+    if whole.parts != 0 {
+        return Err(invalid(W, "a part holds another split state"));
+    }
+    Ok((window_state_from_record(whole)?, r.parts))
+}
+
+/// Decodes a window state held in one record.
 pub fn window_state_from_bytes(bytes: &[u8]) -> Result<WindowState, WireError> {
+    window_state_from_records(bytes, |_| None).map(|(ws, _)| ws)
+}
+
+fn window_state_from_record(r: pb::WindowStateRecord) -> Result<WindowState, WireError> {
     use pb::window_state_record::Aggregate as A;
     const W: &str = "window state";
-    let r = pb::WindowStateRecord::decode(bytes)
-        .map_err(|cause| WireError::Decode { what: W, cause })?;
     let opt = |o: &pb::OptDecimal| {
         o.value
             .as_deref()
@@ -566,6 +646,13 @@ pub enum ChangelogKey {
         /// The batch number.
         batch: u64,
     },
+    /// A part of a window state too large for one record (see [`window_state_records`]).
+    WindowPart {
+        /// The window's key.
+        window: Vec<u8>,
+        /// The part's number, from 0.
+        part: u32,
+    },
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -598,6 +685,11 @@ impl ChangelogKey {
         out
     }
 
+    /// The key of part `part` of the state of the window whose key is `window`.
+    pub fn window_part(window: &[u8], part: u32) -> Vec<u8> {
+        [&b"p"[..], &part.to_be_bytes(), window].concat()
+    }
+
     /// Encodes any key.
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
@@ -615,12 +707,24 @@ impl ChangelogKey {
             ChangelogKey::DedupeBatch { upstream, batch } => {
                 [&b"d"[..], &upstream.to_be_bytes(), &batch.to_be_bytes()].concat()
             }
+            ChangelogKey::WindowPart { window, part } => Self::window_part(window, *part),
         }
     }
 
     /// Decodes a key.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
-        let bad = || invalid("changelog key", format!("unknown key {bytes:?}"));
+        let bad = || {
+            let shown = &bytes[..bytes.len().min(64)];
+            let more = if bytes.len() > shown.len() {
+                " …"
+            } else {
+                ""
+            };
+            invalid(
+                "changelog key",
+                format!("unknown key of {} bytes {shown:?}{more}", bytes.len()),
+            )
+        };
         let (tag, mut rest) = bytes.split_first().ok_or_else(bad)?;
         let u32_at =
             |b: &[u8]| -> Option<u32> { Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?)) };
@@ -649,6 +753,21 @@ impl ChangelogKey {
                 upstream: u32_at(rest).ok_or_else(bad)?,
                 batch: u64::from_be_bytes(rest[4..12].try_into().expect("8 bytes")),
             }),
+            b'p' => {
+                let part = u32_at(rest).ok_or_else(bad)?;
+                let window = &rest[4..];
+                // Only a window key inside (no nesting to recurse into).
+                if window.first() != Some(&b'w') {
+                    return Err(bad());
+                }
+                match Self::from_bytes(window)? {
+                    ChangelogKey::Window { .. } => Ok(ChangelogKey::WindowPart {
+                        window: window.to_vec(),
+                        part,
+                    }),
+                    _ => Err(bad()),
+                }
+            }
             _ => Err(bad()),
         }
     }
@@ -657,7 +776,7 @@ impl ChangelogKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     #[test]
     fn dedupe_batches_decode_as_the_generated_message() {
@@ -782,6 +901,145 @@ mod tests {
             let bytes = window_state_to_bytes(&ws);
             assert_eq!(window_state_from_bytes(&bytes).unwrap(), ws);
             assert_eq!(bytes, window_state_to_bytes(&ws), "deterministic bytes");
+        }
+    }
+
+    fn distinct_state(n: usize) -> WindowState {
+        WindowState {
+            end: Timestamp::from_nanos(86_400_000_000_000),
+            aggregate: Aggregate::Distinct(
+                (0..n).map(|i| format!("account-{i:08}").into()).collect(),
+            ),
+            reached: 0b11,
+            breached: false,
+        }
+    }
+
+    #[test]
+    fn large_window_states_are_split_into_records_that_fit_and_read_back_whole() {
+        let key = ChangelogKey::window(
+            "accounts",
+            &GroupKey::from_values(&["EMEA"]),
+            Timestamp::from_nanos(0),
+        );
+        let ws = distinct_state(50_000);
+        let whole = window_state_to_bytes(&ws);
+        assert!(whole.len() > 500_000, "{} bytes", whole.len());
+        let records = window_state_records(&key, &ws, 20_000);
+        assert!(records.len() > 25, "{} records", records.len());
+        assert_eq!(records[0].0, key, "the head under the window's key");
+        for (k, v) in &records {
+            assert!(k.len() + v.len() <= 20_000, "{} bytes", k.len() + v.len());
+        }
+        for (i, (k, _)) in records[1..].iter().enumerate() {
+            assert_eq!(
+                ChangelogKey::from_bytes(k).unwrap(),
+                ChangelogKey::WindowPart {
+                    window: key.clone(),
+                    part: i as u32
+                }
+            );
+        }
+        let map: HashMap<Vec<u8>, Vec<u8>> = records.iter().cloned().collect();
+        let part = |i: u32| {
+            map.get(&ChangelogKey::window_part(&key, i))
+                .map(Vec::as_slice)
+        };
+        let (back, parts) = window_state_from_records(&map[&key], part).unwrap();
+        assert_eq!(back, ws);
+        assert_eq!(parts as usize, records.len() - 1);
+        // A head alone is not a state.
+        assert!(window_state_from_bytes(&records[0].1).is_err());
+        // Small states stay one record, readable as before splitting existed.
+        let small = distinct_state(3);
+        let one = window_state_records(&key, &small, 20_000);
+        assert_eq!(one, vec![(key.clone(), window_state_to_bytes(&small))]);
+        assert_eq!(
+            window_state_from_records(&one[0].1, |_| None).unwrap(),
+            (small, 0)
+        );
+    }
+
+    #[test]
+    fn damaged_split_states_are_errors() {
+        let key = ChangelogKey::window("g", &GroupKey::from_values(&[]), Timestamp::from_nanos(0));
+        let records = window_state_records(&key, &distinct_state(5_000), 10_000);
+        let mut map: HashMap<Vec<u8>, Vec<u8>> = records.iter().cloned().collect();
+        let head = map[&key].clone();
+        // A part missing.
+        map.remove(&ChangelogKey::window_part(&key, 2));
+        let part = |i: u32| {
+            map.get(&ChangelogKey::window_part(&key, i))
+                .map(Vec::as_slice)
+        };
+        let e = window_state_from_records(&head, part).unwrap_err();
+        assert!(e.to_string().contains("part 2 of"), "{e}");
+        // A part cut short.
+        let mut map: HashMap<Vec<u8>, Vec<u8>> = records.iter().cloned().collect();
+        map.get_mut(&ChangelogKey::window_part(&key, 0))
+            .unwrap()
+            .pop();
+        let part = |i: u32| {
+            map.get(&ChangelogKey::window_part(&key, i))
+                .map(Vec::as_slice)
+        };
+        assert!(window_state_from_records(&head, part).is_err());
+        // A head claiming four billion parts fails at the first missing one.
+        let forged = pb::WindowStateRecord {
+            parts: u32::MAX,
+            total_bytes: u64::MAX,
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert!(window_state_from_records(&forged, |_| None).is_err());
+        // Garbage.
+        assert!(window_state_from_records(&[0xff, 0xff, 0xff], |_| None).is_err());
+    }
+
+    #[test]
+    fn part_keys_hold_a_window_key_only() {
+        let window = ChangelogKey::window(
+            "g",
+            &GroupKey::from_values(&["a"]),
+            Timestamp::from_nanos(3),
+        );
+        let k = ChangelogKey::WindowPart {
+            window: window.clone(),
+            part: 7,
+        };
+        assert_eq!(ChangelogKey::from_bytes(&k.to_bytes()).unwrap(), k);
+        assert!(
+            ChangelogKey::from_bytes(b"p\0\0\0\x01m").is_err(),
+            "not a window inside"
+        );
+        assert!(ChangelogKey::from_bytes(b"p\0\0").is_err(), "truncated");
+        // Nested part keys are refused without recursing (no stack to exhaust).
+        let mut nested = window;
+        for i in 0..100_000u32 {
+            nested = ChangelogKey::window_part(&nested, i);
+        }
+        assert!(ChangelogKey::from_bytes(&nested).is_err());
+        // The error quotes a bounded prefix of a huge key.
+        let e = ChangelogKey::from_bytes(&vec![b'z'; 1_000_000]).unwrap_err();
+        assert!(e.to_string().len() < 1_000, "{} bytes", e.to_string().len());
+    }
+
+    #[test]
+    fn garbage_never_panics_the_batch_reader() {
+        // Deterministic pseudo-random bytes: every input is read or refused with a reason.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..2_000usize {
+            let bytes: Vec<u8> = (0..len % 97)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = read_batch(&bytes);
+            let _ = ChangelogKey::from_bytes(&bytes);
+            let _ = window_state_from_records(&bytes, |_| None);
         }
     }
 

@@ -16,7 +16,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::config::RunConfig;
-use super::restore::read_partitions;
+use super::restore::{decode_partition, read_partitions, Unreadable};
+use super::warn_limit::{WarnLimit, WARN_EVERY};
 use super::wire::{self, pb, ChangelogKey};
 use super::{admin, RunError};
 use crate::codec::{self, json, proto, Format};
@@ -45,6 +46,8 @@ const MAX_SPLIT_RECORD_BYTES: usize = 256 * 1024;
 /// How long the periodic commit waits for a barrier to come back before sending the
 /// contributions it holds through the topic after all (see [`Link`]).
 const BARRIER_PATIENCE: StdDuration = StdDuration::from_millis(500);
+/// The `goalpost.reason` of a dead-lettered repartition or changelog record.
+const INTERNAL_REASON: &str = "unreadable_internal_record";
 
 /// How `goalpost run` ends.
 #[derive(Clone, Copy, Debug, Default)]
@@ -92,6 +95,9 @@ pub struct RunReport {
     /// Contributions applied to an owner on this instance directly, not sent through the
     /// repartition topic.
     pub local_contributions: u64,
+    /// Records of the repartition or changelog topic that could not be read: skipped and
+    /// dead-lettered.
+    pub internal_skipped: u64,
 }
 
 struct RouterTask {
@@ -257,6 +263,16 @@ struct Worker {
     /// A sentinel sent to the owned repartition partitions: (id, epoch, partitions not yet seen).
     sentinel: Option<(u64, u64, std::collections::BTreeSet<i32>)>,
     sentinels_sent: u64,
+    /// Per owned partition: the windows whose state is stored in parts, and how many.
+    split_windows: BTreeMap<i32, HashMap<Vec<u8>, u32>>,
+    /// Changelog records found unreadable by the last restore, by changelog partition: to be
+    /// dead-lettered and tombstoned in the next transaction.
+    unreadable: Vec<(i32, Unreadable)>,
+    /// Window parts left over in the changelog, by partition: to be tombstoned in the next
+    /// transaction.
+    orphan_parts: Vec<(i32, Vec<u8>)>,
+    /// Warnings about single records, rate-limited.
+    warnings: WarnLimit,
 }
 
 struct Ctx {
@@ -614,6 +630,10 @@ pub fn run(
         epoch: epoch.clone(),
         sentinel: None,
         sentinels_sent: 0,
+        split_windows: BTreeMap::new(),
+        unreadable: Vec::new(),
+        orphan_parts: Vec::new(),
+        warnings: WarnLimit::new(WARN_EVERY),
     }));
 
     let mut cc = client.clone();
@@ -835,7 +855,7 @@ pub fn run(
             if options.until_caught_up
                 && polled_nothing
                 && w.assigned_once
-                && w.all_input_read(&targets)
+                && w.all_input_read(&consumer, &targets)
                 && (!options.close_all_at_end || w.owners.len() as i32 == w.owners_count)
                 && last_group_check.elapsed() >= group_check_every
                 && {
@@ -900,6 +920,37 @@ pub fn run(
     consumer.unsubscribe();
     let report = worker.lock().expect("worker lock").report.clone();
     result.map(|_| report)
+}
+
+/// The changelog records of a window's new state (`None`: closed), as (key, value or tombstone):
+/// its state, split into parts when larger than `max_bytes` (see [`wire::window_state_records`]),
+/// and tombstones for the parts of its previous state no longer used. `split` holds the windows
+/// of the partition stored in parts, and how many.
+fn window_records(
+    split: &mut HashMap<Vec<u8>, u32>,
+    key: Vec<u8>,
+    state: Option<crate::engine::WindowState>,
+    max_bytes: usize,
+) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let before = split.get(&key).copied().unwrap_or(0);
+    let mut out: Vec<(Vec<u8>, Option<Vec<u8>>)> = match state {
+        Some(ws) => wire::window_state_records(&key, &ws, max_bytes)
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect(),
+        None => vec![(key.clone(), None)],
+    };
+    // The head, then the parts.
+    let now = out.len() as u32 - 1;
+    for part in now..before {
+        out.push((ChangelogKey::window_part(&key, part), None));
+    }
+    if now > 0 {
+        split.insert(key, now);
+    } else if before > 0 {
+        split.remove(&key);
+    }
+    out
 }
 
 /// `s` cut to at most `max` bytes, at a character boundary.
@@ -998,7 +1049,9 @@ fn decode_batch(
 
 /// Whether the group has committed every input partition up to its target: partitions held by
 /// another member (or by a crashed one until its session times out) count too, so an instance
-/// never declares the input done while part of it is unprocessed.
+/// never declares the input done while part of it is unprocessed. A partition whose records
+/// before its target are all gone (deleted by retention or `DeleteRecords`: its log start
+/// offset has reached the target) has nothing left to read, and counts as done.
 fn group_committed_all<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     targets: &BTreeMap<(String, i32), i64>,
@@ -1011,25 +1064,40 @@ fn group_committed_all<C: ConsumerContext>(
     let committed = consumer
         .committed_offsets(tpl, StdDuration::from_secs(5))
         .map_err(|e| RunError::kafka("read the group's committed offsets", e))?;
-    Ok(committed.elements().iter().all(|el| {
-        let target = targets
-            .get(&(el.topic().to_string(), el.partition()))
-            .copied()
-            .unwrap_or(0);
-        match el.offset() {
+    let target_of = |topic: &str, p: i32| targets.get(&(topic.to_string(), p)).copied();
+    let mut behind = TopicPartitionList::new();
+    for el in committed.elements() {
+        let target = target_of(el.topic(), el.partition()).unwrap_or(0);
+        let done = match el.offset() {
             Offset::Offset(o) => o >= target,
             _ => target == 0,
+        };
+        if !done {
+            // The log start offset, asked for as the offsets of the "earliest" timestamp.
+            behind
+                .add_partition_offset(el.topic(), el.partition(), Offset::Beginning)
+                .map_err(|e| RunError::kafka("ask for the input's log start offsets", e))?;
         }
+    }
+    if behind.count() == 0 {
+        return Ok(true);
+    }
+    let starts = consumer
+        .offsets_for_times(behind, StdDuration::from_secs(5))
+        .map_err(|e| RunError::kafka("read the input's log start offsets", e))?;
+    Ok(starts.elements().iter().all(|el| {
+        let target = target_of(el.topic(), el.partition()).unwrap_or(0);
+        matches!(el.offset(), Offset::Offset(start) if start >= target)
     }))
 }
 
-/// The end offset of a partition as of the consumer's last fetch response (no network call);
-/// `None` while unknown.
-fn cached_high_watermark<C: ConsumerContext>(
+/// The log start and end offsets of a partition as of the consumer's last fetch response (no
+/// network call); `None` while unknown.
+fn cached_watermarks<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     partition: i32,
-) -> Option<i64> {
+) -> Option<(i64, i64)> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid while `consumer` lives; `topic` is a NUL-terminated
@@ -1044,7 +1112,7 @@ fn cached_high_watermark<C: ConsumerContext>(
         )
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-        .then_some(high)
+        .then_some((low, high))
 }
 
 /// Makes a transactional call again, every 500 ms, while librdkafka reports a retriable error (a
@@ -1097,9 +1165,10 @@ impl Worker {
         if let Err(e) = self.try_send(topic, partition, key, payload, headers) {
             if let KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) = e {
                 let size = key.len() + payload.map_or(0, <[u8]>::len);
-                // An attainment event, a window's state, one contribution: records that cannot be
-                // split or cut (batches and dedupe records are split at `split_bytes`, well
-                // below the limit). Redoing the transaction would fail the same way, forever.
+                // An attainment event, one contribution, a part of a window's state under a huge
+                // key: records that cannot be split or cut (batches, dedupe records and window
+                // states are split at `split_bytes`, well below the limit). Redoing the
+                // transaction would fail the same way, forever.
                 let limit =
                     message_max_bytes(&self.cfg).unwrap_or("1000000 (librdkafka's default)");
                 self.too_large
@@ -1120,6 +1189,79 @@ impl Worker {
             .rdkafka_error_code()
             .unwrap_or(rdkafka::types::RDKafkaErrorCode::Fail);
         self.send_failed.set(Some(code));
+    }
+
+    /// Sends a record read from `source` (topic, partition, offset) to the dead-letter topic in
+    /// the open transaction, with its reason, detail and origin in headers.
+    fn dead_letter(
+        &self,
+        source: (&str, i32, i64),
+        key: &[u8],
+        payload: &[u8],
+        reason: &str,
+        detail: &str,
+    ) {
+        let (source_topic, source_partition, source_offset) = source;
+        let headers = |truncated: Option<usize>| {
+            let h = OwnedHeaders::new()
+                .insert(Header {
+                    key: "goalpost.reason",
+                    value: Some(reason),
+                })
+                .insert(Header {
+                    key: "goalpost.detail",
+                    value: Some(detail),
+                })
+                .insert(Header {
+                    key: "goalpost.source.topic",
+                    value: Some(source_topic),
+                })
+                .insert(Header {
+                    key: "goalpost.source.partition",
+                    value: Some(&source_partition.to_string()),
+                })
+                .insert(Header {
+                    key: "goalpost.source.offset",
+                    value: Some(&source_offset.to_string()),
+                });
+            match truncated {
+                Some(len) => h.insert(Header {
+                    key: "goalpost.truncated_from",
+                    value: Some(&len.to_string()),
+                }),
+                None => h,
+            }
+        };
+        let topic = &self.dead_letters;
+        // A record the producer finds too large (headers added) keeps its first half,
+        // quarter, … (then so does its key), so that it does not stop the stream.
+        let (mut keep, mut keep_key) = (payload.len(), key.len());
+        let mut truncated = None;
+        loop {
+            match self.try_send(
+                topic,
+                None,
+                &key[..keep_key],
+                Some(&payload[..keep]),
+                Some(headers(truncated)),
+            ) {
+                Ok(()) => break,
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge))
+                    if keep > 0 || keep_key > 0 =>
+                {
+                    if keep > 0 {
+                        keep /= 2;
+                    } else {
+                        keep_key /= 2;
+                    }
+                    truncated = Some(payload.len());
+                }
+                Err(err) => {
+                    self.note_send_failed(topic, err);
+                    break;
+                }
+            }
+        }
     }
 
     fn try_send(
@@ -1246,73 +1388,24 @@ impl Worker {
                 }
                 // The detail can quote the bad value: a few hundred bytes of it say enough.
                 let detail = truncate_str(&e.detail, 512);
-                let headers = |truncated: Option<usize>| {
-                    let h = OwnedHeaders::new()
-                        .insert(Header {
-                            key: "goalpost.reason",
-                            value: Some(e.reason.as_str()),
-                        })
-                        .insert(Header {
-                            key: "goalpost.detail",
-                            value: Some(detail),
-                        })
-                        .insert(Header {
-                            key: "goalpost.source.topic",
-                            value: Some(m.topic()),
-                        })
-                        .insert(Header {
-                            key: "goalpost.source.partition",
-                            value: Some(&m.partition().to_string()),
-                        })
-                        .insert(Header {
-                            key: "goalpost.source.offset",
-                            value: Some(&m.offset().to_string()),
-                        });
-                    match truncated {
-                        Some(len) => h.insert(Header {
-                            key: "goalpost.truncated_from",
-                            value: Some(&len.to_string()),
-                        }),
-                        None => h,
-                    }
-                };
-                let topic = self.dead_letters.clone();
+                let source = (m.topic(), m.partition(), m.offset());
                 let key = m.key().unwrap_or_default();
-                // A record the producer finds too large (headers added) keeps its first half,
-                // quarter, … (then so does its key), so that it does not stop the stream.
-                let (mut keep, mut keep_key) = (payload.len(), key.len());
-                let mut truncated = None;
-                loop {
-                    match self.try_send(
-                        &topic,
-                        None,
-                        &key[..keep_key],
-                        Some(&payload[..keep]),
-                        Some(headers(truncated)),
-                    ) {
-                        Ok(()) => break,
-                        Err(KafkaError::MessageProduction(
-                            RDKafkaErrorCode::MessageSizeTooLarge,
-                        )) if keep > 0 || keep_key > 0 => {
-                            if keep > 0 {
-                                keep /= 2;
-                            } else {
-                                keep_key /= 2;
-                            }
-                            truncated = Some(payload.len());
-                        }
-                        Err(err) => {
-                            self.note_send_failed(&topic, err);
-                            break;
-                        }
-                    }
-                }
+                self.dead_letter(source, key, payload, e.reason.as_str(), detail);
             }
             Ok(()) => {
                 let owners = self.owners_count;
                 let (goals, goal_hashes) = (&self.goals, &self.goal_hashes);
                 let Some(task) = self.routers.get_mut(&upstream) else {
-                    tracing::warn!(upstream, "record of a partition without a router: skipped");
+                    if let Some(held_back) =
+                        self.warnings
+                            .allow("no router", m.partition(), Instant::now())
+                    {
+                        tracing::warn!(
+                            upstream,
+                            held_back,
+                            "record of a partition without a router: skipped"
+                        );
+                    }
                     return;
                 };
                 task.records_since_check += 1;
@@ -1377,7 +1470,14 @@ impl Worker {
         let Some(payload) = m.payload() else {
             return Ok(());
         };
-        let (batch, _) = self.apply_batch(partition, payload)?;
+        let (batch, _) = match self.apply_batch(partition, payload) {
+            Ok(applied) => applied,
+            Err(e) => {
+                let source = (m.topic(), partition, m.offset());
+                self.skip_internal(source, m.key().unwrap_or_default(), payload, &e);
+                return Ok(());
+            }
+        };
         if batch.sentinel != 0 {
             if let Some((id, _, pending)) = self.sentinel.as_mut() {
                 if *id == batch.sentinel {
@@ -1394,24 +1494,45 @@ impl Worker {
     }
 
     /// Applies a repartition batch to the owner of `partition`, if it is here: contributions,
-    /// then the upstream's progress and idleness. Returns the batch's header.
+    /// then the upstream's progress and idleness. Returns the batch's header. A batch that
+    /// cannot be read, or names an upstream partition that does not exist, is an error, and
+    /// nothing of it is applied.
     fn apply_batch(
         &mut self,
         partition: i32,
         payload: &[u8],
-    ) -> Result<(wire::BatchHeader, u64), RunError> {
+    ) -> Result<(wire::BatchHeader, u64), wire::WireError> {
+        // Read once without applying anything, so that a damaged record is skipped whole.
+        let header = wire::read_batch_each(payload, |_| {})?;
+        let upstreams = self.topics.inputs.len();
+        if header.sentinel == 0 && header.upstream as usize >= upstreams {
+            return Err(wire::WireError::Invalid {
+                what: "repartition batch",
+                detail: format!(
+                    "upstream partition {} does not exist: the input has {upstreams} partitions",
+                    header.upstream
+                ),
+            });
+        }
         let mut owner = self.owners.get_mut(&partition);
         let mut applied = 0;
         let out = &mut self.attainments;
         let (goal_index, late) = (&self.goal_index, &mut self.late);
+        let warnings = &mut self.warnings;
         // Contributions are applied as they are read (a batch holds up to MAX_BATCH of them).
-        // A record that turns out corrupt is fatal: the open transaction is never committed.
         let batch = wire::read_batch_each(payload, |c| {
             let Some(owner) = owner.as_deref_mut() else {
                 return;
             };
             let Some(&goal) = goal_index.get(c.goal_id) else {
-                tracing::warn!(goal = %c.goal_id, "contribution for a goal not in the goal file: skipped");
+                if let Some(held_back) = warnings.allow("unknown goal", partition, Instant::now()) {
+                    tracing::warn!(
+                        goal = %c.goal_id,
+                        partition,
+                        held_back,
+                        "contribution for a goal not in the goal file: skipped"
+                    );
+                }
                 return;
             };
             let contribution = Contribution {
@@ -1692,6 +1813,7 @@ impl Worker {
             }
         }
         for (&partition, owner) in self.owners.iter_mut() {
+            let split = self.split_windows.entry(partition).or_default();
             for change in owner.take_changes() {
                 use crate::engine::OwnerChange;
                 let (key, value) = match change {
@@ -1700,10 +1822,12 @@ impl Worker {
                         group,
                         start,
                         state,
-                    } => (
-                        ChangelogKey::window(&self.goals.goals[goal].id, &group, start),
-                        state.map(|s| wire::window_state_to_bytes(&s)),
-                    ),
+                    } => {
+                        let key = ChangelogKey::window(&self.goals.goals[goal].id, &group, start);
+                        let parts = window_records(split, key, state, self.split_bytes);
+                        records.extend(parts.into_iter().map(|(k, v)| (partition, k, v)));
+                        continue;
+                    }
                     OwnerChange::Upstream {
                         partition: up,
                         stream_time,
@@ -1731,9 +1855,63 @@ impl Worker {
                 records.push((partition, key, value));
             }
         }
+        // Unreadable records found by the last restore: dead-lettered, then tombstoned so that
+        // the next restore does not meet them again.
+        for (part, u) in std::mem::take(&mut self.unreadable) {
+            let reason = wire::WireError::Invalid {
+                what: "changelog record",
+                detail: u.reason,
+            };
+            self.skip_internal((&topic, part, u.offset), &u.key, &u.value, &reason);
+            // A key too large for a record of ours (written by another producer) stays: it is
+            // met, and dead-lettered, again by each restore, rather than stopping the instance.
+            if u.key.len() <= self.split_bytes {
+                records.push((part, u.key, None));
+            }
+        }
+        for (part, key) in std::mem::take(&mut self.orphan_parts) {
+            records.push((part, key, None));
+        }
         self.changelog_records += records.len() as u64;
         for (part, key, value) in records {
             self.send(&topic, Some(part), &key, value.as_deref(), None);
+        }
+    }
+
+    /// Skips a record of an internal topic that cannot be read: counted, dead-lettered with its
+    /// origin (topic, partition, offset) in the open transaction, and logged at most once per
+    /// partition every [`WARN_EVERY`].
+    fn skip_internal(
+        &mut self,
+        source: (&str, i32, i64),
+        key: &[u8],
+        value: &[u8],
+        error: &wire::WireError,
+    ) {
+        let (topic, partition, offset) = source;
+        self.report.internal_skipped += 1;
+        let detail = error.to_string();
+        self.dead_letter(
+            source,
+            key,
+            value,
+            INTERNAL_REASON,
+            truncate_str(&detail, 512),
+        );
+        let kind = if topic == self.changelog {
+            "unreadable changelog record"
+        } else {
+            "unreadable repartition record"
+        };
+        if let Some(held_back) = self.warnings.allow(kind, partition, Instant::now()) {
+            tracing::warn!(
+                topic,
+                partition,
+                offset,
+                error = %error,
+                held_back,
+                "{kind}: skipped and dead-lettered"
+            );
         }
     }
 
@@ -1743,7 +1921,13 @@ impl Worker {
             .routers
             .values()
             .any(|t| t.router.stream_time().is_some() && t.router.stream_time() != t.sent);
-        if !self.in_txn && !has_progress && self.batches.is_empty() && self.held.is_empty() {
+        if !self.in_txn
+            && !has_progress
+            && self.batches.is_empty()
+            && self.held.is_empty()
+            && self.unreadable.is_empty()
+            && self.orphan_parts.is_empty()
+        {
             return Ok(());
         }
         self.begin()?;
@@ -1838,6 +2022,8 @@ impl Worker {
             .increment(self.report.duplicates - p.report.duplicates);
         t.local_contributions
             .increment(self.report.local_contributions - p.report.local_contributions);
+        metrics::counter!(crate::serve::metrics::INTERNAL_SKIPPED)
+            .increment(self.report.internal_skipped - p.report.internal_skipped);
         p.report = self.report.clone();
         for (i, n) in self.rejected.iter().enumerate() {
             t.events_rejected[i].increment(n - p.rejected[i]);
@@ -2055,6 +2241,7 @@ impl Worker {
         self.report.rejected = p.report.rejected;
         self.report.attainments = p.report.attainments;
         self.report.local_contributions = p.report.local_contributions;
+        self.report.internal_skipped = p.report.internal_skipped;
         self.rejected = p.rejected;
         self.late.clone_from(&p.late);
         self.repartition_records = p.repartition_records;
@@ -2068,6 +2255,9 @@ impl Worker {
         self.too_large.replace(None);
         self.links.fill(Link::Topic);
         self.attainments.clear();
+        // Found again by the rebuild that follows.
+        self.unreadable.clear();
+        self.orphan_parts.clear();
         true
     }
 
@@ -2125,6 +2315,7 @@ impl Worker {
             Some(part @ Part::Repartition(p)) => {
                 self.owners.remove(&p);
                 self.owner_since.remove(&p);
+                self.split_windows.remove(&p);
                 self.offsets.remove(&part);
             }
             Some(part @ Part::Input(up)) => {
@@ -2155,52 +2346,35 @@ impl Worker {
         }
         let wanted: Vec<i32> = by_changelog.keys().copied().collect();
         let mut states = read_partitions(&self.client, &self.changelog, &wanted)?;
+        let upstreams = self.topics.inputs.len() as u32;
         for (part, (owner, ups)) in by_changelog {
             let state = states.remove(&part).unwrap_or_default();
+            let mut restored = decode_partition(&state, owner.is_some(), &ups, upstreams);
+            drop(state);
+            for u in std::mem::take(&mut restored.unreadable) {
+                self.unreadable.push((part, u));
+            }
+            for key in std::mem::take(&mut restored.orphan_parts) {
+                self.orphan_parts.push((part, key));
+            }
             if let Some(p) = owner {
-                let mut o = Owner::new(self.goals.clone(), self.topics.inputs.len() as u32);
+                let mut o = Owner::new(self.goals.clone(), upstreams);
                 o.track_changes();
-                for (k, v) in &state {
-                    match ChangelogKey::from_bytes(k)? {
-                        ChangelogKey::Window {
-                            goal_id,
-                            start,
-                            group,
-                        } => {
-                            if let Some(&g) = self.goal_index.get(&goal_id) {
-                                let ws = wire::window_state_from_bytes(v)?;
-                                o.restore_window(
-                                    g,
-                                    GroupKey(group.into_iter().map(Box::from).collect()),
-                                    start,
-                                    ws,
-                                );
-                            }
+                let mut split = HashMap::new();
+                for w in restored.windows {
+                    if let Some(&g) = self.goal_index.get(&w.goal_id) {
+                        if w.parts > 0 {
+                            split.insert(w.key, w.parts);
                         }
-                        ChangelogKey::Upstream(up) => {
-                            let r = pb::UpstreamRecord::decode(v.as_slice()).map_err(|cause| {
-                                wire::WireError::Decode {
-                                    what: "upstream",
-                                    cause,
-                                }
-                            })?;
-                            o.restore_upstream(
-                                up,
-                                r.stream_time.map(Timestamp::from_nanos),
-                                r.idle,
-                            );
-                        }
-                        ChangelogKey::Watermark => {
-                            let r = pb::WatermarkRecord::decode(v.as_slice()).map_err(|cause| {
-                                wire::WireError::Decode {
-                                    what: "watermark",
-                                    cause,
-                                }
-                            })?;
-                            o.restore_watermark(Timestamp::from_nanos(r.watermark));
-                        }
-                        _ => {}
+                        let group = GroupKey(w.group.into_iter().map(Box::from).collect());
+                        o.restore_window(g, group, w.start, w.state);
                     }
+                }
+                for (up, stream_time, idle) in restored.upstreams {
+                    o.restore_upstream(up, stream_time, idle);
+                }
+                if let Some(wm) = restored.watermark {
+                    o.restore_watermark(wm);
                 }
                 tracing::info!(
                     partition = p,
@@ -2209,49 +2383,14 @@ impl Worker {
                 );
                 self.owners.insert(p, o);
                 self.owner_since.insert(p, self.assignment_epoch);
+                self.split_windows.insert(p, split);
             }
             for up in ups {
                 let mut router = Router::new(self.goals.clone(), up);
                 router.track_changes();
-                let mut stream_time = None;
-                let mut next_batch = 0;
-                let mut batches = BTreeMap::new();
-                let mut ids: Vec<(String, Timestamp)> = Vec::new();
-                for (k, v) in &state {
-                    match ChangelogKey::from_bytes(k)? {
-                        ChangelogKey::RouterClock(u) if u == up => {
-                            let r =
-                                pb::RouterClockRecord::decode(v.as_slice()).map_err(|cause| {
-                                    wire::WireError::Decode {
-                                        what: "router clock",
-                                        cause,
-                                    }
-                                })?;
-                            stream_time = r.stream_time.map(Timestamp::from_nanos);
-                            next_batch = next_batch.max(r.next_batch);
-                        }
-                        ChangelogKey::DedupeBatch { upstream, batch } if upstream == up => {
-                            let r =
-                                pb::DedupeBatchRecord::decode(v.as_slice()).map_err(|cause| {
-                                    wire::WireError::Decode {
-                                        what: "dedupe batch",
-                                        cause,
-                                    }
-                                })?;
-                            let mut max = Timestamp::MIN;
-                            for (id, t) in r.ids.into_iter().zip(r.times) {
-                                let t = Timestamp::from_nanos(t);
-                                max = max.max(t);
-                                ids.push((id, t));
-                            }
-                            batches.insert(batch, max);
-                            next_batch = next_batch.max(batch + 1);
-                        }
-                        _ => {}
-                    }
-                }
-                ids.sort_by_key(|(_, t)| *t);
-                router.restore(stream_time, ids);
+                let r = restored.routers.remove(&up).unwrap_or_default();
+                let (stream_time, next_batch, batches) = (r.stream_time, r.next_batch, r.batches);
+                router.restore(stream_time, r.ids);
                 tracing::info!(upstream = up, remembered_ids = router.dedupe().len(), stream_time = ?stream_time.map(|t| t.to_rfc3339()), "router ready");
                 self.routers.insert(
                     up,
@@ -2268,6 +2407,10 @@ impl Worker {
                     },
                 );
             }
+        }
+        if !self.unreadable.is_empty() || !self.orphan_parts.is_empty() {
+            // Dead-lettered and tombstoned by the next commit.
+            self.begin()?;
         }
         Ok(())
     }
@@ -2291,22 +2434,20 @@ impl Worker {
                 task.last_record = Instant::now();
             }
             let next_offset = self.next_offsets.get(&Part::Input(upstream)).copied();
+            // Records before the log start offset are gone (retention): nothing to read there.
+            let marks = cached_watermarks(consumer, topic, *partition);
             if let (Some(gauge), Some(next)) = (self.lag_gauges.get(upstream as usize), next_offset)
             {
-                if let Some(high) = cached_high_watermark(consumer, topic, *partition) {
-                    gauge.set((high - next).max(0) as f64);
+                if let Some((low, high)) = marks {
+                    gauge.set((high - next.max(low)).max(0) as f64);
                 }
             }
             if task.idle_sent || task.last_record.elapsed() < timeout {
                 continue;
             }
-            let next = self
-                .next_offsets
-                .get(&Part::Input(upstream))
-                .copied()
-                .unwrap_or(0);
-            match cached_high_watermark(consumer, topic, *partition) {
-                Some(high) if next >= high => {}
+            let next = next_offset.unwrap_or(0);
+            match marks {
+                Some((low, high)) if next.max(low) >= high => {}
                 _ => continue,
             }
             task.idle_sent = true;
@@ -2380,16 +2521,27 @@ impl Worker {
         Ok(done)
     }
 
-    fn all_input_read(&self, targets: &BTreeMap<(String, i32), i64>) -> bool {
+    /// Whether every input partition assigned here is read up to its target: its next offset, or
+    /// its log start offset when the records before it are gone (retention, `DeleteRecords`), has
+    /// reached the target.
+    fn all_input_read<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        targets: &BTreeMap<(String, i32), i64>,
+    ) -> bool {
         self.topics.inputs.iter().enumerate().all(|(up, key)| {
             let up = up as u32;
-            !self.routers.contains_key(&up)
-                || self
-                    .next_offsets
-                    .get(&Part::Input(up))
-                    .copied()
-                    .unwrap_or(0)
-                    >= targets.get(key).copied().unwrap_or(0)
+            if !self.routers.contains_key(&up) {
+                return true;
+            }
+            let target = targets.get(key).copied().unwrap_or(0);
+            let next = self
+                .next_offsets
+                .get(&Part::Input(up))
+                .copied()
+                .unwrap_or(0);
+            next >= target
+                || cached_watermarks(consumer, &key.0, key.1).is_some_and(|(low, _)| low >= target)
         })
     }
 
