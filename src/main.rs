@@ -66,6 +66,11 @@ enum Command {
         /// Where rejected records go (JSON lines); absent: to stderr.
         #[arg(long)]
         dead_letter: Option<PathBuf>,
+        /// Most event ids remembered for deduplication; beyond it the oldest are forgotten early
+        /// (counted in the summary as `dedupe evicted`).
+        #[arg(long, default_value_t = goalpost::engine::DEFAULT_DEDUPE_MAX_IDS,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        dedupe_max_ids: usize,
     },
     /// Consume events from Kafka, fold them and publish attainment events, exactly once.
     Run {
@@ -143,12 +148,14 @@ fn main() {
             format,
             output,
             dead_letter,
+            dedupe_max_ids,
         } => cmd_replay(
             &goals,
             events.as_deref(),
             format.into(),
             output.as_deref(),
             dead_letter.as_deref(),
+            &replay::ReplayOptions { dedupe_max_ids },
         ),
         Command::Check { goals, config } => cmd_check(goals.as_deref(), config.as_deref()),
         Command::Run {
@@ -206,6 +213,7 @@ fn cmd_replay(
     format: Format,
     output: Option<&Path>,
     dead_letter: Option<&Path>,
+    options: &replay::ReplayOptions,
 ) -> Result<()> {
     let goals = Arc::new(load_goals(goals_path)?);
     let total = match events {
@@ -250,6 +258,7 @@ fn cmd_replay(
         goals,
         input,
         format,
+        options,
         &mut out,
         &mut dead_letters,
         &mut progress,
@@ -307,8 +316,8 @@ fn cmd_run(
         serving,
     )?;
     eprintln!(
-        "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}  local contributions {}",
-        report.read, report.accepted, report.duplicates, report.rejected, report.attainments, report.commits, report.aborts, report.local_contributions
+        "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}  local contributions {}  overflow {}  dedupe evicted {}",
+        report.read, report.accepted, report.duplicates, report.rejected, report.attainments, report.commits, report.aborts, report.local_contributions, report.overflow, report.dedupe_evicted
     );
     if report.producers_recreated > 0 {
         eprintln!(

@@ -115,6 +115,9 @@ struct GoalState {
 pub struct OwnerStats {
     /// Per goal: contributions whose windows had all closed.
     pub late: Vec<u64>,
+    /// Per goal: contributions skipped, for some or all of their windows, because of the goal's
+    /// `max_groups` or `max_distinct` (see [`Applied::Overflow`]).
+    pub overflow: Vec<u64>,
     /// Windows closed (finals emitted).
     pub windows_closed: u64,
     /// Attainment events emitted, by kind (see [`AttainmentKind::ALL`]).
@@ -134,6 +137,10 @@ pub enum Applied {
     Applied,
     /// Every window it belongs to had closed: counted as late, not applied.
     Late,
+    /// Counted as overflow: its group is new and the goal already holds `max_groups` groups on
+    /// this owner (not applied), or its `count_distinct` value is new and a window already holds
+    /// `max_distinct` values (not applied to that window, applied to the others).
+    Overflow,
 }
 
 /// Holds the windows of the goals and groups routed to it, closes them as the watermark advances
@@ -177,6 +184,7 @@ impl Owner {
             watermark: None,
             stats: OwnerStats {
                 late: vec![0; n],
+                overflow: vec![0; n],
                 ..OwnerStats::default()
             },
             scratch: Vec::new(),
@@ -353,13 +361,20 @@ impl Owner {
             return Applied::Late;
         }
 
+        let full = state.groups.len() >= goal.max_groups;
         let group = match state.groups.get_mut(&GroupRef(&c.group)) {
             Some(g) => g,
+            None if full => {
+                self.stats.overflow[c.goal] += 1;
+                return Applied::Overflow;
+            }
             None => state
                 .groups
                 .entry(GroupKey::from_values(&c.group))
                 .or_default(),
         };
+        let mut skipped = false;
+        let dirty_before = group.dirty.len();
         for w in &self.scratch {
             let ws = group.windows.entry(w.start).or_insert_with(|| {
                 state.closing.insert((
@@ -374,17 +389,25 @@ impl Owner {
                     breached: false,
                 }
             });
-            ws.aggregate.apply(&c.delta);
+            if !ws.aggregate.apply_within(&c.delta, goal.max_distinct) {
+                // A new window holds at least this value, so it is never left empty here.
+                skipped = true;
+                continue;
+            }
             judge(goal, &c.group, *w, ws, c, out, &mut self.stats);
             if self.tracking.is_some() {
                 group.dirty.push(w.start);
             }
         }
         if let Some(t) = self.tracking.as_mut() {
-            if group.dirty.len() == self.scratch.len() {
+            if dirty_before == 0 && !group.dirty.is_empty() {
                 // First change of this group since the last take: remember the group once.
                 t.groups.insert((c.goal, GroupKey::from_values(&c.group)));
             }
+        }
+        if skipped {
+            self.stats.overflow[c.goal] += 1;
+            return Applied::Overflow;
         }
         Applied::Applied
     }

@@ -368,3 +368,115 @@ proptest! {
         prop_assert_eq!(pb.router().stats().duplicates as usize, with_dups.len() - events.len());
     }
 }
+
+/// A goal per cap: daily count per region with at most 2 regions, daily distinct reps with at
+/// most 2 reps.
+const CAPPED: &str = r#"
+[[goals]]
+id = "per-region"
+metric = "count"
+group_by = ["region"]
+window = { tumbling = "1d" }
+target = 100
+max_groups = 2
+
+[[goals]]
+id = "reps"
+metric = "count_distinct"
+field = "rep_id"
+window = { hopping = "2d", every = "1d" }
+target = 100
+max_distinct = 2
+"#;
+
+fn rep_event(id: &str, time: &str, region: &str, rep: &str) -> SalesEvent {
+    event(id, "activity_logged", time, region, None).with(StringField::RepId, rep)
+}
+
+#[test]
+fn groups_beyond_max_groups_are_counted_as_overflow_not_applied() {
+    let g = goals(CAPPED);
+    let events = [
+        rep_event("a", "2026-01-05T09:00:00Z", "East", "r1"),
+        rep_event("b", "2026-01-05T10:00:00Z", "West", "r1"),
+        // A third group while two hold open windows: skipped.
+        rep_event("c", "2026-01-05T11:00:00Z", "North", "r1"),
+        // Known groups still count.
+        rep_event("d", "2026-01-05T12:00:00Z", "East", "r1"),
+        // The next day (its first event closes the 5th after counting): the groups of the 5th
+        // are gone, so North finds room.
+        rep_event("e", "2026-01-06T08:00:00Z", "East", "r1"),
+        rep_event("f", "2026-01-06T09:00:00Z", "North", "r1"),
+    ];
+    let (out, p) = run(&g, &events);
+    let per_region: Vec<(String, Option<Decimal>)> = out
+        .iter()
+        .filter(|a| &*a.goal_id == "per-region" && a.kind == AttainmentKind::Final)
+        .map(|a| (a.group[0].1.clone(), a.value))
+        .collect();
+    assert_eq!(
+        per_region,
+        [
+            ("East".to_string(), Some(Decimal::from(2))),
+            ("West".to_string(), Some(Decimal::ONE)),
+            ("East".to_string(), Some(Decimal::ONE)),
+            ("North".to_string(), Some(Decimal::ONE)),
+        ]
+    );
+    assert_eq!(p.owner().stats().overflow, [1, 0]);
+    assert_eq!(p.owner().stats().late, [0, 0]);
+}
+
+#[test]
+fn distinct_values_beyond_max_distinct_are_counted_per_contribution() {
+    let g = goals(CAPPED);
+    let mut owner = Owner::new(g.clone(), 1);
+    let mut out = Vec::new();
+    let mut apply = |owner: &mut Owner, id: &str, time: &str, rep: &str| {
+        let ev = rep_event(id, time, "East", rep);
+        let c = Contribution {
+            goal: 1,
+            group: GroupValues::new(),
+            delta: crate::aggregate::Delta::Text(rep.into()),
+            event_id: &ev.event_id,
+            event_time: ev.occurred_at,
+        };
+        owner.apply(&c, &mut out)
+    };
+    // Windows [4th, 6th) and [5th, 7th) both take events of the 5th.
+    assert_eq!(
+        apply(&mut owner, "a", "2026-01-05T01:00:00Z", "r1"),
+        Applied::Applied
+    );
+    assert_eq!(
+        apply(&mut owner, "b", "2026-01-05T02:00:00Z", "r2"),
+        Applied::Applied
+    );
+    assert_eq!(
+        apply(&mut owner, "c", "2026-01-05T03:00:00Z", "r3"),
+        Applied::Overflow
+    );
+    assert_eq!(
+        apply(&mut owner, "d", "2026-01-05T04:00:00Z", "r1"),
+        Applied::Applied
+    );
+    // The 6th: [5th, 7th) is full, [6th, 8th) is new and takes it.
+    assert_eq!(
+        apply(&mut owner, "e", "2026-01-06T01:00:00Z", "r3"),
+        Applied::Overflow
+    );
+    assert_eq!(owner.stats().overflow, [0, 2]);
+    let mut values: Vec<(Timestamp, Option<Decimal>)> = owner
+        .windows_of(1)
+        .map(|(_, start, ws)| (start, ws.aggregate.value()))
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        [
+            (at("2026-01-04T00:00:00Z"), Some(Decimal::from(2))),
+            (at("2026-01-05T00:00:00Z"), Some(Decimal::from(2))),
+            (at("2026-01-06T00:00:00Z"), Some(Decimal::ONE)),
+        ]
+    );
+}
