@@ -10,7 +10,8 @@ use hashbrown::DefaultHashBuilder;
 
 use crate::model::{Duration, Timestamp};
 
-/// Ids remembered per input partition at most, by default (about 75 bytes each: some 375 MB).
+/// Ids remembered per input partition at most, by default (about 120 bytes each with a UUID-sized
+/// id: some 600 MB when full).
 pub const DEFAULT_DEDUPE_MAX_IDS: usize = 5_000_000;
 
 /// Remembers each accepted event id with its `occurred_at` for `horizon` of stream time, and at

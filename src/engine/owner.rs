@@ -1,5 +1,6 @@
 //! The Owner: the per-(goal, group) half of the engine, holding window state.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -108,6 +109,8 @@ struct GoalState {
     closing: BTreeSet<(Timestamp, GroupKey, Timestamp)>,
     /// The last window computed, for single-window specs (most events fall in the same one).
     cached: Option<Window>,
+    /// Open windows by start: how many groups each holds (for `max_groups`).
+    groups_per_window: HashMap<Timestamp, usize>,
 }
 
 /// Counters kept by an owner.
@@ -137,9 +140,9 @@ pub enum Applied {
     Applied,
     /// Every window it belongs to had closed: counted as late, not applied.
     Late,
-    /// Counted as overflow: its group is new and the goal already holds `max_groups` groups on
-    /// this owner (not applied), or its `count_distinct` value is new and a window already holds
-    /// `max_distinct` values (not applied to that window, applied to the others).
+    /// Counted as overflow: not applied to a window (applied to its others, if any) because its
+    /// group is new there and the window already holds `max_groups` groups on this owner, or its
+    /// `count_distinct` value is new there and the window already holds `max_distinct` values.
     Overflow,
 }
 
@@ -177,6 +180,7 @@ impl Owner {
                     groups: HashMap::new(),
                     closing: BTreeSet::new(),
                     cached: None,
+                    groups_per_window: HashMap::new(),
                 })
                 .collect(),
             goals,
@@ -260,11 +264,10 @@ impl Owner {
         let gs = &mut self.states[goal];
         gs.closing
             .insert((state.end.saturating_add(g.grace), group.clone(), start));
-        gs.groups
-            .entry(group)
-            .or_default()
-            .windows
-            .insert(start, state);
+        let windows = &mut gs.groups.entry(group).or_default().windows;
+        if windows.insert(start, state).is_none() {
+            *gs.groups_per_window.entry(start).or_default() += 1;
+        }
     }
 
     /// Restores an upstream partition's clock from a changelog.
@@ -361,10 +364,14 @@ impl Owner {
             return Applied::Late;
         }
 
-        let full = state.groups.len() >= goal.max_groups;
+        let counts = &mut state.groups_per_window;
         let group = match state.groups.get_mut(&GroupRef(&c.group)) {
             Some(g) => g,
-            None if full => {
+            None if !self
+                .scratch
+                .iter()
+                .any(|w| counts.get(&w.start).is_none_or(|n| *n < goal.max_groups)) =>
+            {
                 self.stats.overflow[c.goal] += 1;
                 return Applied::Overflow;
             }
@@ -376,19 +383,28 @@ impl Owner {
         let mut skipped = false;
         let dirty_before = group.dirty.len();
         for w in &self.scratch {
-            let ws = group.windows.entry(w.start).or_insert_with(|| {
-                state.closing.insert((
-                    w.end.saturating_add(grace),
-                    GroupKey::from_values(&c.group),
-                    w.start,
-                ));
-                WindowState {
-                    end: w.end,
-                    aggregate: Aggregate::empty(goal.metric()),
-                    reached: 0,
-                    breached: false,
+            let ws = match group.windows.entry(w.start) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let n = counts.entry(w.start).or_default();
+                    if *n >= goal.max_groups {
+                        skipped = true;
+                        continue;
+                    }
+                    *n += 1;
+                    state.closing.insert((
+                        w.end.saturating_add(grace),
+                        GroupKey::from_values(&c.group),
+                        w.start,
+                    ));
+                    e.insert(WindowState {
+                        end: w.end,
+                        aggregate: Aggregate::empty(goal.metric()),
+                        reached: 0,
+                        breached: false,
+                    })
                 }
-            });
+            };
             if !ws.aggregate.apply_within(&c.delta, goal.max_distinct) {
                 // A new window holds at least this value, so it is never left empty here.
                 skipped = true;
@@ -482,6 +498,12 @@ impl Owner {
                 let Some(ws) = group.windows.remove(&start) else {
                     continue;
                 };
+                if let Some(n) = state.groups_per_window.get_mut(&start) {
+                    *n -= 1;
+                    if *n == 0 {
+                        state.groups_per_window.remove(&start);
+                    }
+                }
                 if group.windows.is_empty() {
                     state.groups.remove(&key);
                 }

@@ -369,8 +369,8 @@ proptest! {
     }
 }
 
-/// A goal per cap: daily count per region with at most 2 regions, daily distinct reps with at
-/// most 2 reps.
+/// A goal per cap: daily count per region with at most 2 regions a day, distinct reps over two
+/// days (hopping daily) with at most 2 reps a window.
 const CAPPED: &str = r#"
 [[goals]]
 id = "per-region"
@@ -403,10 +403,10 @@ fn groups_beyond_max_groups_are_counted_as_overflow_not_applied() {
         rep_event("c", "2026-01-05T11:00:00Z", "North", "r1"),
         // Known groups still count.
         rep_event("d", "2026-01-05T12:00:00Z", "East", "r1"),
-        // The next day (its first event closes the 5th after counting): the groups of the 5th
-        // are gone, so North finds room.
+        // The next day is another window, with room for two groups again.
         rep_event("e", "2026-01-06T08:00:00Z", "East", "r1"),
         rep_event("f", "2026-01-06T09:00:00Z", "North", "r1"),
+        rep_event("g", "2026-01-06T10:00:00Z", "South", "r1"),
     ];
     let (out, p) = run(&g, &events);
     let per_region: Vec<(String, Option<Decimal>)> = out
@@ -423,7 +423,7 @@ fn groups_beyond_max_groups_are_counted_as_overflow_not_applied() {
             ("North".to_string(), Some(Decimal::ONE)),
         ]
     );
-    assert_eq!(p.owner().stats().overflow, [1, 0]);
+    assert_eq!(p.owner().stats().overflow, [2, 0]);
     assert_eq!(p.owner().stats().late, [0, 0]);
 }
 
@@ -479,4 +479,79 @@ fn distinct_values_beyond_max_distinct_are_counted_per_contribution() {
             (at("2026-01-06T00:00:00Z"), Some(Decimal::ONE)),
         ]
     );
+}
+
+#[test]
+fn max_groups_counts_per_window_and_survives_a_restore() {
+    let g = goals(
+        r#"
+[[goals]]
+id = "per-region-2d"
+metric = "count"
+group_by = ["region"]
+window = { hopping = "2d", every = "1d" }
+target = 100
+max_groups = 1
+"#,
+    );
+    fn contribution(ev: &SalesEvent) -> Contribution<'_> {
+        Contribution {
+            goal: 0,
+            group: GroupValues::from_slice(&[ev.string(StringField::Region).unwrap()]),
+            delta: crate::aggregate::Delta::Count,
+            event_id: &ev.event_id,
+            event_time: ev.occurred_at,
+        }
+    }
+    let mut owner = Owner::new(g.clone(), 1);
+    owner.track_changes();
+    let mut out = Vec::new();
+    let east = rep_event("a", "2026-01-05T01:00:00Z", "East", "r1");
+    // [4th, 6th) and [5th, 7th).
+    assert_eq!(
+        owner.apply(&contribution(&east), &mut out),
+        Applied::Applied
+    );
+    // [5th, 7th) is full, [6th, 8th) has room.
+    let west = rep_event("b", "2026-01-06T01:00:00Z", "West", "r1");
+    assert_eq!(
+        owner.apply(&contribution(&west), &mut out),
+        Applied::Overflow
+    );
+
+    // A copy rebuilt from the changes decides as the original does.
+    let mut restored = Owner::new(g.clone(), 1);
+    for change in owner.take_changes() {
+        if let OwnerChange::Window {
+            goal,
+            group,
+            start,
+            state: Some(state),
+        } = change
+        {
+            restored.restore_window(goal, group, start, state);
+        }
+    }
+    for o in [&mut owner, &mut restored] {
+        // West again, on the 5th: both its windows hold East.
+        let west_early = rep_event("c", "2026-01-05T02:00:00Z", "West", "r1");
+        assert_eq!(
+            o.apply(&contribution(&west_early), &mut out),
+            Applied::Overflow
+        );
+        let mut windows: Vec<(String, Timestamp)> = o
+            .windows_of(0)
+            .map(|(k, start, _)| (k.0[0].to_string(), start))
+            .collect();
+        windows.sort();
+        assert_eq!(
+            windows,
+            [
+                ("East".to_string(), at("2026-01-04T00:00:00Z")),
+                ("East".to_string(), at("2026-01-05T00:00:00Z")),
+                ("West".to_string(), at("2026-01-06T00:00:00Z")),
+            ]
+        );
+    }
+    assert_eq!(owner.stats().overflow, [2]);
 }

@@ -231,7 +231,7 @@ pub struct AppConfig {
     pub replication_factor: i32,
     /// Most event ids remembered for deduplication per input partition; beyond it the oldest are
     /// forgotten before the horizon and counted (`goalpost_dedupe_evicted_total`). At least 1.
-    /// Default 5,000,000 (about 75 bytes each).
+    /// Default 5,000,000 (about 120 bytes of memory each).
     pub dedupe_max_ids: usize,
 }
 
