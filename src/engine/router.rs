@@ -104,8 +104,8 @@ impl Router {
         }
     }
 
-    /// Caps the dedupe memory at `max_ids` ids (default [`super::DEFAULT_DEDUPE_MAX_IDS`]). Call it before
-    /// any event or restore: it starts an empty memory.
+    /// Caps the dedupe memory at `max_ids` ids (default [`super::DEFAULT_DEDUPE_MAX_IDS`]). It
+    /// starts an empty memory: call it first, before `track_changes`, `restore` or any event.
     pub fn set_dedupe_max_ids(&mut self, max_ids: usize) {
         self.dedupe = DedupeMemory::with_max_ids(self.goals.dedupe_horizon, max_ids);
     }

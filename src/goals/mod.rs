@@ -157,8 +157,8 @@ pub struct Goal {
     pub thresholds: Vec<Decimal>,
     /// Allowed lateness after a window ends.
     pub grace: Duration,
-    /// Most groups with open windows held per owner (one in replay, one per repartition partition
-    /// on Kafka); contributions for more are skipped and counted as overflow.
+    /// Most groups per window held by an owner (one in replay, one per repartition partition on
+    /// Kafka); contributions of more groups are skipped there and counted as overflow.
     pub max_groups: usize,
     /// Most distinct values per `count_distinct` window; more are skipped and counted as overflow.
     pub max_distinct: usize,
