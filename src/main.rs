@@ -96,6 +96,11 @@ enum Command {
             requires_if("stream", "max_future")
         )]
         max_future_from: FutureFromArg,
+        /// Most event ids remembered for deduplication; beyond it the oldest are forgotten early
+        /// (counted in the summary as `dedupe evicted`).
+        #[arg(long, default_value_t = goalpost::engine::DEFAULT_DEDUPE_MAX_IDS,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        dedupe_max_ids: usize,
     },
     /// Consume events from Kafka, fold them and publish attainment events, exactly once.
     Run {
@@ -176,13 +181,17 @@ fn main() {
             dead_letter,
             max_future,
             max_future_from,
+            dedupe_max_ids,
         } => cmd_replay(
             &goals,
             events.as_deref(),
             format.into(),
             output.as_deref(),
             dead_letter.as_deref(),
-            FutureBound::new(max_future, max_future_from.into()),
+            replay::ReplayOptions {
+                dedupe_max_ids,
+                future: FutureBound::new(max_future, max_future_from.into()),
+            },
         ),
         Command::Check { goals, config } => cmd_check(goals.as_deref(), config.as_deref()),
         Command::Run {
@@ -240,7 +249,7 @@ fn cmd_replay(
     format: Format,
     output: Option<&Path>,
     dead_letter: Option<&Path>,
-    future: Option<FutureBound>,
+    options: replay::ReplayOptions,
 ) -> Result<()> {
     let goals = Arc::new(load_goals(goals_path)?);
     let total = match events {
@@ -285,7 +294,7 @@ fn cmd_replay(
         goals,
         input,
         format,
-        future,
+        options,
         &mut out,
         &mut dead_letters,
         &mut progress,
@@ -343,8 +352,8 @@ fn cmd_run(
         serving,
     )?;
     eprintln!(
-        "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}  local contributions {}",
-        report.read, report.accepted, report.duplicates, report.rejected, report.attainments, report.commits, report.aborts, report.local_contributions
+        "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}  local contributions {}  overflow {}  dedupe evicted {}",
+        report.read, report.accepted, report.duplicates, report.rejected, report.attainments, report.commits, report.aborts, report.local_contributions, report.overflow, report.dedupe_evicted
     );
     if report.internal_skipped > 0 {
         eprintln!(

@@ -566,3 +566,80 @@ fn max_future_from_stream_and_off() {
         stderr(&o)
     );
 }
+
+#[test]
+fn replay_counts_overflow_and_dedupe_evictions_in_the_summary() {
+    let events = tmp("capped.jsonl");
+    let ev = |id: &str, region: &str, rep: &str, hour: u32| {
+        format!(
+            r#"{{"event_id":"{id}","event_type":"activity_logged","occurred_at":"2026-01-05T{hour:02}:00:00Z","region":"{region}","rep_id":"{rep}"}}"#
+        )
+    };
+    let lines = [
+        ev("a", "East", "r1", 1),
+        ev("b", "West", "r2", 2),
+        ev("c", "North", "r3", 3),
+        ev("d", "East", "r4", 4),
+        // A redelivery of `a`: a duplicate unless its id was evicted.
+        ev("a", "East", "r1", 1),
+    ];
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let goals = tmp("capped.toml");
+    std::fs::write(
+        &goals,
+        r#"
+[[goals]]
+id = "per-region"
+metric = "count"
+group_by = ["region"]
+window = { calendar = "day" }
+target = 10
+max_groups = 2
+
+[[goals]]
+id = "reps"
+metric = "count_distinct"
+field = "rep_id"
+window = { calendar = "day" }
+target = 10
+max_distinct = 3
+"#,
+    )
+    .unwrap();
+    let replay = |extra: &[&str]| {
+        let o = run(bin()
+            .args(["replay", "--goals", goals.to_str().unwrap()])
+            .args(["--events", events.to_str().unwrap()])
+            .args(extra));
+        assert!(o.status.success(), "{}", stderr(&o));
+        (stderr(&o), String::from_utf8(o.stdout).unwrap())
+    };
+
+    let (summary, out) = replay(&[]);
+    assert!(
+        summary.contains("goal per-region: late 0  skipped 0  overflow 1"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("goal reps: late 0  skipped 0  overflow 1"),
+        "{summary}"
+    );
+    assert_eq!(summary_number(&summary, "duplicates"), 1);
+    assert_eq!(summary_number(&summary, "evicted"), 0);
+    assert!(!out.contains("North"), "{out}");
+    assert!(out.contains(r#""goal_id":"reps","kind":"final""#) && out.contains(r#""value":3,"#));
+
+    // Two ids remembered at most: `a` (the oldest) is forgotten by the time it comes again.
+    let (summary, _) = replay(&["--dedupe-max-ids", "2"]);
+    assert_eq!(summary_number(&summary, "duplicates"), 0);
+    assert_eq!(summary_number(&summary, "evicted"), 3);
+    let o = run(bin().args([
+        "replay",
+        "--goals",
+        goals.to_str().unwrap(),
+        "--dedupe-max-ids",
+        "0",
+    ]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--dedupe-max-ids"), "{}", stderr(&o));
+}

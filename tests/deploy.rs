@@ -975,7 +975,7 @@ fn metric_of(series: &str) -> Option<&'static str> {
 fn metric_labels(metric: &str) -> &'static [&'static str] {
     match metric {
         metrics::EVENTS_REJECTED => &["reason"],
-        metrics::EVENTS_LATE => &["goal"],
+        metrics::EVENTS_LATE | metrics::EVENTS_OVERFLOW => &["goal"],
         metrics::CONSUMER_LAG => &["topic", "partition"],
         metrics::ATTAINMENTS => &["kind", "goal"],
         metrics::GOAL_PROGRESS => &["goal", "group"],

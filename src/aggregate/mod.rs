@@ -102,6 +102,13 @@ impl Aggregate {
     /// never produces one).
     #[inline]
     pub fn apply(&mut self, delta: &Delta<'_>) {
+        self.apply_within(delta, usize::MAX);
+    }
+
+    /// Folds one event in, unless it is a new distinct value and `max_distinct` values are held
+    /// already: then nothing changes and the answer is `false`.
+    #[inline]
+    pub fn apply_within(&mut self, delta: &Delta<'_>, max_distinct: usize) -> bool {
         match (self, delta) {
             (Aggregate::Count(c), Delta::Count) => *c += 1,
             (Aggregate::Sum(s), Delta::Number(d)) => *s = add(*s, *d),
@@ -116,6 +123,9 @@ impl Aggregate {
                 *m = Some(*d);
             }
             (Aggregate::Distinct(set), Delta::Text(t)) if !set.contains(t.as_ref()) => {
+                if set.len() >= max_distinct {
+                    return false;
+                }
                 set.insert(Box::from(t.as_ref()));
             }
             (Aggregate::Ratio { num, den }, Delta::Ratio { num: n, den: d }) => {
@@ -124,6 +134,7 @@ impl Aggregate {
             }
             _ => {}
         }
+        true
     }
 
     /// Combines another partial of the same metric into this one.

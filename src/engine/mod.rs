@@ -12,7 +12,7 @@ mod router;
 
 use std::sync::Arc;
 
-pub use dedupe::{AddedIds, DedupeMemory};
+pub use dedupe::{AddedIds, DedupeMemory, DEFAULT_DEDUPE_MAX_IDS};
 pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, WindowState};
 pub use router::{
     Contribution, GroupValues, Progress, Routed, Router, RouterStats, MAX_GROUP_VALUE_BYTES,
@@ -31,8 +31,15 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline for one input partition.
     pub fn new(goals: Arc<GoalSet>) -> Self {
+        Self::with_dedupe_max_ids(goals, DEFAULT_DEDUPE_MAX_IDS)
+    }
+
+    /// A pipeline whose dedupe memory holds at most `max_ids` ids.
+    pub fn with_dedupe_max_ids(goals: Arc<GoalSet>, max_ids: usize) -> Self {
+        let mut router = Router::new(goals.clone(), 0);
+        router.set_dedupe_max_ids(max_ids);
         Pipeline {
-            router: Router::new(goals.clone(), 0),
+            router,
             owner: Owner::new(goals, 1),
         }
     }

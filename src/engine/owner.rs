@@ -1,5 +1,6 @@
 //! The Owner: the per-(goal, group) half of the engine, holding window state.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -108,6 +109,8 @@ struct GoalState {
     closing: BTreeSet<(Timestamp, GroupKey, Timestamp)>,
     /// The last window computed, for single-window specs (most events fall in the same one).
     cached: Option<Window>,
+    /// Open windows by start: how many groups each holds (for `max_groups`).
+    groups_per_window: HashMap<Timestamp, usize>,
 }
 
 /// Counters kept by an owner.
@@ -115,6 +118,9 @@ struct GoalState {
 pub struct OwnerStats {
     /// Per goal: contributions whose windows had all closed.
     pub late: Vec<u64>,
+    /// Per goal: contributions skipped, for some or all of their windows, because of the goal's
+    /// `max_groups` or `max_distinct` (see [`Applied::Overflow`]).
+    pub overflow: Vec<u64>,
     /// Windows closed (finals emitted).
     pub windows_closed: u64,
     /// Attainment events emitted, by kind (see [`AttainmentKind::ALL`]).
@@ -134,6 +140,10 @@ pub enum Applied {
     Applied,
     /// Every window it belongs to had closed: counted as late, not applied.
     Late,
+    /// Counted as overflow: not applied to a window (applied to its others, if any) because its
+    /// group is new there and the window already holds `max_groups` groups on this owner, or its
+    /// `count_distinct` value is new there and the window already holds `max_distinct` values.
+    Overflow,
 }
 
 /// Holds the windows of the goals and groups routed to it, closes them as the watermark advances
@@ -170,6 +180,7 @@ impl Owner {
                     groups: HashMap::new(),
                     closing: BTreeSet::new(),
                     cached: None,
+                    groups_per_window: HashMap::new(),
                 })
                 .collect(),
             goals,
@@ -177,6 +188,7 @@ impl Owner {
             watermark: None,
             stats: OwnerStats {
                 late: vec![0; n],
+                overflow: vec![0; n],
                 ..OwnerStats::default()
             },
             scratch: Vec::new(),
@@ -252,11 +264,10 @@ impl Owner {
         let gs = &mut self.states[goal];
         gs.closing
             .insert((state.end.saturating_add(g.grace), group.clone(), start));
-        gs.groups
-            .entry(group)
-            .or_default()
-            .windows
-            .insert(start, state);
+        let windows = &mut gs.groups.entry(group).or_default().windows;
+        if windows.insert(start, state).is_none() {
+            *gs.groups_per_window.entry(start).or_default() += 1;
+        }
     }
 
     /// Restores an upstream partition's clock from a changelog.
@@ -353,38 +364,66 @@ impl Owner {
             return Applied::Late;
         }
 
+        let counts = &mut state.groups_per_window;
         let group = match state.groups.get_mut(&GroupRef(&c.group)) {
             Some(g) => g,
+            None if !self
+                .scratch
+                .iter()
+                .any(|w| counts.get(&w.start).is_none_or(|n| *n < goal.max_groups)) =>
+            {
+                self.stats.overflow[c.goal] += 1;
+                return Applied::Overflow;
+            }
             None => state
                 .groups
                 .entry(GroupKey::from_values(&c.group))
                 .or_default(),
         };
+        let mut skipped = false;
+        let dirty_before = group.dirty.len();
         for w in &self.scratch {
-            let ws = group.windows.entry(w.start).or_insert_with(|| {
-                state.closing.insert((
-                    w.end.saturating_add(grace),
-                    GroupKey::from_values(&c.group),
-                    w.start,
-                ));
-                WindowState {
-                    end: w.end,
-                    aggregate: Aggregate::empty(goal.metric()),
-                    reached: 0,
-                    breached: false,
+            let ws = match group.windows.entry(w.start) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let n = counts.entry(w.start).or_default();
+                    if *n >= goal.max_groups {
+                        skipped = true;
+                        continue;
+                    }
+                    *n += 1;
+                    state.closing.insert((
+                        w.end.saturating_add(grace),
+                        GroupKey::from_values(&c.group),
+                        w.start,
+                    ));
+                    e.insert(WindowState {
+                        end: w.end,
+                        aggregate: Aggregate::empty(goal.metric()),
+                        reached: 0,
+                        breached: false,
+                    })
                 }
-            });
-            ws.aggregate.apply(&c.delta);
+            };
+            if !ws.aggregate.apply_within(&c.delta, goal.max_distinct) {
+                // A new window holds at least this value, so it is never left empty here.
+                skipped = true;
+                continue;
+            }
             judge(goal, &c.group, *w, ws, c, out, &mut self.stats);
             if self.tracking.is_some() {
                 group.dirty.push(w.start);
             }
         }
         if let Some(t) = self.tracking.as_mut() {
-            if group.dirty.len() == self.scratch.len() {
+            if dirty_before == 0 && !group.dirty.is_empty() {
                 // First change of this group since the last take: remember the group once.
                 t.groups.insert((c.goal, GroupKey::from_values(&c.group)));
             }
+        }
+        if skipped {
+            self.stats.overflow[c.goal] += 1;
+            return Applied::Overflow;
         }
         Applied::Applied
     }
@@ -459,6 +498,12 @@ impl Owner {
                 let Some(ws) = group.windows.remove(&start) else {
                     continue;
                 };
+                if let Some(n) = state.groups_per_window.get_mut(&start) {
+                    *n -= 1;
+                    if *n == 0 {
+                        state.groups_per_window.remove(&start);
+                    }
+                }
                 if group.windows.is_empty() {
                     state.groups.remove(&key);
                 }

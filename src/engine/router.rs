@@ -79,6 +79,9 @@ pub struct Router {
     partition: u32,
     stream_time: Option<Timestamp>,
     dedupe: DedupeMemory,
+    /// Evictions of the dedupe memory while restoring (not counted) or already taken.
+    evicted_restoring: u64,
+    evicted_taken: u64,
     stats: RouterStats,
 }
 
@@ -92,11 +95,33 @@ impl Router {
             goals,
             partition,
             stream_time: None,
+            evicted_restoring: 0,
+            evicted_taken: 0,
             stats: RouterStats {
                 skipped: vec![0; n],
                 ..RouterStats::default()
             },
         }
+    }
+
+    /// Caps the dedupe memory at `max_ids` ids (default [`super::DEFAULT_DEDUPE_MAX_IDS`]). It
+    /// starts an empty memory: call it first, before `track_changes`, `restore` or any event.
+    pub fn set_dedupe_max_ids(&mut self, max_ids: usize) {
+        self.dedupe = DedupeMemory::with_max_ids(self.goals.dedupe_horizon, max_ids);
+    }
+
+    /// Ids the dedupe memory forgot early because of its cap (see [`DedupeMemory`]), not counting
+    /// those forgotten again while restoring.
+    pub fn dedupe_evicted(&self) -> u64 {
+        self.dedupe.evicted() - self.evicted_restoring
+    }
+
+    /// Like [`Router::dedupe_evicted`], but only those since the last call.
+    pub fn take_dedupe_evicted(&mut self) -> u64 {
+        let total = self.dedupe_evicted();
+        let new = total - self.evicted_taken;
+        self.evicted_taken = total;
+        new
     }
 
     /// The partition this router serves.
@@ -136,6 +161,7 @@ impl Router {
         ids: impl IntoIterator<Item = (S, Timestamp)>,
     ) {
         self.stream_time = stream_time;
+        let evicted_before = self.dedupe.evicted();
         for (id, t) in ids {
             self.dedupe.remember(id.as_ref(), t);
         }
@@ -144,6 +170,8 @@ impl Router {
         if let Some(st) = stream_time {
             self.dedupe.expire(st);
         }
+        // Entries the cap forgets again now were counted when first forgotten.
+        self.evicted_restoring += self.dedupe.evicted() - evicted_before;
     }
 
     /// Routes one event: contributions go to `emit`, in goal order.

@@ -368,3 +368,190 @@ proptest! {
         prop_assert_eq!(pb.router().stats().duplicates as usize, with_dups.len() - events.len());
     }
 }
+
+/// A goal per cap: daily count per region with at most 2 regions a day, distinct reps over two
+/// days (hopping daily) with at most 2 reps a window.
+const CAPPED: &str = r#"
+[[goals]]
+id = "per-region"
+metric = "count"
+group_by = ["region"]
+window = { tumbling = "1d" }
+target = 100
+max_groups = 2
+
+[[goals]]
+id = "reps"
+metric = "count_distinct"
+field = "rep_id"
+window = { hopping = "2d", every = "1d" }
+target = 100
+max_distinct = 2
+"#;
+
+fn rep_event(id: &str, time: &str, region: &str, rep: &str) -> SalesEvent {
+    event(id, "activity_logged", time, region, None).with(StringField::RepId, rep)
+}
+
+#[test]
+fn groups_beyond_max_groups_are_counted_as_overflow_not_applied() {
+    let g = goals(CAPPED);
+    let events = [
+        rep_event("a", "2026-01-05T09:00:00Z", "East", "r1"),
+        rep_event("b", "2026-01-05T10:00:00Z", "West", "r1"),
+        // A third group while two hold open windows: skipped.
+        rep_event("c", "2026-01-05T11:00:00Z", "North", "r1"),
+        // Known groups still count.
+        rep_event("d", "2026-01-05T12:00:00Z", "East", "r1"),
+        // The next day is another window, with room for two groups again.
+        rep_event("e", "2026-01-06T08:00:00Z", "East", "r1"),
+        rep_event("f", "2026-01-06T09:00:00Z", "North", "r1"),
+        rep_event("g", "2026-01-06T10:00:00Z", "South", "r1"),
+    ];
+    let (out, p) = run(&g, &events);
+    let per_region: Vec<(String, Option<Decimal>)> = out
+        .iter()
+        .filter(|a| &*a.goal_id == "per-region" && a.kind == AttainmentKind::Final)
+        .map(|a| (a.group[0].1.clone(), a.value))
+        .collect();
+    assert_eq!(
+        per_region,
+        [
+            ("East".to_string(), Some(Decimal::from(2))),
+            ("West".to_string(), Some(Decimal::ONE)),
+            ("East".to_string(), Some(Decimal::ONE)),
+            ("North".to_string(), Some(Decimal::ONE)),
+        ]
+    );
+    assert_eq!(p.owner().stats().overflow, [2, 0]);
+    assert_eq!(p.owner().stats().late, [0, 0]);
+}
+
+#[test]
+fn distinct_values_beyond_max_distinct_are_counted_per_contribution() {
+    let g = goals(CAPPED);
+    let mut owner = Owner::new(g.clone(), 1);
+    let mut out = Vec::new();
+    let mut apply = |owner: &mut Owner, id: &str, time: &str, rep: &str| {
+        let ev = rep_event(id, time, "East", rep);
+        let c = Contribution {
+            goal: 1,
+            group: GroupValues::new(),
+            delta: crate::aggregate::Delta::Text(rep.into()),
+            event_id: &ev.event_id,
+            event_time: ev.occurred_at,
+        };
+        owner.apply(&c, &mut out)
+    };
+    // Windows [4th, 6th) and [5th, 7th) both take events of the 5th.
+    assert_eq!(
+        apply(&mut owner, "a", "2026-01-05T01:00:00Z", "r1"),
+        Applied::Applied
+    );
+    assert_eq!(
+        apply(&mut owner, "b", "2026-01-05T02:00:00Z", "r2"),
+        Applied::Applied
+    );
+    assert_eq!(
+        apply(&mut owner, "c", "2026-01-05T03:00:00Z", "r3"),
+        Applied::Overflow
+    );
+    assert_eq!(
+        apply(&mut owner, "d", "2026-01-05T04:00:00Z", "r1"),
+        Applied::Applied
+    );
+    // The 6th: [5th, 7th) is full, [6th, 8th) is new and takes it.
+    assert_eq!(
+        apply(&mut owner, "e", "2026-01-06T01:00:00Z", "r3"),
+        Applied::Overflow
+    );
+    assert_eq!(owner.stats().overflow, [0, 2]);
+    let mut values: Vec<(Timestamp, Option<Decimal>)> = owner
+        .windows_of(1)
+        .map(|(_, start, ws)| (start, ws.aggregate.value()))
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        [
+            (at("2026-01-04T00:00:00Z"), Some(Decimal::from(2))),
+            (at("2026-01-05T00:00:00Z"), Some(Decimal::from(2))),
+            (at("2026-01-06T00:00:00Z"), Some(Decimal::ONE)),
+        ]
+    );
+}
+
+#[test]
+fn max_groups_counts_per_window_and_survives_a_restore() {
+    let g = goals(
+        r#"
+[[goals]]
+id = "per-region-2d"
+metric = "count"
+group_by = ["region"]
+window = { hopping = "2d", every = "1d" }
+target = 100
+max_groups = 1
+"#,
+    );
+    fn contribution(ev: &SalesEvent) -> Contribution<'_> {
+        Contribution {
+            goal: 0,
+            group: GroupValues::from_slice(&[ev.string(StringField::Region).unwrap()]),
+            delta: crate::aggregate::Delta::Count,
+            event_id: &ev.event_id,
+            event_time: ev.occurred_at,
+        }
+    }
+    let mut owner = Owner::new(g.clone(), 1);
+    owner.track_changes();
+    let mut out = Vec::new();
+    let east = rep_event("a", "2026-01-05T01:00:00Z", "East", "r1");
+    // [4th, 6th) and [5th, 7th).
+    assert_eq!(
+        owner.apply(&contribution(&east), &mut out),
+        Applied::Applied
+    );
+    // [5th, 7th) is full, [6th, 8th) has room.
+    let west = rep_event("b", "2026-01-06T01:00:00Z", "West", "r1");
+    assert_eq!(
+        owner.apply(&contribution(&west), &mut out),
+        Applied::Overflow
+    );
+
+    // A copy rebuilt from the changes decides as the original does.
+    let mut restored = Owner::new(g.clone(), 1);
+    for change in owner.take_changes() {
+        if let OwnerChange::Window {
+            goal,
+            group,
+            start,
+            state: Some(state),
+        } = change
+        {
+            restored.restore_window(goal, group, start, state);
+        }
+    }
+    for o in [&mut owner, &mut restored] {
+        // West again, on the 5th: both its windows hold East.
+        let west_early = rep_event("c", "2026-01-05T02:00:00Z", "West", "r1");
+        assert_eq!(
+            o.apply(&contribution(&west_early), &mut out),
+            Applied::Overflow
+        );
+        let mut windows: Vec<(String, Timestamp)> = o
+            .windows_of(0)
+            .map(|(k, start, _)| (k.0[0].to_string(), start))
+            .collect();
+        windows.sort();
+        assert_eq!(
+            windows,
+            [
+                ("East".to_string(), at("2026-01-04T00:00:00Z")),
+                ("East".to_string(), at("2026-01-05T00:00:00Z")),
+                ("West".to_string(), at("2026-01-06T00:00:00Z")),
+            ]
+        );
+    }
+    assert_eq!(owner.stats().overflow, [2]);
+}

@@ -157,7 +157,21 @@ pub struct Goal {
     pub thresholds: Vec<Decimal>,
     /// Allowed lateness after a window ends.
     pub grace: Duration,
+    /// Most groups per window held by an owner (one in replay, one per repartition partition on
+    /// Kafka); contributions of more groups are skipped there and counted as overflow.
+    pub max_groups: usize,
+    /// Most distinct values per `count_distinct` window; more are skipped and counted as overflow.
+    pub max_distinct: usize,
 }
+
+/// `max_groups` when the goal file does not set it.
+pub const DEFAULT_MAX_GROUPS: usize = 100_000;
+/// Largest `max_groups` allowed.
+pub const MAX_MAX_GROUPS: usize = 10_000_000;
+/// `max_distinct` when the goal file does not set it.
+pub const DEFAULT_MAX_DISTINCT: usize = 1_000_000;
+/// Largest `max_distinct` allowed.
+pub const MAX_MAX_DISTINCT: usize = 100_000_000;
 
 impl Goal {
     /// The metric.

@@ -9,7 +9,7 @@ use toml::{Table, Value};
 
 use super::{
     Direction, FieldRef, Filter, Goal, GoalFileError, GoalSet, Measure, Metric, Problem,
-    FIELD_NAMES_HELP,
+    DEFAULT_MAX_DISTINCT, DEFAULT_MAX_GROUPS, FIELD_NAMES_HELP, MAX_MAX_DISTINCT, MAX_MAX_GROUPS,
 };
 use crate::model::money::{decimal_from_config_float, parse_decimal};
 use crate::model::Duration;
@@ -32,6 +32,8 @@ const GOAL_KEYS: &[&str] = &[
     "direction",
     "milestones",
     "grace",
+    "max_groups",
+    "max_distinct",
 ];
 const WINDOW_KEYS: &[&str] = &[
     "tumbling",
@@ -297,6 +299,23 @@ fn parse_goal(cx: &mut Ctx, t: &Table) -> Option<Goal> {
         Some(Duration::ZERO)
     };
 
+    let max_groups = parse_cap(cx, t, "max_groups", DEFAULT_MAX_GROUPS, MAX_MAX_GROUPS);
+    if let Some(m) = metric.filter(|m| *m != Metric::CountDistinct) {
+        if t.contains_key("max_distinct") {
+            cx.problem(
+                "max_distinct",
+                format!("only allowed with metric = \"count_distinct\", not `{m}`"),
+            );
+        }
+    }
+    let max_distinct = parse_cap(
+        cx,
+        t,
+        "max_distinct",
+        DEFAULT_MAX_DISTINCT,
+        MAX_MAX_DISTINCT,
+    );
+
     let thresholds: Option<Vec<Decimal>> =
         target.and_then(|target| milestones.iter().map(|m| m.checked_mul(target)).collect());
     if target.is_some() && thresholds.is_none() {
@@ -322,7 +341,27 @@ fn parse_goal(cx: &mut Ctx, t: &Table) -> Option<Goal> {
         milestones,
         thresholds,
         grace: grace?,
+        max_groups: max_groups?,
+        max_distinct: max_distinct?,
     })
+}
+
+/// An optional integer cap in 1..=`max`, `default` when absent.
+fn parse_cap(cx: &mut Ctx, t: &Table, key: &str, default: usize, max: usize) -> Option<usize> {
+    match t.get(key) {
+        None => Some(default),
+        Some(Value::Integer(n)) if *n >= 1 && *n as u64 <= max as u64 => Some(*n as usize),
+        Some(other) => {
+            cx.problem(
+                key,
+                format!(
+                    "expected an integer from 1 to {max} (default {default}), found {}",
+                    value_text(other)
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn metric_help(what: &str) -> String {
@@ -764,6 +803,7 @@ target = 3
         assert_eq!(g.thresholds, vec![Decimal::from(3)]);
         assert_eq!(g.grace, Duration::ZERO);
         assert_eq!(g.judge_threshold(), 0);
+        assert_eq!((g.max_groups, g.max_distinct), (100_000, 1_000_000));
         let Measure::Simple { filter, .. } = &g.measure else {
             panic!("simple measure expected")
         };
@@ -835,5 +875,44 @@ target = 1
             text.iter().any(|t| t.contains("strictly ascending")),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn caps_are_checked_against_their_range() {
+        let goal = |extra: &str| {
+            format!(
+                "[[goals]]\nid = \"g\"\nmetric = \"count_distinct\"\nfield = \"rep_id\"\nwindow = {{ tumbling = \"1d\" }}\ntarget = 1\n{extra}\n"
+            )
+        };
+        let set = parse_goal_file(&goal("max_groups = 7\nmax_distinct = 100000000")).unwrap();
+        assert_eq!(
+            (set.goals[0].max_groups, set.goals[0].max_distinct),
+            (7, 100_000_000)
+        );
+        for (extra, key, text) in [
+            (
+                "max_groups = 0",
+                "max_groups",
+                "from 1 to 10000000 (default 100000), found 0",
+            ),
+            ("max_groups = 10000001", "max_groups", "found 10000001"),
+            ("max_groups = \"many\"", "max_groups", "found a string"),
+            (
+                "max_distinct = -5",
+                "max_distinct",
+                "from 1 to 100000000 (default 1000000), found -5",
+            ),
+            ("max_distinct = 1.5", "max_distinct", "found a float"),
+        ] {
+            let p = problems(&goal(extra));
+            assert_eq!(p.len(), 1, "{extra}: {p:?}");
+            assert_eq!(p[0].key, key, "{extra}");
+            assert!(p[0].message.contains(text), "{extra}: {}", p[0]);
+        }
+        let p = problems(
+            "[[goals]]\nid = \"g\"\nmetric = \"count\"\nwindow = { tumbling = \"1d\" }\ntarget = 1\nmax_distinct = 10\n",
+        );
+        assert_eq!(p[0].key, "max_distinct");
+        assert!(p[0].message.contains("count_distinct"), "{}", p[0]);
     }
 }

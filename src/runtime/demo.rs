@@ -208,6 +208,7 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
             idle_timeout: crate::model::Duration::from_secs(2),
             create_topics: true,
             replication_factor: 1,
+            ..AppConfig::default()
         },
         input: InputConfig {
             topics: vec![INPUT_TOPIC.into()],

@@ -31,6 +31,11 @@ pub struct Summary {
     pub late: Vec<(String, u64)>,
     /// Per goal id, in file order: matching events skipped for a missing or non-numeric field.
     pub skipped: Vec<(String, u64)>,
+    /// Per goal id, in file order: contributions skipped for the goal's `max_groups` or
+    /// `max_distinct`.
+    pub overflow: Vec<(String, u64)>,
+    /// Event ids the dedupe memory forgot before the horizon because of its cap on their number.
+    pub dedupe_evicted: u64,
     /// Windows closed.
     pub windows_closed: u64,
     /// Attainment events, by kind, in [`crate::model::AttainmentKind::ALL`] order.
@@ -57,15 +62,39 @@ impl fmt::Display for Summary {
         for (reason, n) in &self.rejected {
             writeln!(f, "  rejected {reason}: {n}")?;
         }
-        for ((goal, late), (_, skipped)) in self.late.iter().zip(&self.skipped) {
-            writeln!(f, "  goal {goal}: late {late}  skipped {skipped}")?;
+        for (((goal, late), (_, skipped)), (_, overflow)) in
+            self.late.iter().zip(&self.skipped).zip(&self.overflow)
+        {
+            writeln!(
+                f,
+                "  goal {goal}: late {late}  skipped {skipped}  overflow {overflow}"
+            )?;
         }
+        writeln!(f, "dedupe evicted {}", self.dedupe_evicted)?;
         writeln!(f, "windows closed {}", self.windows_closed)?;
         write!(
             f,
             "attainment events: milestone {}  breached {}  final {}",
             self.attainments[0], self.attainments[1], self.attainments[2]
         )
+    }
+}
+
+/// Settings of a replay beyond the goal file.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Most event ids the dedupe memory holds (see [`crate::engine::DedupeMemory`]).
+    pub dedupe_max_ids: usize,
+    /// Events beyond this bound are rejected as `future_timestamp`; `None`: no bound.
+    pub future: Option<FutureBound>,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            dedupe_max_ids: crate::engine::DEFAULT_DEDUPE_MAX_IDS,
+            future: None,
+        }
     }
 }
 
@@ -185,18 +214,19 @@ impl ReplayProgress for () {
 }
 
 /// Replays events from `input` through the engine: attainment events to `out`, rejected records to
-/// `dead_letters`, every window closed at the end of input. Events beyond `future` (if any) are
-/// rejected as `future_timestamp`.
+/// `dead_letters`, every window closed at the end of input. Events beyond `options.future` (if any)
+/// are rejected as `future_timestamp`.
 pub fn replay<R: BufRead, W: Write>(
     goals: Arc<GoalSet>,
     input: R,
     format: Format,
-    mut future: Option<FutureBound>,
+    options: ReplayOptions,
     out: &mut JsonLines<W>,
     dead_letters: &mut dyn DeadLetterSink,
     progress: &mut dyn ReplayProgress,
 ) -> Result<Summary, ReplayError> {
-    let mut pipeline = Pipeline::new(goals.clone());
+    let mut pipeline = Pipeline::with_dedupe_max_ids(goals.clone(), options.dedupe_max_ids);
+    let mut future = options.future;
     let mut summary = Summary::default();
     let mut ev = SalesEvent::default();
     let mut batch: Vec<Attainment> = Vec::new();
@@ -344,6 +374,13 @@ pub fn replay<R: BufRead, W: Write>(
         .zip(&router.skipped)
         .map(|(g, n)| (g.id.to_string(), *n))
         .collect();
+    summary.overflow = goals
+        .goals
+        .iter()
+        .zip(&owner.overflow)
+        .map(|(g, n)| (g.id.to_string(), *n))
+        .collect();
+    summary.dedupe_evicted = pipeline.router().dedupe_evicted();
     summary.windows_closed = owner.windows_closed;
     summary.attainments = owner.attainments;
     debug_assert_eq!(

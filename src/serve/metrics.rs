@@ -10,6 +10,11 @@ pub const EVENTS_DUPLICATE: &str = "goalpost_events_duplicate_total";
 pub const EVENTS_REJECTED: &str = "goalpost_events_rejected_total";
 /// Contributions that arrived after all their windows closed, label `goal` (counter).
 pub const EVENTS_LATE: &str = "goalpost_events_late_total";
+/// Contributions skipped for a goal's `max_groups` or `max_distinct`, label `goal` (counter).
+pub const EVENTS_OVERFLOW: &str = "goalpost_events_overflow_total";
+/// Event ids the dedupe memory forgot before the horizon because of `app.dedupe_max_ids`
+/// (counter).
+pub const DEDUPE_EVICTED: &str = "goalpost_dedupe_evicted_total";
 /// Consumer lag of an input partition in records, labels `topic`, `partition` (gauge).
 pub const CONSUMER_LAG: &str = "goalpost_consumer_lag_records";
 /// Transactions committed (counter).
@@ -53,6 +58,8 @@ pub const NAMES: &[&str] = &[
     EVENTS_DUPLICATE,
     EVENTS_REJECTED,
     EVENTS_LATE,
+    EVENTS_OVERFLOW,
+    DEDUPE_EVICTED,
     CONSUMER_LAG,
     TXN_COMMITTED,
     TXN_ABORTED,
@@ -98,6 +105,10 @@ pub struct Telemetry {
     pub events_rejected: Vec<Counter>,
     /// [`EVENTS_LATE`], per goal index.
     pub events_late: Vec<Counter>,
+    /// [`EVENTS_OVERFLOW`], per goal index.
+    pub events_overflow: Vec<Counter>,
+    /// [`DEDUPE_EVICTED`].
+    pub dedupe_evicted: Counter,
     /// [`TXN_COMMITTED`].
     pub txn_committed: Counter,
     /// [`TXN_ABORTED`].
@@ -150,6 +161,11 @@ impl Telemetry {
                 .iter()
                 .map(|g| counter!(EVENTS_LATE, "goal" => g.clone()))
                 .collect(),
+            events_overflow: ids
+                .iter()
+                .map(|g| counter!(EVENTS_OVERFLOW, "goal" => g.clone()))
+                .collect(),
+            dedupe_evicted: counter!(DEDUPE_EVICTED),
             txn_committed: counter!(TXN_COMMITTED),
             txn_aborted: counter!(TXN_ABORTED),
             txn_duration: histogram!(TXN_DURATION),

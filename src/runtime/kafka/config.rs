@@ -256,6 +256,10 @@ pub struct AppConfig {
     pub create_topics: bool,
     /// Replication factor of created topics. Default 1.
     pub replication_factor: i32,
+    /// Most event ids remembered for deduplication per input partition; beyond it the oldest are
+    /// forgotten before the horizon and counted (`goalpost_dedupe_evicted_total`). At least 1.
+    /// Default 5,000,000 (about 120 bytes of memory each).
+    pub dedupe_max_ids: usize,
 }
 
 impl Default for AppConfig {
@@ -267,6 +271,7 @@ impl Default for AppConfig {
             idle_timeout: Duration::from_secs(30),
             create_topics: true,
             replication_factor: 1,
+            dedupe_max_ids: crate::engine::DEFAULT_DEDUPE_MAX_IDS,
         }
     }
 }
@@ -387,6 +392,11 @@ impl RunConfig {
                 "app.replication_factor `{}` must be at least 1 (and at most the number of brokers)",
                 cfg.app.replication_factor
             )));
+        }
+        if cfg.app.dedupe_max_ids == 0 {
+            return Err(invalid(
+                "app.dedupe_max_ids `0` must be at least 1 (default 5000000)".into(),
+            ));
         }
         // Each topic has one role: reading an output back as input, or writing two outputs into
         // one topic, would loop records or mix their formats.

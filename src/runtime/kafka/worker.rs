@@ -98,6 +98,10 @@ pub struct RunReport {
     /// Records of the repartition or changelog topic that could not be read: skipped and
     /// dead-lettered.
     pub internal_skipped: u64,
+    /// Contributions skipped for a goal's `max_groups` or `max_distinct`, over every goal.
+    pub overflow: u64,
+    /// Event ids the dedupe memory forgot before the horizon because of `app.dedupe_max_ids`.
+    pub dedupe_evicted: u64,
 }
 
 struct RouterTask {
@@ -184,6 +188,7 @@ struct Published {
     report: RunReport,
     rejected: [u64; codec::RejectReason::ALL.len()],
     late: Vec<u64>,
+    overflow: Vec<u64>,
     repartition_records: u64,
     changelog_records: u64,
 }
@@ -197,6 +202,7 @@ struct Worker {
     txn_attainments: Vec<(usize, crate::model::AttainmentKind, Committed)>,
     rejected: [u64; codec::RejectReason::ALL.len()],
     late: Vec<u64>,
+    overflow: Vec<u64>,
     repartition_records: u64,
     changelog_records: u64,
     published: Published,
@@ -571,10 +577,12 @@ pub fn run(
         txn_attainments: Vec::new(),
         rejected: Default::default(),
         late: vec![0; goal_count],
+        overflow: vec![0; goal_count],
         repartition_records: 0,
         changelog_records: 0,
         published: Published {
             late: vec![0; goal_count],
+            overflow: vec![0; goal_count],
             ..Published::default()
         },
         lag_gauges,
@@ -918,7 +926,13 @@ pub fn run(
         }
     });
     consumer.unsubscribe();
-    let report = worker.lock().expect("worker lock").report.clone();
+    let report = {
+        let w = worker.lock().expect("worker lock");
+        RunReport {
+            overflow: w.overflow.iter().sum(),
+            ..w.report.clone()
+        }
+    };
     result.map(|_| report)
 }
 
@@ -1414,6 +1428,7 @@ impl Worker {
                 let (links, owned) = (&self.links, &mut self.owners);
                 let split_bytes = self.split_bytes;
                 let (out, late) = (&mut self.attainments, &mut self.late);
+                let overflow = &mut self.overflow;
                 let local = &mut self.report.local_contributions;
                 let mut full_batch = false;
                 let routed = task.router.route(event, |c: Contribution<'_>| {
@@ -1423,8 +1438,10 @@ impl Worker {
                     if links[dest as usize] == Link::Local {
                         if let Some(owner) = owned.get_mut(&dest) {
                             *local += 1;
-                            if owner.apply(&c, out) == Applied::Late {
-                                late[c.goal] += 1;
+                            match owner.apply(&c, out) {
+                                Applied::Late => late[c.goal] += 1,
+                                Applied::Overflow => overflow[c.goal] += 1,
+                                Applied::Applied => {}
                             }
                             return;
                         }
@@ -1446,6 +1463,7 @@ impl Worker {
                         }
                     }
                 });
+                self.report.dedupe_evicted += task.router.take_dedupe_evicted();
                 match routed {
                     Routed::Duplicate => self.report.duplicates += 1,
                     Routed::Accepted { progress } => {
@@ -1519,6 +1537,7 @@ impl Worker {
         let out = &mut self.attainments;
         let (goal_index, late) = (&self.goal_index, &mut self.late);
         let warnings = &mut self.warnings;
+        let overflow = &mut self.overflow;
         // Contributions are applied as they are read (a batch holds up to MAX_BATCH of them).
         let batch = wire::read_batch_each(payload, |c| {
             let Some(owner) = owner.as_deref_mut() else {
@@ -1543,8 +1562,10 @@ impl Worker {
                 event_time: c.event_time,
             };
             applied += 1;
-            if owner.apply(&contribution, out) == Applied::Late {
-                late[goal] += 1;
+            match owner.apply(&contribution, out) {
+                Applied::Late => late[goal] += 1,
+                Applied::Overflow => overflow[goal] += 1,
+                Applied::Applied => {}
             }
         })?;
         if batch.sentinel != 0 {
@@ -2000,6 +2021,7 @@ impl Worker {
             self.published.report = self.report.clone();
             self.published.rejected = self.rejected;
             self.published.late.clone_from(&self.late);
+            self.published.overflow.clone_from(&self.overflow);
             self.published.repartition_records = self.repartition_records;
             self.published.changelog_records = self.changelog_records;
             return;
@@ -2024,6 +2046,8 @@ impl Worker {
             .increment(self.report.local_contributions - p.report.local_contributions);
         metrics::counter!(crate::serve::metrics::INTERNAL_SKIPPED)
             .increment(self.report.internal_skipped - p.report.internal_skipped);
+        t.dedupe_evicted
+            .increment(self.report.dedupe_evicted - p.report.dedupe_evicted);
         p.report = self.report.clone();
         for (i, n) in self.rejected.iter().enumerate() {
             t.events_rejected[i].increment(n - p.rejected[i]);
@@ -2032,6 +2056,10 @@ impl Worker {
         for (i, n) in self.late.iter().enumerate() {
             t.events_late[i].increment(n - p.late[i]);
             p.late[i] = *n;
+        }
+        for (i, n) in self.overflow.iter().enumerate() {
+            t.events_overflow[i].increment(n - p.overflow[i]);
+            p.overflow[i] = *n;
         }
         t.repartition_records
             .increment(self.repartition_records - p.repartition_records);
@@ -2242,8 +2270,10 @@ impl Worker {
         self.report.attainments = p.report.attainments;
         self.report.local_contributions = p.report.local_contributions;
         self.report.internal_skipped = p.report.internal_skipped;
+        self.report.dedupe_evicted = p.report.dedupe_evicted;
         self.rejected = p.rejected;
         self.late.clone_from(&p.late);
+        self.overflow.clone_from(&p.overflow);
         self.repartition_records = p.repartition_records;
         self.changelog_records = p.changelog_records;
         self.txn_attainments.clear();
@@ -2387,6 +2417,7 @@ impl Worker {
             }
             for up in ups {
                 let mut router = Router::new(self.goals.clone(), up);
+                router.set_dedupe_max_ids(self.cfg.app.dedupe_max_ids);
                 router.track_changes();
                 let r = restored.routers.remove(&up).unwrap_or_default();
                 let (stream_time, next_batch, batches) = (r.stream_time, r.next_batch, r.batches);
