@@ -558,7 +558,7 @@ async fn goal(
                     instances.push(instance);
                 }
                 Err(e) => {
-                    tracing::warn!(instance, error = %e, "peer did not answer a goal query");
+                    peers.warn(&instance, &e);
                     unavailable.push(instance);
                 }
             }
@@ -668,7 +668,7 @@ async fn attainments(
                 match result.and_then(|body| check_peer_attainments(body, &instance, limit)) {
                     Ok(body) => items.extend(body.attainments),
                     Err(e) => {
-                        tracing::warn!(instance, error = %e, "peer did not answer");
+                        peers.warn(&instance, &e);
                         unavailable.push(instance);
                     }
                 }

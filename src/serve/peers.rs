@@ -31,6 +31,8 @@ const PEER_TIMEOUT: StdDuration = StdDuration::from_secs(3);
 pub const FAN_OUT_DEADLINE: StdDuration = StdDuration::from_secs(4);
 /// The most peers asked at once; members beyond it are unavailable.
 const MAX_PEERS: usize = 32;
+/// A peer's failures are logged at most this often (each dashboard asks every 2 s).
+const WARN_EVERY: StdDuration = StdDuration::from_secs(60);
 
 /// The consumer `client.id` that advertises an instance's HTTP address to the group.
 pub fn client_id(instance: &str, url: &str) -> String {
@@ -161,6 +163,8 @@ pub struct Peers {
     /// Held while listing, so that concurrent queries wait for one listing, not one each.
     source: Mutex<Source>,
     cache: Mutex<Cache>,
+    /// When each peer's failure was last logged.
+    warned: Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 impl Peers {
@@ -191,7 +195,36 @@ impl Peers {
                 at: None,
                 result: Ok(Members::default()),
             }),
+            warned: Mutex::new(Default::default()),
         }
+    }
+
+    /// Logs that `instance` did not answer, at most once per [`WARN_EVERY`] per instance.
+    pub fn warn(&self, instance: &str, error: &str) {
+        if self.warning_due(instance) {
+            tracing::warn!(
+                instance,
+                error,
+                "peer did not answer (logged once a minute)"
+            );
+        }
+    }
+
+    /// Whether a failure of `instance` is to be logged now (and then not again for a while).
+    fn warning_due(&self, instance: &str) -> bool {
+        let mut warned = self.warned.lock().expect("peer warnings lock");
+        if warned
+            .get(instance)
+            .is_some_and(|t| t.elapsed() < WARN_EVERY)
+        {
+            return false;
+        }
+        // Bounded: members come and go.
+        if warned.len() > 4 * MAX_PEERS {
+            warned.clear();
+        }
+        warned.insert(instance.to_string(), Instant::now());
+        true
     }
 
     fn cached(&self) -> Option<Result<Members, String>> {
@@ -355,6 +388,14 @@ mod tests {
         assert_eq!(parse_client_id("rdkafka"), None);
         assert_eq!(parse_client_id("goalpost;;http://x"), None);
         assert_eq!(parse_client_id("goalpost;a;ftp://x"), None);
+    }
+
+    #[test]
+    fn a_peers_failures_are_logged_once_a_minute() {
+        let peers = Peers::fixed(Vec::new(), "me".into(), PeerTrust::new(&[], "", None));
+        assert!(peers.warning_due("a"));
+        assert!(!peers.warning_due("a"), "logged again at once");
+        assert!(peers.warning_due("b"));
     }
 
     #[test]

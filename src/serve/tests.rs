@@ -540,3 +540,31 @@ fn goal_queries_page_through_every_instances_windows() {
         assert_eq!(status, 400, "{bad}");
     }
 }
+
+#[test]
+fn connections_beyond_the_cap_are_closed() {
+    let opts = ServeOptions {
+        limits: Limits {
+            max_connections: 1,
+            ..Limits::default()
+        },
+        ..Default::default()
+    };
+    let base = server(opts, Worker::Windows(Vec::new()));
+    let addr = base.trim_start_matches("http://").to_string();
+    let _held = std::net::TcpStream::connect(&addr).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut second = std::net::TcpStream::connect(&addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = second.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = second.read_to_end(&mut buf);
+    assert!(
+        buf.is_empty(),
+        "a second connection was served: {}",
+        String::from_utf8_lossy(&buf)
+    );
+    drop(_held);
+}
