@@ -936,6 +936,23 @@ pub fn run(
     result.map(|_| report)
 }
 
+/// A changelog record to send: (partition, key, value or tombstone).
+type ChangelogRecord = (i32, Vec<u8>, Option<Vec<u8>>);
+
+/// The changelog records of one transaction, in the order they are sent: the tombstones of
+/// records the last restore could not use (`cleanup`) before the routers' and owners' `changes`.
+/// Compaction and restore keep the last record of a key, so a key written again in the same
+/// transaction (a window whose damaged head, or a part of it, got a new contribution) keeps its
+/// new value instead of being deleted by a tombstone sent after it.
+fn changelog_in_order(
+    cleanup: Vec<ChangelogRecord>,
+    changes: Vec<ChangelogRecord>,
+) -> Vec<ChangelogRecord> {
+    let mut records = cleanup;
+    records.extend(changes);
+    records
+}
+
 /// The changelog records of a window's new state (`None`: closed), as (key, value or tombstone):
 /// its state, split into parts when larger than `max_bytes` (see [`wire::window_state_records`]),
 /// and tombstones for the parts of its previous state no longer used. `split` holds the windows
@@ -1782,11 +1799,47 @@ impl Worker {
         }
     }
 
+    /// Writes this transaction's changelog records: the tombstones left by the last restore,
+    /// then the routers' and owners' changes, in that order (see [`changelog_in_order`]).
     fn write_changelog(&mut self) {
         let topic = self.changelog.clone();
+        let cleanup = self.restore_cleanup(&topic);
+        let mut changes = self.router_changes();
+        self.owner_changes(&mut changes);
+        let records = changelog_in_order(cleanup, changes);
+        self.changelog_records += records.len() as u64;
+        for (part, key, value) in records {
+            self.send(&topic, Some(part), &key, value.as_deref(), None);
+        }
+    }
+
+    /// The records the last restore could not use: dead-lettered in the open transaction, and
+    /// their tombstones, with those of window parts left without a readable head.
+    fn restore_cleanup(&mut self, topic: &str) -> Vec<ChangelogRecord> {
+        let mut records = Vec::new();
+        for (part, u) in std::mem::take(&mut self.unreadable) {
+            let reason = wire::WireError::Invalid {
+                what: "changelog record",
+                detail: u.reason,
+            };
+            self.skip_internal((topic, part, u.offset), &u.key, &u.value, &reason);
+            // A key too large for a record of ours (written by another producer) stays: it is
+            // met, and dead-lettered, again by each restore, rather than stopping the instance.
+            if u.key.len() <= self.split_bytes {
+                records.push((part, u.key, None));
+            }
+        }
+        for (part, key) in std::mem::take(&mut self.orphan_parts) {
+            records.push((part, key, None));
+        }
+        records
+    }
+
+    /// The routers' changes: new dedupe entries as batch records, expired batches as
+    /// tombstones, and their clocks.
+    fn router_changes(&mut self) -> Vec<ChangelogRecord> {
         let owners_count = self.owners_count;
-        // Router state: new dedupe entries as one batch record, expired batches as tombstones.
-        let mut records: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut records: Vec<ChangelogRecord> = Vec::new();
         for (&upstream, task) in self.routers.iter_mut() {
             let part = (upstream % owners_count as u32) as i32;
             let added = task.router.take_dedupe_added();
@@ -1833,6 +1886,11 @@ impl Worker {
                 ));
             }
         }
+        records
+    }
+
+    /// The owners' changes (windows, upstreams, watermarks), appended to `records`.
+    fn owner_changes(&mut self, records: &mut Vec<ChangelogRecord>) {
         for (&partition, owner) in self.owners.iter_mut() {
             let split = self.split_windows.entry(partition).or_default();
             for change in owner.take_changes() {
@@ -1875,27 +1933,6 @@ impl Worker {
                 };
                 records.push((partition, key, value));
             }
-        }
-        // Unreadable records found by the last restore: dead-lettered, then tombstoned so that
-        // the next restore does not meet them again.
-        for (part, u) in std::mem::take(&mut self.unreadable) {
-            let reason = wire::WireError::Invalid {
-                what: "changelog record",
-                detail: u.reason,
-            };
-            self.skip_internal((&topic, part, u.offset), &u.key, &u.value, &reason);
-            // A key too large for a record of ours (written by another producer) stays: it is
-            // met, and dead-lettered, again by each restore, rather than stopping the instance.
-            if u.key.len() <= self.split_bytes {
-                records.push((part, u.key, None));
-            }
-        }
-        for (part, key) in std::mem::take(&mut self.orphan_parts) {
-            records.push((part, key, None));
-        }
-        self.changelog_records += records.len() as u64;
-        for (part, key, value) in records {
-            self.send(&topic, Some(part), &key, value.as_deref(), None);
         }
     }
 
@@ -2601,6 +2638,82 @@ mod tests {
         // "é" is two bytes: cutting inside it keeps what precedes it.
         assert_eq!(truncate_str("aéb", 2), "a");
         assert_eq!(truncate_str("aéb", 3), "aé");
+    }
+
+    /// A window whose split state lost a part is unreadable at restore: its head is dead-lettered
+    /// and tombstoned with its remaining parts in the next transaction. If that transaction also
+    /// writes the window afresh (a contribution to it arrived), the new head and parts survive:
+    /// the next restore finds the new state whole.
+    #[test]
+    fn a_window_rewritten_in_the_transaction_that_tombstones_its_damaged_state_survives() {
+        use super::super::restore::{Latest, PartitionState};
+        use crate::aggregate::Aggregate;
+        use crate::engine::WindowState;
+
+        let key = ChangelogKey::window(
+            "g",
+            &GroupKey::from_values(&["EMEA"]),
+            Timestamp::from_nanos(0),
+        );
+        let distinct = |n: usize| WindowState {
+            end: Timestamp::from_nanos(1_000),
+            aggregate: Aggregate::Distinct((0..n).map(|i| format!("v{i:06}").into()).collect()),
+            reached: 0,
+            breached: false,
+        };
+        let mut state = PartitionState::new();
+        let mut offset = 0;
+        let mut write = |state: &mut PartitionState, records: Vec<ChangelogRecord>| {
+            for (_, k, v) in records {
+                offset += 1;
+                match v {
+                    Some(value) => state.insert(k, Latest { offset, value }),
+                    None => state.remove(&k),
+                };
+            }
+        };
+        let old = wire::window_state_records(&key, &distinct(20_000), 10_000);
+        assert!(old.len() > 4);
+        let damaged: Vec<ChangelogRecord> = old
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 3)
+            .map(|(_, (k, v))| (0, k, Some(v)))
+            .collect();
+        write(&mut state, damaged);
+        let restored = decode_partition(&state, true, &[], 1);
+        assert!(restored.windows.is_empty());
+        assert_eq!(restored.unreadable.len(), 1);
+        assert!(!restored.orphan_parts.is_empty());
+
+        // The next transaction: the restore's tombstones, and the window's new state in parts
+        // under the same keys.
+        let cleanup: Vec<ChangelogRecord> = restored
+            .unreadable
+            .into_iter()
+            .map(|u| u.key)
+            .chain(restored.orphan_parts)
+            .map(|k| (0, k, None))
+            .collect();
+        let fresh = distinct(15_000);
+        let changes: Vec<ChangelogRecord> = window_records(
+            &mut HashMap::new(),
+            key.clone(),
+            Some(fresh.clone()),
+            10_000,
+        )
+        .into_iter()
+        .map(|(k, v)| (0, k, v))
+        .collect();
+        assert!(changes.len() > 4, "the new state is in parts too");
+        write(&mut state, changelog_in_order(cleanup, changes));
+
+        let restored = decode_partition(&state, true, &[], 1);
+        assert!(restored.unreadable.is_empty(), "{:?}", restored.unreadable);
+        assert!(restored.orphan_parts.is_empty());
+        assert_eq!(restored.windows.len(), 1);
+        assert_eq!(restored.windows[0].key, key);
+        assert_eq!(restored.windows[0].state, fresh);
     }
 
     #[test]
