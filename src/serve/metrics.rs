@@ -32,6 +32,8 @@ pub const LOCAL_CONTRIBUTIONS: &str = "goalpost_local_contributions_total";
 pub const CHANGELOG_RECORDS: &str = "goalpost_changelog_records_total";
 /// Repartition and changelog records that could not be read, skipped and dead-lettered (counter).
 pub const INTERNAL_SKIPPED: &str = "goalpost_internal_records_skipped_total";
+/// Contributions in the repartition topic for a goal not in the goal file, skipped (counter).
+pub const UNKNOWN_GOAL: &str = "goalpost_unknown_goal_contributions_total";
 /// Open windows held by this instance (gauge).
 pub const STATE_WINDOWS: &str = "goalpost_state_windows";
 /// Estimated bytes of window and dedupe state held by this instance (gauge).
@@ -68,6 +70,7 @@ pub const NAMES: &[&str] = &[
     LOCAL_CONTRIBUTIONS,
     CHANGELOG_RECORDS,
     INTERNAL_SKIPPED,
+    UNKNOWN_GOAL,
     STATE_WINDOWS,
     STATE_BYTES,
     RESTORE_RECORDS,

@@ -98,6 +98,10 @@ pub struct RunReport {
     /// Records of the repartition or changelog topic that could not be read: skipped and
     /// dead-lettered.
     pub internal_skipped: u64,
+    /// Contributions read from the repartition topic for a goal not in the goal file (removed
+    /// since they were sent, or written by another producer): skipped and counted, not
+    /// dead-lettered (their events were accepted and are still in the input).
+    pub unknown_goal: u64,
     /// Contributions skipped for a goal's `max_groups` or `max_distinct`, over every goal.
     pub overflow: u64,
     /// Event ids the dedupe memory forgot before the horizon because of `app.dedupe_max_ids`.
@@ -933,6 +937,12 @@ pub fn run(
             ..w.report.clone()
         }
     };
+    if report.unknown_goal > 0 {
+        tracing::warn!(
+            "{} contribution(s) of the repartition topic for goals not in the goal file: skipped",
+            report.unknown_goal
+        );
+    }
     result.map(|_| report)
 }
 
@@ -1371,7 +1381,7 @@ impl Worker {
         match part {
             Part::Repartition(_) => self.handle_repartition(m)?,
             Part::Input(up) => match decoded {
-                Some((event, result)) => self.handle_input(m, up, event, result),
+                Some((event, result)) => self.handle_input(m, up, event, result)?,
                 None => return Err(RunError::Fatal("input record was not decoded".into())),
             },
         }
@@ -1408,7 +1418,7 @@ impl Worker {
         upstream: u32,
         event: &SalesEvent,
         decoded: Result<(), codec::DecodeError>,
-    ) {
+    ) -> Result<(), RunError> {
         self.report.read += 1;
         let payload = m.payload().unwrap_or_default();
         match decoded {
@@ -1426,18 +1436,12 @@ impl Worker {
             Ok(()) => {
                 let owners = self.owners_count;
                 let (goals, goal_hashes) = (&self.goals, &self.goal_hashes);
+                // `handle` sends a record of a partition without a router to a rebuild instead:
+                // reaching this is a bug, and stopping (nothing committed) loses nothing.
                 let Some(task) = self.routers.get_mut(&upstream) else {
-                    if let Some(held_back) =
-                        self.warnings
-                            .allow("no router", m.partition(), Instant::now())
-                    {
-                        tracing::warn!(
-                            upstream,
-                            held_back,
-                            "record of a partition without a router: skipped"
-                        );
-                    }
-                    return;
+                    return Err(RunError::Fatal(format!(
+                        "input record of partition {upstream}, which has no router"
+                    )));
                 };
                 task.records_since_check += 1;
                 task.idle_sent = false;
@@ -1498,6 +1502,7 @@ impl Worker {
                 }
             }
         }
+        Ok(())
     }
 
     fn handle_repartition(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RunError> {
@@ -1537,30 +1542,41 @@ impl Worker {
         partition: i32,
         payload: &[u8],
     ) -> Result<(wire::BatchHeader, u64), wire::WireError> {
-        // Read once without applying anything, so that a damaged record is skipped whole.
-        let header = wire::read_batch_each(payload, |_| {})?;
+        let owner = self.owners.get_mut(&partition);
+        // Read whole before anything is applied, so that a damaged record is skipped whole; the
+        // contributions are kept (strings borrowed from the record) up to MAX_BATCH of them, the
+        // most goalpost writes in one batch. A larger batch (another producer's) is read again,
+        // applying as it goes, rather than held in memory.
+        let keep = owner.is_some();
+        let (mut kept, mut larger) = (Vec::new(), false);
+        let batch = wire::read_batch_each(payload, |c| {
+            if keep && kept.len() < MAX_BATCH {
+                kept.push(c);
+            } else {
+                larger = keep;
+            }
+        })?;
         let upstreams = self.topics.inputs.len();
-        if header.sentinel == 0 && header.upstream as usize >= upstreams {
+        if batch.sentinel == 0 && batch.upstream as usize >= upstreams {
             return Err(wire::WireError::Invalid {
                 what: "repartition batch",
                 detail: format!(
                     "upstream partition {} does not exist: the input has {upstreams} partitions",
-                    header.upstream
+                    batch.upstream
                 ),
             });
         }
-        let mut owner = self.owners.get_mut(&partition);
+        let Some(owner) = owner else {
+            return Ok((batch, 0));
+        };
         let mut applied = 0;
         let out = &mut self.attainments;
         let (goal_index, late) = (&self.goal_index, &mut self.late);
+        let (overflow, unknown_goal) = (&mut self.overflow, &mut self.report.unknown_goal);
         let warnings = &mut self.warnings;
-        let overflow = &mut self.overflow;
-        // Contributions are applied as they are read (a batch holds up to MAX_BATCH of them).
-        let batch = wire::read_batch_each(payload, |c| {
-            let Some(owner) = owner.as_deref_mut() else {
-                return;
-            };
+        let mut apply = |c: wire::ContributionView<'_>| {
             let Some(&goal) = goal_index.get(c.goal_id) else {
+                *unknown_goal += 1;
                 if let Some(held_back) = warnings.allow("unknown goal", partition, Instant::now()) {
                     tracing::warn!(
                         goal = %c.goal_id,
@@ -1584,13 +1600,15 @@ impl Worker {
                 Applied::Overflow => overflow[goal] += 1,
                 Applied::Applied => {}
             }
-        })?;
+        };
+        if larger {
+            wire::read_batch_each(payload, &mut apply)?;
+        } else {
+            kept.into_iter().for_each(&mut apply);
+        }
         if batch.sentinel != 0 {
             return Ok((batch, applied));
         }
-        let Some(owner) = owner else {
-            return Ok((batch, applied));
-        };
         if let Some(stream_time) = batch.stream_time {
             owner.progress(
                 Progress {
@@ -2083,6 +2101,8 @@ impl Worker {
             .increment(self.report.local_contributions - p.report.local_contributions);
         metrics::counter!(crate::serve::metrics::INTERNAL_SKIPPED)
             .increment(self.report.internal_skipped - p.report.internal_skipped);
+        metrics::counter!(crate::serve::metrics::UNKNOWN_GOAL)
+            .increment(self.report.unknown_goal - p.report.unknown_goal);
         t.dedupe_evicted
             .increment(self.report.dedupe_evicted - p.report.dedupe_evicted);
         p.report = self.report.clone();
@@ -2307,6 +2327,7 @@ impl Worker {
         self.report.attainments = p.report.attainments;
         self.report.local_contributions = p.report.local_contributions;
         self.report.internal_skipped = p.report.internal_skipped;
+        self.report.unknown_goal = p.report.unknown_goal;
         self.report.dedupe_evicted = p.report.dedupe_evicted;
         self.rejected = p.rejected;
         self.late.clone_from(&p.late);
