@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,21 +79,25 @@ fn server(mut opts: ServeOptions, worker: Worker) -> String {
     format!("http://{}", server.addr)
 }
 
-/// A fake peer: answers every request with `body` after `delay`, and keeps the request heads.
+/// A fake peer: answers every request with `body` after `delay` (unless the client hangs up
+/// first), keeps the request heads, and counts the requests it holds at once.
 struct FakePeer {
     url: String,
     heads: Arc<Mutex<Vec<String>>>,
+    /// Requests held now, and the most ever held at once.
+    open: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 fn fake_peer(body: String, delay: Duration) -> FakePeer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let heads = Arc::new(Mutex::new(Vec::new()));
-    let seen = heads.clone();
+    let open = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+    let (seen, counts) = (heads.clone(), open.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let (seen, body) = (seen.clone(), body.clone());
+            let (seen, body, counts) = (seen.clone(), body.clone(), counts.clone());
             std::thread::spawn(move || {
                 let mut head = Vec::new();
                 let mut byte = [0u8];
@@ -102,17 +107,40 @@ fn fake_peer(body: String, delay: Duration) -> FakePeer {
                 seen.lock()
                     .unwrap()
                     .push(String::from_utf8_lossy(&head).into_owned());
-                std::thread::sleep(delay);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let now = counts.0.fetch_add(1, Ordering::SeqCst) + 1;
+                counts.1.fetch_max(now, Ordering::SeqCst);
+                if wait_unless_closed(&mut stream, delay) {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                counts.0.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
-    FakePeer { url, heads }
+    FakePeer { url, heads, open }
+}
+
+/// Waits `delay`; false as soon as the client closes the connection.
+fn wait_unless_closed(stream: &mut std::net::TcpStream, delay: Duration) -> bool {
+    let until = Instant::now() + delay;
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(20)));
+    while Instant::now() < until {
+        match stream.read(&mut [0u8; 1]) {
+            Ok(0) => return false,
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<(String, String)>) {
@@ -460,6 +488,45 @@ fn slow_peers_are_cut_off_at_the_fan_out_deadline() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["unavailable"].as_array().unwrap().len(), 20);
     assert_eq!(v["windows"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn hung_peers_hold_no_more_than_the_bound_of_peer_requests() {
+    let hung = fake_peer(goal_body(&[]), Duration::from_secs(30));
+    let peers = (0..3)
+        .map(|i| Peer {
+            instance: format!("hung-{i}"),
+            url: hung.url.clone(),
+        })
+        .collect();
+    let opts = ServeOptions {
+        peers: Some(with_peers(peers, &["127.0.0.1"], None).with_max_calls(4)),
+        ..Default::default()
+    };
+    let base = server(opts, Worker::Windows(vec![view("east", 2, "me")]));
+    // 6 queries of 3 peers each want 18 peer requests at once.
+    let queries: Vec<_> = (0..6)
+        .map(|_| {
+            let url = format!("{base}/v1/goals/wins");
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                (get(&url, &[]), started.elapsed())
+            })
+        })
+        .collect();
+    for q in queries {
+        let ((status, body, _), took) = q.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            took < super::peers::FAN_OUT_DEADLINE + Duration::from_secs(2),
+            "took {took:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["windows"].as_array().unwrap().len(), 1, "{body}");
+        assert_eq!(v["unavailable"].as_array().unwrap().len(), 3, "{body}");
+    }
+    let most = hung.open.1.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&most), "{most} peer requests held at once");
 }
 
 #[test]
