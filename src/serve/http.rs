@@ -228,15 +228,18 @@ fn router(state: AppState, hosts: HostCheck) -> Router {
         .route(paths::STREAM, get(stream_attainments))
         .route(paths::OPENAPI, get(openapi))
         .route(paths::DASHBOARD, get(dashboard))
-        .layer(middleware::from_fn_with_state(state.clone(), auth));
-    let permits = state.permits.clone();
-    // Outermost first: headers on every answer, then the Host check, then the caps.
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn_with_state(
+            state.permits.clone(),
+            guard::limit,
+        ));
+    // Outermost first: headers on every answer, then the Host check, then (for all but the
+    // probes, which must never get 503 under load) the caps.
     Router::new()
         .route(paths::HEALTHZ, get(|| async { "ok\n" }))
         .route(paths::READYZ, get(readyz))
         .merge(protected)
         .with_state(state)
-        .layer(middleware::from_fn_with_state(permits, guard::limit))
         .layer(middleware::from_fn_with_state(hosts, guard::check_host))
         .layer(middleware::from_fn(guard::security_headers))
 }
@@ -269,8 +272,8 @@ fn is_peer_query(request: &Request, scope: Option<&str>) -> bool {
 
 /// Bearer token check: `Authorization: Bearer <token>`, or the dashboard's cookie; the peer
 /// secret only for [`is_peer_query`]. Opening the dashboard as `/?token=<token>` sets that
-/// cookie (`Secure` when the request came through HTTPS, as `X-Forwarded-Proto` says) and
-/// redirects to `/`.
+/// cookie (`SameSite=Lax`; `Secure` when the request came through HTTPS, as
+/// `X-Forwarded-Proto` says) and redirects to `/`.
 async fn auth(
     State(state): State<AppState>,
     QueryParams(param): QueryParams<TokenParam>,
@@ -304,7 +307,10 @@ async fn auth(
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
             let secure = if https { "; Secure" } else { "" };
             let mut response = Redirect::to(paths::DASHBOARD).into_response();
-            let cookie = format!("{TOKEN_COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/{secure}");
+            // Lax, not Strict: a link to `/?token=` from another site (a wiki, a chat) is a
+            // cross-site navigation, and a Strict cookie would not be sent on the redirect that
+            // follows. Lax still withholds it from cross-site subrequests and POSTs.
+            let cookie = format!("{TOKEN_COOKIE}={t}; HttpOnly; SameSite=Lax; Path=/{secure}");
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
             }
@@ -554,7 +560,7 @@ async fn goal(
             match checked {
                 Ok(body) => {
                     windows.extend(body.windows);
-                    total += body.total;
+                    total = total.saturating_add(body.total);
                     instances.push(instance);
                 }
                 Err(e) => {
@@ -755,27 +761,26 @@ impl Relay {
     }
 
     async fn relay_once(&mut self) {
-        // One query for every peer, in parallel and under the fan-out deadline: from the
-        // oldest point any peer has reached; each peer's events are then filtered by its own.
-        let oldest = self
-            .since
-            .values()
-            .min()
-            .cloned()
-            .unwrap_or_else(|| self.started.clone());
+        // One query for every peer, in parallel and under the fan-out deadline: each from the
+        // newest event relayed of it, or from the start of relaying for a peer not heard yet.
         let limit = super::hub::RECENT_ATTAINMENTS;
-        let path = format!(
-            "{}?scope=local&limit={limit}&since={}",
-            paths::ATTAINMENTS,
-            encode_query(&oldest)
-        );
-        for (instance, result) in self.peers.fetch_all::<AttainmentsBody>(&path).await {
+        let since = self.since.clone();
+        let started = self.started.clone();
+        let path_of = |instance: &str| {
+            let from = since.get(instance).unwrap_or(&started);
+            format!(
+                "{}?scope=local&limit={limit}&since={}",
+                paths::ATTAINMENTS,
+                encode_query(from)
+            )
+        };
+        for (instance, result) in self.peers.fetch_each::<AttainmentsBody>(path_of).await {
             let Ok(body) = result.and_then(|b| check_peer_attainments(b, &instance, limit)) else {
                 continue;
             };
-            let since = self.since.get(&instance).unwrap_or(&oldest).clone();
+            let from = self.since.get(&instance).unwrap_or(&self.started).clone();
             for item in body.attainments {
-                if item.committed_at > since {
+                if item.committed_at > from {
                     let newest = self.since.entry(instance.clone()).or_default();
                     if item.committed_at > *newest {
                         newest.clone_from(&item.committed_at);

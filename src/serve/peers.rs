@@ -339,6 +339,14 @@ impl Peers {
         self: &Arc<Self>,
         path: &str,
     ) -> Vec<(String, Result<T, String>)> {
+        self.fetch_each(|_| path.to_string()).await
+    }
+
+    /// [`Peers::fetch_all`] with a path (and query) per instance.
+    pub async fn fetch_each<T: DeserializeOwned + Send + 'static>(
+        self: &Arc<Self>,
+        path_of: impl Fn(&str) -> String,
+    ) -> Vec<(String, Result<T, String>)> {
         let deadline = tokio::time::Instant::now() + FAN_OUT_DEADLINE;
         let me = self.clone();
         // The blocking pool serves only the listing: peer requests run on threads of their own.
@@ -364,7 +372,11 @@ impl Peers {
             .trusted
             .into_iter()
             .map(|peer| {
-                let url = format!("{}{}", peer.url.trim_end_matches('/'), path);
+                let url = format!(
+                    "{}{}",
+                    peer.url.trim_end_matches('/'),
+                    path_of(&peer.instance)
+                );
                 (peer.instance, self.call::<T>(&url))
             })
             .collect();
