@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::guard::{self, HostCheck, Limits, Permits};
-use super::hub::{sort_views, GoalView, Hub, Order, Query, RecentAttainment, WindowView};
+use super::hub::{sort_views, By, GoalView, Hub, Order, Query, RecentAttainment, WindowView};
 use super::paths;
 use super::peers::Peers;
 use crate::model::Timestamp;
@@ -433,6 +433,8 @@ struct GoalParams {
     limit: Option<usize>,
     /// Windows to skip first; default 0.
     offset: Option<usize>,
+    /// `true`: only each group's current (newest open) window; default `false`.
+    current: Option<bool>,
 }
 
 /// Windows a `/v1/goals/{id}` answer holds when `limit` is not given.
@@ -468,9 +470,9 @@ fn local_scope(scope: &Option<String>) -> Result<bool, Box<Response>> {
 /// The order, limit and offset of a goal query.
 fn goal_page(params: &GoalParams) -> Result<(Order, usize, usize), Box<Response>> {
     let bad = |m: String| Box::new(error(StatusCode::BAD_REQUEST, m));
-    let order = match params.order.as_deref() {
-        None | Some("group") => Order::Group,
-        Some("progress") => Order::Progress,
+    let by = match params.order.as_deref() {
+        None | Some("group") => By::Group,
+        Some("progress") => By::Progress,
         Some(other) => {
             return Err(bad(format!(
                 "order `{other}` is not allowed; use `group` or `progress`"
@@ -486,6 +488,10 @@ fn goal_page(params: &GoalParams) -> Result<(Order, usize, usize), Box<Response>
              offset + limit <= {max}"
         )));
     }
+    let order = Order {
+        by,
+        current: params.current.unwrap_or(false),
+    };
     Ok((order, limit, offset))
 }
 
@@ -543,14 +549,14 @@ async fn goal(
     let mut instances = vec![state.hub.instance().to_string()];
     let mut unavailable = Vec::new();
     if let Some(peers) = state.peers.as_ref().filter(|_| !local) {
-        let order_name = if order == Order::Progress {
-            "progress"
-        } else {
-            "group"
+        let order_name = match order.by {
+            By::Progress => "progress",
+            By::Group => "group",
         };
         let path = format!(
-            "{}?scope=local&order={order_name}&limit={wanted}",
-            paths::GOAL.replace("{id}", &encode_query(&id))
+            "{}?scope=local&order={order_name}&current={}&limit={wanted}",
+            paths::GOAL.replace("{id}", &encode_query(&id)),
+            order.current
         );
         for (instance, result) in peers.fetch_all::<GoalBody>(&path).await {
             let checked = result.and_then(|body| {

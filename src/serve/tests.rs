@@ -617,7 +617,10 @@ fn goal_queries_page_through_every_instances_windows() {
     );
     assert_eq!(page("offset=4").0, vec!["e".to_string(), "f".to_string()]);
     let heads = peer.heads.lock().unwrap().join("\n");
-    assert!(heads.contains("scope=local&order=group&limit=3"), "{heads}");
+    assert!(
+        heads.contains("scope=local&order=group&current=false&limit=3"),
+        "{heads}"
+    );
     for bad in [
         "limit=0",
         "limit=20000",
@@ -746,4 +749,52 @@ fn a_peers_huge_total_saturates() {
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["total"].as_u64(), Some(usize::MAX as u64));
+}
+
+fn view_from(region: &str, value: i64, instance: &str, day: u32) -> WindowView {
+    WindowView {
+        window_start: format!("2026-01-{day:02}T00:00:00Z"),
+        window_end: format!("2026-01-{:02}T00:00:00Z", day + 20),
+        ..view(region, value, instance)
+    }
+}
+
+#[test]
+fn current_windows_are_each_groups_newest_on_every_instance() {
+    // Hopping windows: every group has an old, advanced window and a newer one.
+    let peer_windows = [
+        view_from("west", 3, "peer", 1),
+        view_from("west", 1, "peer", 2),
+    ];
+    let peer = fake_peer(goal_body(&peer_windows), Duration::ZERO);
+    let peers = vec![Peer {
+        instance: "peer".into(),
+        url: peer.url.clone(),
+    }];
+    let opts = ServeOptions {
+        peers: Some(with_peers(peers, &["127.0.0.1"], None)),
+        ..Default::default()
+    };
+    let mine = vec![view_from("east", 4, "me", 1), view_from("east", 2, "me", 2)];
+    let base = server(opts, Worker::Windows(mine));
+    let url = format!("{base}/v1/goals/wins?order=progress&current=true");
+    let (status, body, _) = get(&url, &[]);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let got: Vec<(String, String)> = v["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["group"]["region"].as_str().unwrap().to_string(),
+                w["window_start"].as_str().unwrap()[..10].to_string(),
+            )
+        })
+        .collect();
+    let want = [("east", "2026-01-02"), ("west", "2026-01-02")]
+        .map(|(r, d)| (r.to_string(), d.to_string()));
+    assert_eq!(got, want.to_vec());
+    let heads = peer.heads.lock().unwrap().join("\n");
+    assert!(heads.contains("current=true"), "{heads}");
 }
