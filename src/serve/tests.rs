@@ -798,3 +798,48 @@ fn current_windows_are_each_groups_newest_on_every_instance() {
     let heads = peer.heads.lock().unwrap().join("\n");
     assert!(heads.contains("current=true"), "{heads}");
 }
+
+/// A fake peer that redirects every request to `location`.
+fn fake_redirect(location: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn peer_redirects_are_not_followed() {
+    let target = fake_peer(goal_body(&[view("west", 1, "peer")]), Duration::ZERO);
+    let redirecting = fake_redirect(format!("{}/v1/goals/wins?scope=local", target.url));
+    let peers = vec![Peer {
+        instance: "peer".into(),
+        url: redirecting,
+    }];
+    let opts = ServeOptions {
+        peers: Some(with_peers(peers, &["127.0.0.1"], Some(PEER_SECRET))),
+        ..Default::default()
+    };
+    let base = server(opts, Worker::Windows(vec![view("east", 2, "me")]));
+    let (status, body, _) = get(&format!("{base}/v1/goals/wins"), &[]);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["unavailable"], serde_json::json!(["peer"]), "{body}");
+    assert!(
+        target.heads.lock().unwrap().is_empty(),
+        "a redirect was followed"
+    );
+}
