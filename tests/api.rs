@@ -145,6 +145,33 @@ fn check_pages(url: &str, whole: &Value, total: usize) {
         best,
         "{url}: top 3"
     );
+    check_current(url, all);
+}
+
+/// `current=true`: each group's newest open window only, most progress first.
+fn check_current(url: &str, all: &[Value]) {
+    let mut newest: BTreeMap<String, &Value> = BTreeMap::new();
+    for w in all {
+        let e = newest.entry(w["group"].to_string()).or_insert(w);
+        if w["window_start"].as_str() > e["window_start"].as_str() {
+            *e = w;
+        }
+    }
+    let progress = |w: &Value| w["progress"].as_f64().unwrap_or(f64::NEG_INFINITY);
+    let mut want: Vec<&Value> = newest.into_values().collect();
+    want.sort_by(|a, b| progress(b).total_cmp(&progress(a)));
+    let current = get_json(&format!("{url}?order=progress&current=true&limit=10000"));
+    let got = current["windows"].as_array().unwrap();
+    assert_eq!(current["total"], want.len(), "{url}: current total");
+    let key = |w: &Value| (w["group"].to_string(), w["window_start"].to_string());
+    let got_keys: BTreeSet<_> = got.iter().map(key).collect();
+    let want_keys: BTreeSet<_> = want.iter().map(|w| key(w)).collect();
+    assert_eq!(got_keys, want_keys, "{url}: current windows");
+    assert_eq!(
+        got.iter().map(progress).collect::<Vec<_>>(),
+        want.iter().map(|w| progress(w)).collect::<Vec<_>>(),
+        "{url}: current windows by progress"
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::guard::{self, HostCheck, Limits, Permits};
-use super::hub::{sort_views, GoalView, Hub, Order, Query, RecentAttainment, WindowView};
+use super::hub::{sort_views, By, GoalView, Hub, Order, Query, RecentAttainment, WindowView};
 use super::paths;
 use super::peers::Peers;
 use crate::model::Timestamp;
@@ -228,15 +228,18 @@ fn router(state: AppState, hosts: HostCheck) -> Router {
         .route(paths::STREAM, get(stream_attainments))
         .route(paths::OPENAPI, get(openapi))
         .route(paths::DASHBOARD, get(dashboard))
-        .layer(middleware::from_fn_with_state(state.clone(), auth));
-    let permits = state.permits.clone();
-    // Outermost first: headers on every answer, then the Host check, then the caps.
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn_with_state(
+            state.permits.clone(),
+            guard::limit,
+        ));
+    // Outermost first: headers on every answer, then the Host check, then (for all but the
+    // probes, which must never get 503 under load) the caps.
     Router::new()
         .route(paths::HEALTHZ, get(|| async { "ok\n" }))
         .route(paths::READYZ, get(readyz))
         .merge(protected)
         .with_state(state)
-        .layer(middleware::from_fn_with_state(permits, guard::limit))
         .layer(middleware::from_fn_with_state(hosts, guard::check_host))
         .layer(middleware::from_fn(guard::security_headers))
 }
@@ -269,8 +272,8 @@ fn is_peer_query(request: &Request, scope: Option<&str>) -> bool {
 
 /// Bearer token check: `Authorization: Bearer <token>`, or the dashboard's cookie; the peer
 /// secret only for [`is_peer_query`]. Opening the dashboard as `/?token=<token>` sets that
-/// cookie (`Secure` when the request came through HTTPS, as `X-Forwarded-Proto` says) and
-/// redirects to `/`.
+/// cookie (`SameSite=Lax`; `Secure` when the request came through HTTPS, as
+/// `X-Forwarded-Proto` says) and redirects to `/`.
 async fn auth(
     State(state): State<AppState>,
     QueryParams(param): QueryParams<TokenParam>,
@@ -304,7 +307,10 @@ async fn auth(
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
             let secure = if https { "; Secure" } else { "" };
             let mut response = Redirect::to(paths::DASHBOARD).into_response();
-            let cookie = format!("{TOKEN_COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/{secure}");
+            // Lax, not Strict: a link to `/?token=` from another site (a wiki, a chat) is a
+            // cross-site navigation, and a Strict cookie would not be sent on the redirect that
+            // follows. Lax still withholds it from cross-site subrequests and POSTs.
+            let cookie = format!("{TOKEN_COOKIE}={t}; HttpOnly; SameSite=Lax; Path=/{secure}");
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
             }
@@ -427,6 +433,8 @@ struct GoalParams {
     limit: Option<usize>,
     /// Windows to skip first; default 0.
     offset: Option<usize>,
+    /// `true`: only each group's current (newest open) window; default `false`.
+    current: Option<bool>,
 }
 
 /// Windows a `/v1/goals/{id}` answer holds when `limit` is not given.
@@ -462,9 +470,9 @@ fn local_scope(scope: &Option<String>) -> Result<bool, Box<Response>> {
 /// The order, limit and offset of a goal query.
 fn goal_page(params: &GoalParams) -> Result<(Order, usize, usize), Box<Response>> {
     let bad = |m: String| Box::new(error(StatusCode::BAD_REQUEST, m));
-    let order = match params.order.as_deref() {
-        None | Some("group") => Order::Group,
-        Some("progress") => Order::Progress,
+    let by = match params.order.as_deref() {
+        None | Some("group") => By::Group,
+        Some("progress") => By::Progress,
         Some(other) => {
             return Err(bad(format!(
                 "order `{other}` is not allowed; use `group` or `progress`"
@@ -480,6 +488,10 @@ fn goal_page(params: &GoalParams) -> Result<(Order, usize, usize), Box<Response>
              offset + limit <= {max}"
         )));
     }
+    let order = Order {
+        by,
+        current: params.current.unwrap_or(false),
+    };
     Ok((order, limit, offset))
 }
 
@@ -537,14 +549,14 @@ async fn goal(
     let mut instances = vec![state.hub.instance().to_string()];
     let mut unavailable = Vec::new();
     if let Some(peers) = state.peers.as_ref().filter(|_| !local) {
-        let order_name = if order == Order::Progress {
-            "progress"
-        } else {
-            "group"
+        let order_name = match order.by {
+            By::Progress => "progress",
+            By::Group => "group",
         };
         let path = format!(
-            "{}?scope=local&order={order_name}&limit={wanted}",
-            paths::GOAL.replace("{id}", &encode_query(&id))
+            "{}?scope=local&order={order_name}&current={}&limit={wanted}",
+            paths::GOAL.replace("{id}", &encode_query(&id)),
+            order.current
         );
         for (instance, result) in peers.fetch_all::<GoalBody>(&path).await {
             let checked = result.and_then(|body| {
@@ -554,7 +566,7 @@ async fn goal(
             match checked {
                 Ok(body) => {
                     windows.extend(body.windows);
-                    total += body.total;
+                    total = total.saturating_add(body.total);
                     instances.push(instance);
                 }
                 Err(e) => {
@@ -755,27 +767,26 @@ impl Relay {
     }
 
     async fn relay_once(&mut self) {
-        // One query for every peer, in parallel and under the fan-out deadline: from the
-        // oldest point any peer has reached; each peer's events are then filtered by its own.
-        let oldest = self
-            .since
-            .values()
-            .min()
-            .cloned()
-            .unwrap_or_else(|| self.started.clone());
+        // One query for every peer, in parallel and under the fan-out deadline: each from the
+        // newest event relayed of it, or from the start of relaying for a peer not heard yet.
         let limit = super::hub::RECENT_ATTAINMENTS;
-        let path = format!(
-            "{}?scope=local&limit={limit}&since={}",
-            paths::ATTAINMENTS,
-            encode_query(&oldest)
-        );
-        for (instance, result) in self.peers.fetch_all::<AttainmentsBody>(&path).await {
+        let since = self.since.clone();
+        let started = self.started.clone();
+        let path_of = |instance: &str| {
+            let from = since.get(instance).unwrap_or(&started);
+            format!(
+                "{}?scope=local&limit={limit}&since={}",
+                paths::ATTAINMENTS,
+                encode_query(from)
+            )
+        };
+        for (instance, result) in self.peers.fetch_each::<AttainmentsBody>(path_of).await {
             let Ok(body) = result.and_then(|b| check_peer_attainments(b, &instance, limit)) else {
                 continue;
             };
-            let since = self.since.get(&instance).unwrap_or(&oldest).clone();
+            let from = self.since.get(&instance).unwrap_or(&self.started).clone();
             for item in body.attainments {
-                if item.committed_at > since {
+                if item.committed_at > from {
                     let newest = self.since.entry(instance.clone()).or_default();
                     if item.committed_at > *newest {
                         newest.clone_from(&item.committed_at);

@@ -155,14 +155,24 @@ impl GoalView {
     }
 }
 
-/// The order of a goal's windows in an answer.
+/// How a goal's windows are sorted in an answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Order {
+pub enum By {
     /// By group, then window start.
     #[default]
     Group,
     /// Most progress first (windows without progress last), then by group and window start.
     Progress,
+}
+
+/// Which of a goal's windows an answer holds, and in what order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Order {
+    /// The sort.
+    pub by: By,
+    /// Only each group's current window (its newest open one): with hopping windows a group
+    /// has several open at once, and the most advanced are mostly old ones.
+    pub current: bool,
 }
 
 /// One window of a goal, before its view is built: what ordering needs, and where it is.
@@ -230,12 +240,17 @@ pub fn window_page<'a>(
             }
         }));
     }
+    if order.current {
+        // Newest first within a group, then the first of each group.
+        all.sort_by(|a, b| a.group.cmp(&b.group).then(b.start.cmp(&a.start)));
+        all.dedup_by(|later, first| later.group == first.group);
+    }
     let total = all.len();
     let cmp = |a: &Candidate, b: &Candidate| {
         let tie = || (&a.group, a.start).cmp(&(&b.group, b.start));
-        match order {
-            Order::Group => tie(),
-            Order::Progress => by_progress(a.progress, b.progress).then_with(tie),
+        match order.by {
+            By::Group => tie(),
+            By::Progress => by_progress(a.progress, b.progress).then_with(tie),
         }
     };
     if limit < all.len() {
@@ -309,15 +324,29 @@ fn window_view(
     }
 }
 
-/// Sorts window views in `order`: the order every instance answers in.
-pub fn sort_views(views: &mut [WindowView], order: Order) {
+/// Sorts window views in `order`: the order every instance answers in. With
+/// [`Order::current`], keeps only each group's newest window first.
+pub fn sort_views(views: &mut Vec<WindowView>, order: Order) {
+    if order.current {
+        let start = |w: &WindowView| {
+            Timestamp::parse_rfc3339(&w.window_start).map_or(i64::MIN, |t| t.as_nanos())
+        };
+        views.sort_by(|a, b| {
+            (&a.goal_id, &a.group)
+                .cmp(&(&b.goal_id, &b.group))
+                .then_with(|| start(b).cmp(&start(a)))
+        });
+        views.dedup_by(|later, first| {
+            (&later.goal_id, &later.group) == (&first.goal_id, &first.group)
+        });
+    }
     views.sort_by(|a, b| {
         let tie = || {
             (&a.goal_id, &a.group, &a.window_start).cmp(&(&b.goal_id, &b.group, &b.window_start))
         };
-        match order {
-            Order::Group => tie(),
-            Order::Progress => {
+        match order.by {
+            By::Group => tie(),
+            By::Progress => {
                 by_progress(a.progress.map(|p| p.0), b.progress.map(|p| p.0)).then_with(tie)
             }
         }

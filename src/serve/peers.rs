@@ -29,8 +29,12 @@ const LIST_TIMEOUT: StdDuration = StdDuration::from_secs(3);
 const PEER_TIMEOUT: StdDuration = StdDuration::from_secs(3);
 /// Overall deadline of asking every peer: those that have not answered by then are unavailable.
 pub const FAN_OUT_DEADLINE: StdDuration = StdDuration::from_secs(4);
-/// The most peers asked at once; members beyond it are unavailable.
+/// The most peers asked in one fan-out; members beyond it are unavailable.
 const MAX_PEERS: usize = 32;
+/// The most peer requests in flight at once, over every query and the event relay: a request
+/// that hangs holds its slot until [`PEER_TIMEOUT`], whatever the fan-out deadline. Without a
+/// free slot, a peer is reported unavailable at once.
+pub const MAX_PEER_CALLS: usize = 32;
 /// A peer's failures are logged at most this often (each dashboard asks every 2 s).
 const WARN_EVERY: StdDuration = StdDuration::from_secs(60);
 
@@ -46,18 +50,26 @@ pub fn parse_client_id(id: &str) -> Option<(String, String)> {
     (!instance.is_empty() && url.starts_with("http")).then(|| (instance.into(), url.into()))
 }
 
-/// The host of an `http://host[:port][/path]` URL, lower case, IPv6 without brackets; `None`
-/// for any other scheme or a URL with user information.
+/// An `http://` URL as the HTTP client reads it (the `url` crate's parser: a host also ends at
+/// `\\`, for instance), or `None` for any other scheme or a URL with user information.
+pub fn parse_http_url(url: &str) -> Option<url::Url> {
+    let parsed = url::Url::parse(url).ok()?;
+    let plain = parsed.scheme() == "http" && parsed.username().is_empty();
+    (plain && parsed.password().is_none() && parsed.host_str().is_some()).then_some(parsed)
+}
+
+/// The host of an `http://host[:port][/path]` URL as the HTTP client would connect to it, lower
+/// case, IPv6 without brackets; `None` for any other scheme or a URL with user information.
 pub fn url_host(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.contains('@') {
-        return None;
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split_once(']')?.0,
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
+    host_of(&parse_http_url(url)?)
+}
+
+fn host_of(url: &url::Url) -> Option<String> {
+    let host = url.host_str()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
@@ -81,8 +93,9 @@ impl PeerTrust {
     /// Trust for `http.peer_hosts` (empty: derived from `own_url`) and a credential.
     ///
     /// Derived: loopback hosts when this instance's own host is loopback; otherwise its own
-    /// host and, for a DNS name of several labels, every host under the same parent domain
-    /// (`goalpost-0.goalpost-headless` trusts `*.goalpost-headless`).
+    /// host and, for a Kubernetes headless-service pod name only, every host under its service
+    /// (`goalpost-0.goalpost-headless` trusts `*.goalpost-headless`; `goalpost.example.com`
+    /// trusts itself only).
     pub fn new(configured: &[String], own_url: &str, credential: Option<Token>) -> PeerTrust {
         let hosts = if configured.is_empty() {
             derived_hosts(own_url)
@@ -94,18 +107,27 @@ impl PeerTrust {
 
     /// Whether a member advertising `url` may be asked.
     pub fn allows(&self, url: &str) -> bool {
-        let Some(host) = url_host(url) else {
-            return false;
-        };
-        self.hosts.iter().any(|p| match p.strip_prefix("*.") {
+        self.checked(url).is_some()
+    }
+
+    /// `url` parsed as the HTTP client reads it, when its host is trusted: the request goes to
+    /// exactly the host that was checked.
+    pub fn checked(&self, url: &str) -> Option<url::Url> {
+        let parsed = parse_http_url(url)?;
+        let host = host_of(&parsed)?;
+        let trusted = self.hosts.iter().any(|p| match p.strip_prefix("*.") {
             Some(suffix) => host
                 .strip_suffix(suffix)
                 .is_some_and(|label| label.ends_with('.') && label.len() > 1),
             None if p == "loopback" => is_loopback(&host),
             None => *p == host,
-        })
+        });
+        trusted.then_some(parsed)
     }
 }
+
+/// Suffixes of Kubernetes service names: `<pod>.<service>.<namespace>` then one of these.
+const CLUSTER_SUFFIXES: [&str; 2] = [".svc.cluster.local", ".svc"];
 
 fn derived_hosts(own_url: &str) -> Vec<String> {
     let Some(host) = url_host(own_url) else {
@@ -115,11 +137,30 @@ fn derived_hosts(own_url: &str) -> Vec<String> {
         return vec!["loopback".into()];
     }
     let mut hosts = vec![host.clone()];
-    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
-    if let Some((_, parent)) = host.split_once('.').filter(|_| !is_ip) {
-        hosts.push(format!("*.{parent}"));
-    }
+    hosts.extend(headless_parent(&host).map(|parent| format!("*.{parent}")));
     hosts
+}
+
+/// The service of a Kubernetes headless-service pod name: `<pod>.<service>` where `<service>`
+/// cannot be a top-level domain (it holds a `-` or a digit, and is not an `xn--` name), or
+/// `<pod>.<service>.<namespace>.svc[.cluster.local]`. `None` for any other host (an IP, a
+/// public DNS name such as `goalpost.example.com`), whose parent domain is not trusted.
+fn headless_parent(host: &str) -> Option<&str> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let (_, parent) = host.split_once('.')?;
+    for suffix in CLUSTER_SUFFIXES {
+        if let Some(service_ns) = parent.strip_suffix(suffix) {
+            let labels: Vec<&str> = service_ns.split('.').collect();
+            let named = labels.len() == 2 && labels.iter().all(|l| !l.is_empty());
+            return named.then_some(parent);
+        }
+    }
+    let service_like = !parent.contains('.')
+        && !parent.starts_with("xn--")
+        && parent.bytes().any(|b| b == b'-' || b.is_ascii_digit());
+    service_like.then_some(parent)
 }
 
 /// A live instance other than this one.
@@ -165,6 +206,10 @@ pub struct Peers {
     cache: Mutex<Cache>,
     /// When each peer's failure was last logged.
     warned: Mutex<std::collections::HashMap<String, Instant>>,
+    /// Slots of peer requests in flight ([`MAX_PEER_CALLS`]).
+    calls: Arc<tokio::sync::Semaphore>,
+    /// The HTTP client of peer requests: no redirects followed.
+    agent: ureq::Agent,
 }
 
 impl Peers {
@@ -196,7 +241,18 @@ impl Peers {
                 result: Ok(Members::default()),
             }),
             warned: Mutex::new(Default::default()),
+            calls: Arc::new(tokio::sync::Semaphore::new(MAX_PEER_CALLS)),
+            agent: ureq::AgentBuilder::new()
+                .redirects(0)
+                .timeout(PEER_TIMEOUT)
+                .build(),
         }
+    }
+
+    /// The same with at most `n` peer requests in flight (tests).
+    pub fn with_max_calls(mut self, n: usize) -> Peers {
+        self.calls = Arc::new(tokio::sync::Semaphore::new(n));
+        self
     }
 
     /// Logs that `instance` did not answer, at most once per [`WARN_EVERY`] per instance.
@@ -277,14 +333,23 @@ impl Peers {
     }
 
     /// GETs `path` (with its query) from every trusted instance, in parallel, within
-    /// [`FAN_OUT_DEADLINE`]: (instance, body). Members not asked or not answering in time are
-    /// errors.
+    /// [`FAN_OUT_DEADLINE`]: (instance, body). Members not asked, not answering in time or
+    /// without a free request slot ([`MAX_PEER_CALLS`]) are errors.
     pub async fn fetch_all<T: DeserializeOwned + Send + 'static>(
         self: &Arc<Self>,
         path: &str,
     ) -> Vec<(String, Result<T, String>)> {
+        self.fetch_each(|_| path.to_string()).await
+    }
+
+    /// [`Peers::fetch_all`] with a path (and query) per instance.
+    pub async fn fetch_each<T: DeserializeOwned + Send + 'static>(
+        self: &Arc<Self>,
+        path_of: impl Fn(&str) -> String,
+    ) -> Vec<(String, Result<T, String>)> {
         let deadline = tokio::time::Instant::now() + FAN_OUT_DEADLINE;
         let me = self.clone();
+        // The blocking pool serves only the listing: peer requests run on threads of their own.
         let listed =
             tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || me.members()));
         let members = match listed.await {
@@ -303,24 +368,55 @@ impl Peers {
                 )
             })
             .collect();
-        let mut tasks = Vec::new();
-        for peer in members.trusted {
-            let url = format!("{}{}", peer.url.trim_end_matches('/'), path);
-            let credential = self.trust.credential.clone();
-            tasks.push((
-                peer.instance,
-                tokio::task::spawn_blocking(move || get_json::<T>(&url, credential.as_ref())),
-            ));
-        }
+        let tasks: Vec<_> = members
+            .trusted
+            .into_iter()
+            .map(|peer| {
+                let url = format!(
+                    "{}{}",
+                    peer.url.trim_end_matches('/'),
+                    path_of(&peer.instance)
+                );
+                (peer.instance, self.call::<T>(&url))
+            })
+            .collect();
         for (instance, task) in tasks {
-            let result = match tokio::time::timeout_at(deadline, task).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("no answer within the fan-out deadline".into()),
+            let result = match task {
+                Err(e) => Err(e),
+                Ok(answer) => match tokio::time::timeout_at(deadline, answer).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => Err("the peer request ended without an answer".into()),
+                    Err(_) => Err("no answer within the fan-out deadline".into()),
+                },
             };
             out.push((instance, result));
         }
         out
+    }
+
+    /// Starts one peer request on a thread of its own, holding a request slot until it ends.
+    fn call<T: DeserializeOwned + Send + 'static>(
+        &self,
+        url: &str,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<T, String>>, String> {
+        let Some(url) = self.trust.checked(url) else {
+            return Err(format!("`{url}` is not a URL of a trusted host"));
+        };
+        let Ok(permit) = self.calls.clone().try_acquire_owned() else {
+            return Err("too many peer requests in flight; not asked".into());
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (agent, credential) = (self.agent.clone(), self.trust.credential.clone());
+        std::thread::Builder::new()
+            .name("goalpost-peer".into())
+            .spawn(move || {
+                let answer = get_json::<T>(&agent, &url, credential.as_ref());
+                drop(permit);
+                // The query may have given up.
+                let _ = tx.send(answer);
+            })
+            .map_err(|e| format!("cannot start a peer request: {e}"))?;
+        Ok(rx)
     }
 }
 
@@ -355,9 +451,14 @@ fn list_members(source: &mut Source) -> Result<Vec<Peer>, String> {
         .collect())
 }
 
-/// GETs a JSON body from another instance, with a bearer credential.
-pub fn get_json<T: DeserializeOwned>(url: &str, credential: Option<&Token>) -> Result<T, String> {
-    let mut request = ureq::get(url).timeout(PEER_TIMEOUT);
+/// GETs a JSON body from another instance, with a bearer credential; redirects are not
+/// followed.
+fn get_json<T: DeserializeOwned>(
+    agent: &ureq::Agent,
+    url: &url::Url,
+    credential: Option<&Token>,
+) -> Result<T, String> {
+    let mut request = agent.request_url("GET", url);
     if let Some(t) = credential {
         request = request.set("Authorization", &format!("Bearer {}", t.expose()));
     }
@@ -365,6 +466,9 @@ pub fn get_json<T: DeserializeOwned>(url: &str, credential: Option<&Token>) -> R
         ureq::Error::Status(code, _) => format!("GET {url}: HTTP {code}"),
         ureq::Error::Transport(t) => format!("GET {url}: {t}"),
     })?;
+    if response.status() != 200 {
+        return Err(format!("GET {url}: HTTP {}", response.status()));
+    }
     let text = response
         .into_string()
         .map_err(|e| format!("GET {url}: {e}"))?;
@@ -406,6 +510,49 @@ mod tests {
         assert_eq!(url_host("http://user@evil:80"), None);
         assert_eq!(url_host("https://a:1"), None);
         assert_eq!(url_host("http://:80"), None);
+    }
+
+    #[test]
+    fn a_backslash_ends_the_host_as_the_http_client_reads_it() {
+        let evil = "http://attacker.example\\.goalpost-headless:80";
+        assert_eq!(url_host(evil).as_deref(), Some("attacker.example"));
+        let t = PeerTrust::new(&[], "http://goalpost-0.goalpost-headless:8080", None);
+        assert!(!t.allows(evil), "{evil} is trusted");
+        assert!(!t.allows("http://x:y@goalpost-1.goalpost-headless:80"));
+        let parsed = t.checked("http://goalpost-1.goalpost-headless:80/v1/goals/a?scope=local");
+        assert_eq!(
+            parsed.as_ref().and_then(|u| u.host_str()),
+            Some("goalpost-1.goalpost-headless")
+        );
+    }
+
+    #[test]
+    fn a_wildcard_is_derived_only_from_a_headless_service_pod_name() {
+        let allows = |own: &str, other: &str| PeerTrust::new(&[], own, None).allows(other);
+        assert!(!allows(
+            "http://goalpost.example.com",
+            "http://evil.example.com"
+        ));
+        assert!(allows(
+            "http://goalpost.example.com",
+            "http://goalpost.example.com:81"
+        ));
+        assert!(!allows("http://myhost.com:8080", "http://evil.com:8080"));
+        assert!(!allows("http://myhost.xn--p1ai", "http://evil.xn--p1ai"));
+        assert!(allows("http://gp-0.gp-headless", "http://gp-1.gp-headless"));
+        assert!(allows("http://gp-0.gp2", "http://gp-1.gp2"));
+        let fqdn = "http://gp-0.gp-headless.team.svc.cluster.local:8080";
+        assert!(allows(
+            fqdn,
+            "http://gp-1.gp-headless.team.svc.cluster.local:8080"
+        ));
+        assert!(!allows(fqdn, "http://other.team.svc.cluster.local:8080"));
+        assert!(allows("http://gp-0.gp.team.svc", "http://gp-1.gp.team.svc"));
+        assert!(!allows("http://gp.team.svc", "http://evil.team.svc"));
+        assert!(!allows(
+            "http://gp.svc.cluster.local",
+            "http://evil.svc.cluster.local"
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,14 +51,15 @@ fn view(region: &str, value: i64, instance: &str) -> WindowView {
 enum Worker {
     /// With these windows, honouring the query's order and limit.
     Windows(Vec<WindowView>),
-    /// Never (queries wait).
-    Silent,
+    /// Never (queries wait); sends how many wait after each new one.
+    Silent(Option<std::sync::mpsc::Sender<usize>>),
 }
 
 /// A server on a free loopback port; its worker answers as `worker` says.
 fn server(mut opts: ServeOptions, worker: Worker) -> String {
     let goals = Arc::new(GoalSet::from_toml(GOALS).unwrap());
     let (hub, queries) = Hub::new(goals.clone(), "me".into(), Telemetry::new(&goals, &[]));
+    hub.set_ready(true);
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for q in queries {
@@ -69,7 +71,12 @@ fn server(mut opts: ServeOptions, worker: Worker) -> String {
                     let total = all.len();
                     let _ = q.reply.send(Answer { windows, total });
                 }
-                Worker::Silent => held.push(q),
+                Worker::Silent(waiting) => {
+                    held.push(q);
+                    if let Some(tx) = waiting {
+                        let _ = tx.send(held.len());
+                    }
+                }
             }
         }
     });
@@ -78,41 +85,75 @@ fn server(mut opts: ServeOptions, worker: Worker) -> String {
     format!("http://{}", server.addr)
 }
 
-/// A fake peer: answers every request with `body` after `delay`, and keeps the request heads.
+/// A fake peer: answers every request with `body` after `delay` (unless the client hangs up
+/// first), keeps the request heads, and counts the requests it holds at once.
 struct FakePeer {
     url: String,
     heads: Arc<Mutex<Vec<String>>>,
+    /// Requests held now, and the most ever held at once.
+    open: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 fn fake_peer(body: String, delay: Duration) -> FakePeer {
+    fake_peer_answering(vec![body], delay)
+}
+
+/// A fake peer whose n-th request gets `bodies[n]` (the last one from then on).
+fn fake_peer_answering(bodies: Vec<String>, delay: Duration) -> FakePeer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let heads = Arc::new(Mutex::new(Vec::new()));
-    let seen = heads.clone();
+    let open = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+    let (seen, counts) = (heads.clone(), open.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let (seen, body) = (seen.clone(), body.clone());
+            let (seen, bodies, counts) = (seen.clone(), bodies.clone(), counts.clone());
             std::thread::spawn(move || {
                 let mut head = Vec::new();
                 let mut byte = [0u8];
                 while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
                     head.push(byte[0]);
                 }
-                seen.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&head).into_owned());
-                std::thread::sleep(delay);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let body = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push(String::from_utf8_lossy(&head).into_owned());
+                    bodies[(seen.len() - 1).min(bodies.len() - 1)].clone()
+                };
+                let now = counts.0.fetch_add(1, Ordering::SeqCst) + 1;
+                counts.1.fetch_max(now, Ordering::SeqCst);
+                if wait_unless_closed(&mut stream, delay) {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                counts.0.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
-    FakePeer { url, heads }
+    FakePeer { url, heads, open }
+}
+
+/// Waits `delay`; false as soon as the client closes the connection.
+fn wait_unless_closed(stream: &mut std::net::TcpStream, delay: Duration) -> bool {
+    let until = Instant::now() + delay;
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(20)));
+    while Instant::now() < until {
+        match stream.read(&mut [0u8; 1]) {
+            Ok(0) => return false,
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<(String, String)>) {
@@ -346,7 +387,7 @@ fn without_a_token_on_loopback_foreign_host_names_are_refused() {
 }
 
 #[test]
-fn the_cookie_is_secure_behind_https() {
+fn the_cookie_is_lax_and_secure_behind_https() {
     let opts = ServeOptions {
         token: Token::new(TOKEN),
         ..Default::default()
@@ -365,7 +406,10 @@ fn the_cookie_is_secure_behind_https() {
         r.header("set-cookie").unwrap().to_string()
     };
     assert!(cookie(Some("https")).contains("; Secure"));
-    assert!(!cookie(None).contains("Secure"));
+    let plain = cookie(None);
+    assert!(!plain.contains("Secure"), "{plain}");
+    // Lax: a link from another site to `/?token=` keeps the cookie on the redirect.
+    assert!(plain.contains("; SameSite=Lax;"), "{plain}");
 }
 
 #[test]
@@ -378,7 +422,8 @@ fn event_streams_and_requests_are_capped() {
         },
         ..Default::default()
     };
-    let base = server(opts, Worker::Silent);
+    let (waiting, queued) = std::sync::mpsc::channel();
+    let base = server(opts, Worker::Silent(Some(waiting)));
     let first = ureq::get(&format!("{base}/v1/stream")).call().unwrap();
     assert_eq!(first.status(), 200);
     let (status, body, _) = get(&format!("{base}/v1/stream"), &[]);
@@ -391,9 +436,13 @@ fn event_streams_and_requests_are_capped() {
             std::thread::spawn(move || get(&url, &[]).0)
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1000));
+    while queued.recv_timeout(Duration::from_secs(10)).unwrap() < 2 {}
     let (status, body, _) = get(&format!("{base}/v1/goals"), &[]);
     assert_eq!(status, 503, "a third request: {body}");
+    // The probes are not capped.
+    assert_eq!(get(&format!("{base}/healthz"), &[]).0, 200);
+    let (status, body, _) = get(&format!("{base}/readyz"), &[]);
+    assert_eq!(status, 200, "readyz under load: {body}");
     for t in slow {
         assert_eq!(t.join().unwrap(), 503);
     }
@@ -409,7 +458,7 @@ fn slow_requests_and_slow_headers_time_out() {
         },
         ..Default::default()
     };
-    let base = server(opts, Worker::Silent);
+    let base = server(opts, Worker::Silent(None));
     let started = Instant::now();
     let (status, _, _) = get(&format!("{base}/v1/goals/wins"), &[]);
     assert_eq!(status, 504);
@@ -460,6 +509,45 @@ fn slow_peers_are_cut_off_at_the_fan_out_deadline() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["unavailable"].as_array().unwrap().len(), 20);
     assert_eq!(v["windows"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn hung_peers_hold_no_more_than_the_bound_of_peer_requests() {
+    let hung = fake_peer(goal_body(&[]), Duration::from_secs(30));
+    let peers = (0..3)
+        .map(|i| Peer {
+            instance: format!("hung-{i}"),
+            url: hung.url.clone(),
+        })
+        .collect();
+    let opts = ServeOptions {
+        peers: Some(with_peers(peers, &["127.0.0.1"], None).with_max_calls(4)),
+        ..Default::default()
+    };
+    let base = server(opts, Worker::Windows(vec![view("east", 2, "me")]));
+    // 6 queries of 3 peers each want 18 peer requests at once.
+    let queries: Vec<_> = (0..6)
+        .map(|_| {
+            let url = format!("{base}/v1/goals/wins");
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                (get(&url, &[]), started.elapsed())
+            })
+        })
+        .collect();
+    for q in queries {
+        let ((status, body, _), took) = q.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            took < super::peers::FAN_OUT_DEADLINE + Duration::from_secs(2),
+            "took {took:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["windows"].as_array().unwrap().len(), 1, "{body}");
+        assert_eq!(v["unavailable"].as_array().unwrap().len(), 3, "{body}");
+    }
+    let most = hung.open.1.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&most), "{most} peer requests held at once");
 }
 
 #[test]
@@ -529,7 +617,10 @@ fn goal_queries_page_through_every_instances_windows() {
     );
     assert_eq!(page("offset=4").0, vec!["e".to_string(), "f".to_string()]);
     let heads = peer.heads.lock().unwrap().join("\n");
-    assert!(heads.contains("scope=local&order=group&limit=3"), "{heads}");
+    assert!(
+        heads.contains("scope=local&order=group&current=false&limit=3"),
+        "{heads}"
+    );
     for bad in [
         "limit=0",
         "limit=20000",
@@ -567,4 +658,188 @@ fn connections_beyond_the_cap_are_closed() {
         String::from_utf8_lossy(&buf)
     );
     drop(_held);
+}
+
+fn attainments_body(instance: &str, committed_at: &[&str]) -> String {
+    let attainment: serde_json::Value = serde_json::from_str(
+        r#"{"attainment_id":"a1","goal_id":"wins","kind":"milestone","group":{"region":"w"},
+        "window_start":"2026-01-01T00:00:00Z","window_end":"2026-01-02T00:00:00Z","value":2,
+        "target":4,"progress":0.5,"milestone":0.5,"triggered_by":"e1",
+        "event_time":"2026-01-01T01:00:00Z"}"#,
+    )
+    .unwrap();
+    let items: Vec<serde_json::Value> = committed_at
+        .iter()
+        .enumerate()
+        .map(|(i, at)| {
+            serde_json::json!({ "seq": i + 1, "committed_at": at, "instance": instance,
+                "attainment": attainment })
+        })
+        .collect();
+    serde_json::json!({ "attainments": items, "unavailable": [] }).to_string()
+}
+
+#[test]
+fn a_peer_heard_late_has_its_earlier_events_relayed() {
+    // `a` has an event at T2 from the first round on; `b` answers nothing usable at first,
+    // then an event at T1, earlier than T2 but after relaying started.
+    let (t1, t2) = ("2099-01-01T00:00:00Z", "2099-06-01T00:00:00Z");
+    let a = fake_peer(attainments_body("a", &[t2]), Duration::ZERO);
+    let b = fake_peer_answering(
+        vec!["not json".into(), attainments_body("b", &[t1])],
+        Duration::ZERO,
+    );
+    let peers = [("a", &a.url), ("b", &b.url)]
+        .map(|(i, u)| Peer {
+            instance: i.into(),
+            url: u.clone(),
+        })
+        .to_vec();
+    let opts = ServeOptions {
+        peers: Some(with_peers(peers, &["127.0.0.1"], None)),
+        ..Default::default()
+    };
+    let base = server(opts, Worker::Windows(Vec::new()));
+    let stream = ureq::get(&format!("{base}/v1/stream"))
+        .timeout(Duration::from_secs(10))
+        .call()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stream.into_reader()));
+    let mut relayed = Vec::new();
+    while relayed.len() < 2 {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("the stream ended after relaying {relayed:?}");
+        };
+        if let Some(data) = line.strip_prefix("data:") {
+            let v: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
+            if let Some(at) = v["committed_at"].as_str() {
+                relayed.push((v["instance"].as_str().unwrap().to_string(), at.to_string()));
+            }
+        }
+    }
+    assert_eq!(
+        relayed,
+        vec![
+            ("a".to_string(), t2.to_string()),
+            ("b".to_string(), t1.to_string())
+        ]
+    );
+    let heads = b.heads.lock().unwrap().join("\n");
+    assert!(
+        !heads.contains("since=2099-06"),
+        "b asked from a's point: {heads}"
+    );
+}
+
+#[test]
+fn a_peers_huge_total_saturates() {
+    let huge = goal_body(&[]).replace("\"total\":0", &format!("\"total\":{}", usize::MAX));
+    assert!(huge.contains(&usize::MAX.to_string()), "{huge}");
+    let peer = fake_peer(huge, Duration::ZERO);
+    let peers = vec![Peer {
+        instance: "peer".into(),
+        url: peer.url.clone(),
+    }];
+    let opts = ServeOptions {
+        peers: Some(with_peers(peers, &["127.0.0.1"], None)),
+        ..Default::default()
+    };
+    let base = server(opts, Worker::Windows(vec![view("east", 2, "me")]));
+    let (status, body, _) = get(&format!("{base}/v1/goals/wins"), &[]);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["total"].as_u64(), Some(usize::MAX as u64));
+}
+
+fn view_from(region: &str, value: i64, instance: &str, day: u32) -> WindowView {
+    WindowView {
+        window_start: format!("2026-01-{day:02}T00:00:00Z"),
+        window_end: format!("2026-01-{:02}T00:00:00Z", day + 20),
+        ..view(region, value, instance)
+    }
+}
+
+#[test]
+fn current_windows_are_each_groups_newest_on_every_instance() {
+    // Hopping windows: every group has an old, advanced window and a newer one.
+    let peer_windows = [
+        view_from("west", 3, "peer", 1),
+        view_from("west", 1, "peer", 2),
+    ];
+    let peer = fake_peer(goal_body(&peer_windows), Duration::ZERO);
+    let peers = vec![Peer {
+        instance: "peer".into(),
+        url: peer.url.clone(),
+    }];
+    let opts = ServeOptions {
+        peers: Some(with_peers(peers, &["127.0.0.1"], None)),
+        ..Default::default()
+    };
+    let mine = vec![view_from("east", 4, "me", 1), view_from("east", 2, "me", 2)];
+    let base = server(opts, Worker::Windows(mine));
+    let url = format!("{base}/v1/goals/wins?order=progress&current=true");
+    let (status, body, _) = get(&url, &[]);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let got: Vec<(String, String)> = v["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["group"]["region"].as_str().unwrap().to_string(),
+                w["window_start"].as_str().unwrap()[..10].to_string(),
+            )
+        })
+        .collect();
+    let want = [("east", "2026-01-02"), ("west", "2026-01-02")]
+        .map(|(r, d)| (r.to_string(), d.to_string()));
+    assert_eq!(got, want.to_vec());
+    let heads = peer.heads.lock().unwrap().join("\n");
+    assert!(heads.contains("current=true"), "{heads}");
+}
+
+/// A fake peer that redirects every request to `location`.
+fn fake_redirect(location: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn peer_redirects_are_not_followed() {
+    let target = fake_peer(goal_body(&[view("west", 1, "peer")]), Duration::ZERO);
+    let redirecting = fake_redirect(format!("{}/v1/goals/wins?scope=local", target.url));
+    let peers = vec![Peer {
+        instance: "peer".into(),
+        url: redirecting,
+    }];
+    let opts = ServeOptions {
+        peers: Some(with_peers(peers, &["127.0.0.1"], Some(PEER_SECRET))),
+        ..Default::default()
+    };
+    let base = server(opts, Worker::Windows(vec![view("east", 2, "me")]));
+    let (status, body, _) = get(&format!("{base}/v1/goals/wins"), &[]);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["unavailable"], serde_json::json!(["peer"]), "{body}");
+    assert!(
+        target.heads.lock().unwrap().is_empty(),
+        "a redirect was followed"
+    );
 }
