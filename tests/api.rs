@@ -288,6 +288,12 @@ fn two_instances_answer_queries_alike_and_match_replay() {
             "goal {goal}: both instances give the same answer"
         );
         assert_eq!(body_a["instances"], serde_json::json!(["api-a", "api-b"]));
+        // The goal's counts, summed over the instances: nothing is late (the grace covers the
+        // run) and no goal reaches its max_groups or max_distinct.
+        assert_eq!(
+            (body_a["late"].as_u64(), body_a["overflow"].as_u64()),
+            (Some(0), Some(0))
+        );
         assert_eq!(body_a["unavailable"], serde_json::json!([]));
         // Each instance's own share: disjoint, and together the whole answer.
         let local_a = windows_of(&get_json(&format!("{url_a}?scope=local")));

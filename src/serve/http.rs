@@ -450,6 +450,14 @@ pub struct GoalBody {
     pub windows: Vec<WindowView>,
     /// How many open windows the goal has in all (on the instances included).
     pub total: usize,
+    /// Contributions that came after all their windows had closed, committed since each
+    /// included instance started, summed.
+    #[serde(default)]
+    pub late: u64,
+    /// Contributions skipped for the goal's `max_groups` or `max_distinct`, committed since each
+    /// included instance started, summed: a result that misses them says so.
+    #[serde(default)]
+    pub overflow: u64,
     /// The instances whose windows are included.
     pub instances: Vec<String>,
     /// Instances of the group that did not answer (their windows are missing).
@@ -546,6 +554,7 @@ async fn goal(
         Err(r) => return r,
     };
     let (mut windows, mut total) = (answer.windows, answer.total);
+    let (mut late, mut overflow) = (answer.late, answer.overflow);
     let mut instances = vec![state.hub.instance().to_string()];
     let mut unavailable = Vec::new();
     if let Some(peers) = state.peers.as_ref().filter(|_| !local) {
@@ -567,6 +576,8 @@ async fn goal(
                 Ok(body) => {
                     windows.extend(body.windows);
                     total = total.saturating_add(body.total);
+                    late = late.saturating_add(body.late);
+                    overflow = overflow.saturating_add(body.overflow);
                     instances.push(instance);
                 }
                 Err(e) => {
@@ -583,6 +594,8 @@ async fn goal(
         goal: GoalView::of(&goals.goals[index]),
         windows,
         total,
+        late,
+        overflow,
         instances,
         unavailable,
     })

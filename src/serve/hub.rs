@@ -192,6 +192,12 @@ pub struct Answer {
     pub windows: Vec<WindowView>,
     /// All the windows of the goal held here.
     pub total: usize,
+    /// Contributions to the goal that came after all their windows had closed, committed since
+    /// this instance started (the `goalpost_events_late_total` counter of the goal).
+    pub late: u64,
+    /// Contributions to the goal skipped for its `max_groups` or `max_distinct`, committed since
+    /// this instance started (the `goalpost_events_overflow_total` counter of the goal).
+    pub overflow: u64,
 }
 
 fn progress_of(goal: &Goal, value: Option<Decimal>) -> Option<Decimal> {
@@ -264,7 +270,11 @@ pub fn window_page<'a>(
         .iter()
         .map(|c| window_view(goal, c.key, c.start, c.state, c.now, instance))
         .collect();
-    Answer { windows, total }
+    Answer {
+        windows,
+        total,
+        ..Answer::default()
+    }
 }
 
 /// The view of one open window; `now` is its owner's stream time.

@@ -69,7 +69,13 @@ fn server(mut opts: ServeOptions, worker: Worker) -> String {
                     super::hub::sort_views(&mut windows, q.order);
                     windows.truncate(q.limit);
                     let total = all.len();
-                    let _ = q.reply.send(Answer { windows, total });
+                    let (late, overflow) = (2, 3);
+                    let _ = q.reply.send(Answer {
+                        windows,
+                        total,
+                        late,
+                        overflow,
+                    });
                 }
                 Worker::Silent(waiting) => {
                     held.push(q);
@@ -749,6 +755,38 @@ fn a_peers_huge_total_saturates() {
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["total"].as_u64(), Some(usize::MAX as u64));
+}
+
+#[test]
+fn late_and_overflow_are_summed_over_the_instances_answering() {
+    let counted = goal_body(&[]).replace("\"total\":0", "\"total\":0,\"late\":5,\"overflow\":7");
+    assert!(counted.contains("\"overflow\":7"), "{counted}");
+    let peer = fake_peer(counted, Duration::ZERO);
+    let peers = vec![Peer {
+        instance: "peer".into(),
+        url: peer.url.clone(),
+    }];
+    let opts = ServeOptions {
+        peers: Some(with_peers(peers, &["127.0.0.1"], None)),
+        ..Default::default()
+    };
+    let base = server(opts, Worker::Windows(vec![view("east", 2, "me")]));
+    let counts = |query: &str| {
+        let (status, body, _) = get(&format!("{base}/v1/goals/wins{query}"), &[]);
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (v["late"].as_u64(), v["overflow"].as_u64())
+    };
+    assert_eq!(
+        counts(""),
+        (Some(7), Some(10)),
+        "this instance's and the peer's"
+    );
+    assert_eq!(
+        counts("?scope=local"),
+        (Some(2), Some(3)),
+        "this instance's"
+    );
 }
 
 fn view_from(region: &str, value: i64, instance: &str, day: u32) -> WindowView {

@@ -2201,7 +2201,7 @@ impl Worker {
                 // The asker gave up.
                 continue;
             }
-            let answer = match self.goals.goals.get(q.goal) {
+            let mut answer = match self.goals.goals.get(q.goal) {
                 Some(goal) => crate::serve::hub::window_page(
                     goal,
                     q.goal,
@@ -2212,6 +2212,9 @@ impl Worker {
                 ),
                 None => Default::default(),
             };
+            // The counts as published to the metrics at the last commit.
+            answer.late = self.published.late.get(q.goal).copied().unwrap_or(0);
+            answer.overflow = self.published.overflow.get(q.goal).copied().unwrap_or(0);
             // The asker may have given up.
             let _ = q.reply.send(answer);
         }
