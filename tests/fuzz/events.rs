@@ -435,6 +435,23 @@ proptest! {
         let _ = decode(Format::Proto, &bytes);
     }
 
+    /// The runtimes decode every record into one reused event: what the previous record left in
+    /// it (decoded or rejected half-way) must not show in the next.
+    #[test]
+    fn a_reused_event_buffer_keeps_nothing_of_the_previous_record(
+        json in prop::collection::vec(json_input(), 2..5),
+        proto in prop::collection::vec(proto_input(), 2..5),
+    ) {
+        for (format, records) in [(Format::Json, &json), (Format::Proto, &proto)] {
+            let mut reused = SalesEvent::default();
+            for bytes in records {
+                let fresh = decode(format, bytes);
+                let again = codec::decode_event(format, bytes, &mut reused).map(|()| reused.clone());
+                prop_assert_eq!(again, fresh);
+            }
+        }
+    }
+
     /// A file of length-delimited events, mutated: every frame ends, none allocates more than the
     /// record limit, and a stream never yields frames past a break.
     #[test]
