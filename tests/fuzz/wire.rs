@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 
 use goalpost::aggregate::{Aggregate, Delta};
-use goalpost::engine::{Contribution, WindowState};
-use goalpost::model::{Decimal, Timestamp};
+use goalpost::engine::{Contribution, DedupeMemory, WindowState};
+use goalpost::model::{Decimal, Duration, Timestamp};
 use goalpost::runtime::kafka::wire::{
     self, pb, BatchWriter, ChangelogKey, ContributionView, WireError,
 };
@@ -262,6 +262,32 @@ proptest! {
     fn window_states_round_trip(ws in window_state()) {
         let bytes = wire::window_state_to_bytes(&ws);
         prop_assert_eq!(wire::window_state_from_bytes(&bytes).expect("reads back"), ws);
+    }
+
+    /// Dedupe entries split into records of at most `max_bytes` (one entry alone may exceed it)
+    /// read back, in order, through the generated protobuf code restore uses.
+    #[test]
+    fn dedupe_batches_round_trip(
+        entries in prop::collection::vec((text(), any::<i64>()), 0..40),
+        max_bytes in prop_oneof![1..64usize, 64..4096usize, Just(usize::MAX)],
+    ) {
+        let mut memory = DedupeMemory::new(Duration::from_secs(3600));
+        memory.track_changes();
+        for (id, t) in &entries {
+            memory.remember(id, Timestamp::from_nanos(*t));
+        }
+        let added = memory.take_added();
+        let (mut ids, mut times) = (Vec::new(), Vec::new());
+        for (bytes, latest) in wire::dedupe_batches_to_bytes(&added, max_bytes) {
+            let record = within_allowance(bytes.len(), || pb::DedupeBatchRecord::decode(bytes.as_slice()))
+                .expect("a written record decodes");
+            prop_assert!(bytes.len() <= max_bytes || record.ids.len() == 1, "{} bytes", bytes.len());
+            prop_assert_eq!(Some(latest.as_nanos()), record.times.iter().copied().max());
+            ids.extend(record.ids);
+            times.extend(record.times);
+        }
+        prop_assert_eq!(ids, added.ids().map(str::to_string).collect::<Vec<_>>());
+        prop_assert_eq!(times, added.times().iter().map(|t| t.as_nanos()).collect::<Vec<_>>());
     }
 
     #[test]
