@@ -92,13 +92,6 @@ fn decode(format: Format, bytes: &[u8]) -> Result<SalesEvent, DecodeError> {
         let mut ev = SalesEvent::default();
         codec::decode_event(format, bytes, &mut ev).map(|()| ev)
     });
-    eprintln!(
-        "STAT ev {format} {}",
-        match &result {
-            Ok(_) => "ok",
-            Err(e) => e.reason.as_str(),
-        }
-    );
     match &result {
         Ok(ev) => {
             assert!(!ev.event_id.is_empty() && !ev.event_type.is_empty());
