@@ -1,7 +1,11 @@
 //! Goal files: the TOML parser and validator.
 
+use std::sync::Arc;
+
+use goalpost::codec::{json, proto};
+use goalpost::engine::Pipeline;
 use goalpost::goals::{GoalFileError, GoalSet};
-use goalpost::model::Timestamp;
+use goalpost::model::{Decimal, SalesEvent, StringField, Timestamp};
 use proptest::prelude::*;
 
 use crate::support::{config, mutate, mutations, within_allowance};
@@ -449,8 +453,79 @@ const TOML_DICT: &[&[u8]] = &[
     b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
 ];
 
+/// Events that goals of [`clean_goal`] can match and group, with times and values at the edges.
+fn engine_event() -> impl Strategy<Value = SalesEvent> {
+    let time = prop_oneof![
+        4 => 1_767_225_600_000_000_000..1_767_312_000_000_000_000i64,
+        1 => Just(i64::MIN),
+        1 => Just(i64::MAX),
+        1 => any::<i64>(),
+    ];
+    let value = prop::sample::select(&[
+        "1",
+        "-0",
+        "0.0000000001",
+        "999999999999999999.9999999999",
+        "1e18",
+        "79228162514264337593543950335",
+        "abc",
+        "",
+    ]);
+    let amount = (
+        -999_999_999_999_999_999..=999_999_999_999_999_999i64,
+        0..=10u32,
+    )
+        .prop_map(|(m, s)| Decimal::new(m, s));
+    (
+        prop::sample::select(&["e1", "e2", "e3", "e4"]),
+        prop::sample::select(&["deal_won", "x"]),
+        time,
+        prop::sample::select(&["East", "West", ""]),
+        prop::sample::select(&["acct-1", "acct-2"]),
+        prop::option::of(amount),
+        value,
+    )
+        .prop_map(|(id, ty, t, region, account, amount, value)| {
+            let mut ev = SalesEvent {
+                event_id: format!("{id}-{t}"),
+                event_type: ty.to_string(),
+                occurred_at: Timestamp::from_nanos(t),
+                amount,
+                ..SalesEvent::default()
+            }
+            .with(StringField::Region, region)
+            .with(StringField::AccountId, account);
+            ev.set_attribute("segment", region);
+            ev.set_attribute("score", value);
+            ev
+        })
+}
+
 proptest! {
     #![proptest_config(config(256))]
+
+    /// An accepted goal file runs: any events, at any time, fold and close without a panic, and
+    /// every attainment event encodes.
+    #[test]
+    fn accepted_goal_files_run_on_any_events(
+        text in goal_file(),
+        events in prop::collection::vec(engine_event(), 0..30),
+    ) {
+        let Ok(goals) = parse(&text) else {
+            return Ok(());
+        };
+        let mut pipeline = Pipeline::new(Arc::new(goals));
+        let mut out = Vec::new();
+        for ev in &events {
+            pipeline.process(ev, &mut out);
+        }
+        pipeline.finish(&mut out);
+        let mut bytes = Vec::new();
+        for a in &out {
+            json::encode_attainment(a, &mut bytes);
+            proto::encode_attainment(a, &mut bytes);
+        }
+    }
 
     #[test]
     fn generated_goal_files_are_accepted_or_rejected_with_problems(text in goal_file()) {
