@@ -42,6 +42,9 @@ fn parse(text: &str) -> Result<GoalSet, GoalFileError> {
     result
 }
 
+// The generators below return `BoxedStrategy`: unboxed, the nested strategy types of a goal file
+// build value trees large enough to overflow a test thread's stack in debug builds.
+
 /// A TOML string literal of `s`: JSON's escapes are TOML's, plus DEL, which TOML wants escaped.
 fn quoted(s: &str) -> String {
     serde_json::to_string(s)
