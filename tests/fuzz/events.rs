@@ -1,5 +1,7 @@
 //! Input events: the JSON and protobuf decoders and the length-delimited protobuf file reader.
 
+use std::ops::Range;
+
 use goalpost::codec::proto::{self, pb, Frame, FrameReader};
 use goalpost::codec::{self, json, DecodeError, Format, RejectReason, MAX_RECORD_BYTES};
 use goalpost::model::{Decimal, SalesEvent, StringField, Timestamp};
@@ -36,9 +38,22 @@ const ODD_CHARS: &[char] = &[
 ];
 
 /// A string of arbitrary and odd characters.
-fn text(len: std::ops::Range<usize>) -> impl Strategy<Value = String> {
+fn text(len: Range<usize>) -> BoxedStrategy<String> {
     let ch = prop_oneof![3 => any::<char>(), 1 => prop::sample::select(ODD_CHARS)];
-    prop::collection::vec(ch, len).prop_map(String::from_iter)
+    prop::collection::vec(ch, len)
+        .prop_map(String::from_iter)
+        .boxed()
+}
+
+/// A string JSON writes without escapes, as most real records are (the decoder's fast path).
+fn plain_text(len: Range<usize>) -> BoxedStrategy<String> {
+    let ch = prop_oneof![
+        4 => prop::char::range('a', 'z'),
+        1 => prop::sample::select(&['0', '9', ' ', '-', '_', '.', 'é', '中', '𝕏', '\u{feff}'][..]),
+    ];
+    prop::collection::vec(ch, len)
+        .prop_map(String::from_iter)
+        .boxed()
 }
 
 /// An amount within the accepted range: |amount| < 10^18, at most 10 fractional digits.
@@ -49,6 +64,11 @@ fn amount() -> impl Strategy<Value = Decimal> {
 
 /// A valid event: every field set to arbitrary text, any representable instant.
 fn event() -> impl Strategy<Value = SalesEvent> {
+    event_of(text)
+}
+
+/// A valid event whose strings come from `text`.
+fn event_of(text: fn(Range<usize>) -> BoxedStrategy<String>) -> impl Strategy<Value = SalesEvent> {
     (
         text(1..40),
         text(1..20),
@@ -342,6 +362,7 @@ const JSON_DICT: &[&[u8]] = &[
 fn json_input() -> impl Strategy<Value = Vec<u8>> {
     let base = prop_oneof![
         1 => event().prop_map(|ev| to_json(&ev)),
+        1 => event_of(plain_text).prop_map(|ev| to_json(&ev)),
         2 => plausible_object().prop_map(String::into_bytes),
         1 => json_object().prop_map(String::into_bytes),
     ];
@@ -399,7 +420,7 @@ proptest! {
     #![proptest_config(config(256))]
 
     #[test]
-    fn json_events_round_trip(ev in event()) {
+    fn json_events_round_trip(ev in prop_oneof![event(), event_of(plain_text)]) {
         let decoded = decode(Format::Json, &to_json(&ev));
         prop_assert_eq!(decoded, Ok(ev));
     }
@@ -426,6 +447,26 @@ proptest! {
     #[test]
     fn mutated_proto_is_decoded_or_rejected(bytes in proto_input()) {
         let _ = decode(Format::Proto, &bytes);
+    }
+
+    /// The same record with a field name written with an escape (`"\u0065vent_id"`), which the
+    /// decoder's fast scanner leaves to serde_json, decodes the same: both paths agree.
+    #[test]
+    fn both_json_paths_agree(bytes in json_input()) {
+        let text = String::from_utf8_lossy(&bytes);
+        let mut escaped = text.to_string();
+        for name in ["event_id", "event_type", "occurred_at", "amount", "attributes", "region"] {
+            let first = name.as_bytes()[0];
+            let with_escape = format!("\"\\u{first:04x}{}\"", &name[1..]);
+            escaped = escaped.replace(&format!("\"{name}\""), &with_escape);
+        }
+        let plain = decode(Format::Json, text.as_bytes());
+        let slow = decode(Format::Json, escaped.as_bytes());
+        match (plain, slow) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(a), Err(b)) => prop_assert_eq!(a.reason, b.reason, "{} / {}", a, b),
+            (a, b) => prop_assert!(false, "{:?} / {:?}\n{}\n{}", a, b, text, escaped),
+        }
     }
 
     /// The runtimes decode every record into one reused event: what the previous record left in
