@@ -1,6 +1,6 @@
 //! The goal engine: a pure fold from sales events to attainment events.
 //!
-//! Two halves, shared by every runtime (see `ARCHITECTURE.md` in the docs):
+//! Two halves, shared by every runtime (see `docs/architecture.md`):
 //! - [`Router`], one per input partition: dedupe, stream time, goal matching.
 //! - [`Owner`], one per repartition partition: windows, watermark, lateness, milestones, finals.
 //!
