@@ -1,59 +1,29 @@
 //! The Owner: the per-(goal, group) half of the engine, holding window state.
+//!
+//! This file holds the state, applies contributions and moves the watermark; `judge.rs` decides
+//! milestones, breaches and finals and builds their attainment events, `changes.rs` tracks changes
+//! for a changelog and restores from one, and `group.rs` is the group key.
+
+mod changes;
+mod group;
+mod judge;
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use hashbrown::{Equivalent, HashMap};
-use rust_decimal::Decimal;
+use hashbrown::HashMap;
 
+use self::changes::Tracking;
+use self::group::GroupRef;
 use super::router::{Contribution, Progress};
 use crate::aggregate::Aggregate;
-use crate::goals::{Direction, Goal, GoalSet};
-use crate::model::attainment::attainment_id;
-use crate::model::{Attainment, AttainmentKind, Outcome, Timestamp};
+use crate::goals::GoalSet;
+use crate::model::{Attainment, Timestamp};
 use crate::window::{Window, WindowSpec};
 
-/// The values of a group, owned, in `group_by` order. Ordered by value for deterministic output.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct GroupKey(pub Arc<[Box<str>]>);
-
-impl Hash for GroupKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_values(self.0.iter().map(|v| &**v), self.0.len(), state);
-    }
-}
-
-fn hash_values<'a, H: Hasher>(values: impl Iterator<Item = &'a str>, len: usize, state: &mut H) {
-    state.write_usize(len);
-    for v in values {
-        state.write(v.as_bytes());
-        state.write_u8(0xff);
-    }
-}
-
-/// A borrowed group, looked up without allocating.
-struct GroupRef<'a, 'e>(&'a [&'e str]);
-
-impl Hash for GroupRef<'_, '_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_values(self.0.iter().copied(), self.0.len(), state);
-    }
-}
-
-impl Equivalent<GroupKey> for GroupRef<'_, '_> {
-    fn equivalent(&self, key: &GroupKey) -> bool {
-        key.0.len() == self.0.len() && key.0.iter().zip(self.0).all(|(a, b)| **a == **b)
-    }
-}
-
-impl GroupKey {
-    /// An owned key from borrowed values.
-    pub fn from_values(values: &[&str]) -> Self {
-        GroupKey(values.iter().map(|v| Box::from(*v)).collect())
-    }
-}
+pub use self::changes::OwnerChange;
+pub use self::group::GroupKey;
 
 /// The state of one window of one goal and group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,33 +43,6 @@ struct GroupState {
     windows: BTreeMap<Timestamp, WindowState>,
     /// Starts of windows changed since the last [`Owner::take_changes`] (change tracking only).
     dirty: Vec<Timestamp>,
-}
-
-/// One change of owner state since the last [`Owner::take_changes`], for a changelog.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OwnerChange {
-    /// A window's new state, or `None` once it closed.
-    Window {
-        /// Goal index.
-        goal: usize,
-        /// The group.
-        group: GroupKey,
-        /// Window start.
-        start: Timestamp,
-        /// The state, `None` when the window closed.
-        state: Option<WindowState>,
-    },
-    /// An upstream partition's clock.
-    Upstream {
-        /// The upstream (input) partition.
-        partition: u32,
-        /// Its stream time.
-        stream_time: Option<Timestamp>,
-        /// Whether it is idle.
-        idle: bool,
-    },
-    /// The watermark.
-    Watermark(Timestamp),
 }
 
 #[derive(Debug, Clone)]
@@ -159,15 +102,22 @@ pub struct Owner {
     tracking: Option<Tracking>,
 }
 
-/// What changed since the last `take_changes`, when change tracking is on.
-#[derive(Debug, Clone, Default)]
-struct Tracking {
-    /// Groups (per goal) with a dirty window.
-    groups: BTreeSet<(usize, GroupKey)>,
-    /// Windows closed: written as tombstones.
-    closed: Vec<(usize, GroupKey, Timestamp)>,
-    upstream: BTreeSet<u32>,
-    watermark: bool,
+impl GoalState {
+    /// Removes a window that closed, and its group once the group holds no window.
+    fn remove_window(&mut self, key: &GroupKey, start: Timestamp) -> Option<WindowState> {
+        let group = self.groups.get_mut(key)?;
+        let ws = group.windows.remove(&start)?;
+        if let Some(n) = self.groups_per_window.get_mut(&start) {
+            *n -= 1;
+            if *n == 0 {
+                self.groups_per_window.remove(&start);
+            }
+        }
+        if group.windows.is_empty() {
+            self.groups.remove(key);
+        }
+        Some(ws)
+    }
 }
 
 impl Owner {
@@ -194,94 +144,6 @@ impl Owner {
             scratch: Vec::new(),
             tracking: None,
         }
-    }
-
-    /// Turns on change tracking: [`Owner::take_changes`] then lists every change of state, for
-    /// a changelog.
-    pub fn track_changes(&mut self) {
-        self.tracking.get_or_insert_with(Tracking::default);
-    }
-
-    /// The changes since the last call, in a deterministic order; empty without tracking.
-    pub fn take_changes(&mut self) -> Vec<OwnerChange> {
-        let Some(t) = self.tracking.as_mut() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (goal, key, start) in t.closed.drain(..) {
-            out.push(OwnerChange::Window {
-                goal,
-                group: key,
-                start,
-                state: None,
-            });
-        }
-        for (goal, key) in std::mem::take(&mut t.groups) {
-            let Some(group) = self.states[goal].groups.get_mut(&key) else {
-                continue;
-            };
-            let mut starts = std::mem::take(&mut group.dirty);
-            starts.sort_unstable();
-            starts.dedup();
-            for start in starts {
-                if let Some(ws) = group.windows.get(&start) {
-                    out.push(OwnerChange::Window {
-                        goal,
-                        group: key.clone(),
-                        start,
-                        state: Some(ws.clone()),
-                    });
-                }
-            }
-        }
-        for p in std::mem::take(&mut t.upstream) {
-            let u = self.upstream[p as usize];
-            out.push(OwnerChange::Upstream {
-                partition: p,
-                stream_time: u.stream_time,
-                idle: u.idle,
-            });
-        }
-        if std::mem::take(&mut t.watermark) {
-            if let Some(wm) = self.watermark {
-                out.push(OwnerChange::Watermark(wm));
-            }
-        }
-        out
-    }
-
-    /// Restores one window from a changelog. Unknown goal indexes are ignored.
-    pub fn restore_window(
-        &mut self,
-        goal: usize,
-        group: GroupKey,
-        start: Timestamp,
-        state: WindowState,
-    ) {
-        let Some(g) = self.goals.goals.get(goal) else {
-            return;
-        };
-        let gs = &mut self.states[goal];
-        gs.closing
-            .insert((state.end.saturating_add(g.grace), group.clone(), start));
-        let windows = &mut gs.groups.entry(group).or_default().windows;
-        if windows.insert(start, state).is_none() {
-            *gs.groups_per_window.entry(start).or_default() += 1;
-        }
-    }
-
-    /// Restores an upstream partition's clock from a changelog.
-    pub fn restore_upstream(&mut self, partition: u32, stream_time: Option<Timestamp>, idle: bool) {
-        let idx = partition as usize;
-        if idx >= self.upstream.len() {
-            self.upstream.resize(idx + 1, Upstream::default());
-        }
-        self.upstream[idx] = Upstream { stream_time, idle };
-    }
-
-    /// Restores the watermark from a changelog.
-    pub fn restore_watermark(&mut self, watermark: Timestamp) {
-        self.watermark = Some(watermark);
     }
 
     /// Whether this owner holds no state at all.
@@ -348,16 +210,12 @@ impl Owner {
         let is_open = |w: &Window| watermark.is_none_or(|wm| wm < w.end.saturating_add(grace));
 
         self.scratch.clear();
-        match (&goal.window, state.cached) {
-            (WindowSpec::Hopping { .. }, _) => {
-                goal.window.windows_for(c.event_time, &mut self.scratch)
-            }
-            (_, Some(w)) if w.contains(c.event_time) => self.scratch.push(w),
-            _ => {
-                goal.window.windows_for(c.event_time, &mut self.scratch);
-                state.cached = self.scratch.first().copied();
-            }
-        }
+        windows_containing(
+            &goal.window,
+            &mut state.cached,
+            c.event_time,
+            &mut self.scratch,
+        );
         self.scratch.retain(is_open);
         if self.scratch.is_empty() {
             self.stats.late[c.goal] += 1;
@@ -410,7 +268,7 @@ impl Owner {
                 skipped = true;
                 continue;
             }
-            judge(goal, &c.group, *w, ws, c, out, &mut self.stats);
+            judge::judge(goal, &c.group, *w, ws, c, out, &mut self.stats);
             if self.tracking.is_some() {
                 group.dirty.push(w.start);
             }
@@ -483,7 +341,6 @@ impl Owner {
     pub fn close_all(&mut self, out: &mut Vec<Attainment>) {
         self.close_until(Timestamp::MAX, out);
     }
-
     fn close_until(&mut self, watermark: Timestamp, out: &mut Vec<Attainment>) {
         for (index, state) in self.states.iter_mut().enumerate() {
             let goal = &self.goals.goals[index];
@@ -492,167 +349,33 @@ impl Owner {
                     break;
                 }
                 let (_, key, start) = state.closing.pop_first().expect("non-empty");
-                let Some(group) = state.groups.get_mut(&key) else {
+                let Some(ws) = state.remove_window(&key, start) else {
                     continue;
                 };
-                let Some(ws) = group.windows.remove(&start) else {
-                    continue;
-                };
-                if let Some(n) = state.groups_per_window.get_mut(&start) {
-                    *n -= 1;
-                    if *n == 0 {
-                        state.groups_per_window.remove(&start);
-                    }
-                }
-                if group.windows.is_empty() {
-                    state.groups.remove(&key);
-                }
                 if let Some(t) = self.tracking.as_mut() {
                     t.closed.push((index, key.clone(), start));
                 }
-                let window = Window { start, end: ws.end };
-                let value = ws.aggregate.value();
-                let outcome = if ws.aggregate.denominator() < goal.judge_threshold() {
-                    Outcome::InsufficientData
-                } else {
-                    let attained = match (goal.direction, value) {
-                        (Direction::AtLeast, Some(v)) => v >= goal.target,
-                        (Direction::AtMost, Some(v)) => v <= goal.target,
-                        (Direction::AtLeast, None) => false,
-                        (Direction::AtMost, None) => true,
-                    };
-                    if attained {
-                        Outcome::Attained
-                    } else {
-                        Outcome::Missed
-                    }
-                };
                 self.stats.windows_closed += 1;
-                let group_values: Vec<&str> = key.0.iter().map(|v| &**v).collect();
-                emit(
-                    goal,
-                    &group_values,
-                    window,
-                    AttainmentKind::Final,
-                    value,
-                    None,
-                    Some(outcome),
-                    None,
-                    ws.end,
-                    out,
-                    &mut self.stats,
-                );
+                judge::emit_final(goal, &key, start, &ws, out, &mut self.stats);
             }
         }
     }
 }
 
-fn judge(
-    goal: &Goal,
-    group: &[&str],
-    window: Window,
-    ws: &mut WindowState,
-    c: &Contribution<'_>,
-    out: &mut Vec<Attainment>,
-    stats: &mut OwnerStats,
+/// Puts the windows containing `t` into `out`. Single-window specs reuse the goal's last window
+/// when it contains `t`, as most events fall in the same one.
+fn windows_containing(
+    spec: &WindowSpec,
+    cached: &mut Option<Window>,
+    t: Timestamp,
+    out: &mut Vec<Window>,
 ) {
-    if ws.aggregate.denominator() < goal.judge_threshold() {
-        return;
-    }
-    match goal.direction {
-        Direction::AtLeast => {
-            let n = goal.thresholds.len();
-            let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
-            if ws.reached == all {
-                return;
-            }
-            let Some(value) = ws.aggregate.value() else {
-                return;
-            };
-            for (i, threshold) in goal.thresholds.iter().enumerate() {
-                let bit = 1u64 << i;
-                if ws.reached & bit == 0 && value >= *threshold {
-                    ws.reached |= bit;
-                    emit(
-                        goal,
-                        group,
-                        window,
-                        AttainmentKind::Milestone,
-                        Some(value),
-                        Some(goal.milestones[i]),
-                        None,
-                        Some(c.event_id),
-                        c.event_time,
-                        out,
-                        stats,
-                    );
-                }
-            }
-        }
-        Direction::AtMost => {
-            if ws.breached {
-                return;
-            }
-            let Some(value) = ws.aggregate.value() else {
-                return;
-            };
-            if value > goal.target {
-                ws.breached = true;
-                emit(
-                    goal,
-                    group,
-                    window,
-                    AttainmentKind::Breached,
-                    Some(value),
-                    None,
-                    None,
-                    Some(c.event_id),
-                    c.event_time,
-                    out,
-                    stats,
-                );
-            }
+    match (spec, *cached) {
+        (WindowSpec::Hopping { .. }, _) => spec.windows_for(t, out),
+        (_, Some(w)) if w.contains(t) => out.push(w),
+        _ => {
+            spec.windows_for(t, out);
+            *cached = out.first().copied();
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn emit(
-    goal: &Goal,
-    group: &[&str],
-    window: Window,
-    kind: AttainmentKind,
-    value: Option<Decimal>,
-    milestone: Option<Decimal>,
-    outcome: Option<Outcome>,
-    triggered_by: Option<&str>,
-    event_time: Timestamp,
-    out: &mut Vec<Attainment>,
-    stats: &mut OwnerStats,
-) {
-    let group: Vec<(Arc<str>, String)> = goal
-        .group_by_names
-        .iter()
-        .cloned()
-        .zip(group.iter().map(|v| v.to_string()))
-        .collect();
-    let progress = match value {
-        Some(v) if !goal.target.is_zero() => v.checked_div(goal.target),
-        _ => None,
-    };
-    stats.attainments[kind as usize] += 1;
-    out.push(Attainment {
-        attainment_id: attainment_id(&goal.id, &group, &window, kind, milestone),
-        goal_id: goal.id.clone(),
-        kind,
-        group,
-        window,
-        value,
-        target: goal.target,
-        progress,
-        milestone,
-        outcome,
-        triggered_by: triggered_by.map(str::to_string),
-        event_time,
-    });
 }
