@@ -66,7 +66,7 @@ pub struct OwnerStats {
     pub overflow: Vec<u64>,
     /// Windows closed (finals emitted).
     pub windows_closed: u64,
-    /// Attainment events emitted, by kind (see [`AttainmentKind::ALL`]).
+    /// Attainment events emitted, by kind (see [`crate::model::AttainmentKind::ALL`]).
     pub attainments: [u64; 3],
 }
 
