@@ -338,7 +338,7 @@ fn cmd_run(
     } else {
         None
     };
-    let serving = goalpost::serve::start_for_run(&cfg, goals.clone(), metrics)?
+    let serving = goalpost::serve::start_for_run(&cfg.serve_instance(), goals.clone(), metrics)?
         .map(|(serving, _server)| serving);
     let report = kafka::run(
         cfg,

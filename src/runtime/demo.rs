@@ -281,7 +281,7 @@ pub fn run(
                 "demo: dashboard at http://{}/ (query API under /v1, metrics at /metrics)",
                 server.addr
             )?;
-            Some(kafka::Serving {
+            Some(crate::serve::Serving {
                 hub,
                 queries,
                 advertised_url: None,

@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rdkafka::config::ClientConfig;
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
 use crate::codec::future::MaxFuture;
 use crate::codec::Format;
 use crate::model::Duration;
+use crate::serve::{HttpConfig, Instance, MetricsConfig};
 
 /// Why a service configuration was not accepted.
 #[derive(Debug, Error)]
@@ -69,76 +71,6 @@ pub struct RunConfig {
     /// Optional metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
-}
-
-/// `[http]`: the HTTP server of `goalpost run` (metrics, query API, dashboard, health checks).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Serve HTTP at all. Default `true`.
-    pub enabled: bool,
-    /// Listen address. Default `127.0.0.1:8080` (loopback only). A non-loopback address needs a
-    /// bearer token (`token_file` or `token_env`) unless `allow_unauthenticated = true`.
-    pub listen: String,
-    /// File holding the bearer token that clients must send (`Authorization: Bearer ...`) to
-    /// every path except `/healthz` and `/readyz`. Surrounding whitespace is ignored.
-    pub token_file: Option<PathBuf>,
-    /// Name of an environment variable holding the bearer token (instead of `token_file`).
-    pub token_env: Option<String>,
-    /// Listen on a non-loopback address without a token. Default `false`: refused.
-    pub allow_unauthenticated: bool,
-    /// Base URL other instances use to reach this one, for queries about goals and groups this
-    /// instance does not own, e.g. `http://goalpost-1.goalpost:8080`. Default: `http://` plus
-    /// the listen address, with the host name in place of an unspecified address (`0.0.0.0`).
-    pub advertised_url: Option<String>,
-    /// Hosts of other instances this one may ask (any member of the consumer group can advertise
-    /// a URL): an exact host name or IP, `*.suffix` for any host under `suffix`, or `loopback`.
-    /// Members advertising another host are never called and are listed as unavailable.
-    /// Default (empty): derived from this instance's advertised URL: `loopback` for a loopback
-    /// host, else that host and, for a DNS name, every host under its parent domain
-    /// (`goalpost-0.goalpost-headless` allows `*.goalpost-headless`).
-    pub peer_hosts: Vec<String>,
-    /// File holding the secret instances send each other instead of the bearer token; it allows
-    /// only their `scope=local` queries. Default none: the bearer token is sent (to trusted
-    /// hosts only).
-    pub peer_token_file: Option<PathBuf>,
-    /// Name of an environment variable holding the peer secret (instead of `peer_token_file`).
-    pub peer_token_env: Option<String>,
-    /// Open connections at most; more are closed at once. Default 256.
-    pub max_connections: usize,
-    /// Requests handled at once at most; more get 503. Default 64.
-    pub max_requests: usize,
-    /// Event streams (`/v1/stream`, one per dashboard) open at once at most; more get 503.
-    /// Default 32.
-    pub max_streams: usize,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            enabled: true,
-            listen: crate::serve::DEFAULT_LISTEN.into(),
-            token_file: None,
-            token_env: None,
-            allow_unauthenticated: false,
-            advertised_url: None,
-            peer_hosts: Vec::new(),
-            peer_token_file: None,
-            peer_token_env: None,
-            max_connections: 256,
-            max_requests: 64,
-            max_streams: 32,
-        }
-    }
-}
-
-/// `[metrics]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// Goal ids whose current-window progress is exported per group as
-    /// `goalpost_goal_progress_ratio` (one series per group: mind the cardinality). Default none.
-    pub progress_gauges: Vec<String>,
 }
 
 /// `[kafka]`. Its `Debug` shows secret properties (see [`is_secret_key`]) as `<redacted>`.
@@ -422,51 +354,7 @@ impl RunConfig {
                 }));
             }
         }
-        if cfg.http.enabled {
-            let addr: std::net::SocketAddr = cfg.http.listen.parse().map_err(|_| {
-                invalid(format!(
-                    "http.listen `{}` is not an address; expected IP:PORT, e.g. 127.0.0.1:8080",
-                    cfg.http.listen
-                ))
-            })?;
-            if cfg.http.token_file.is_some() && cfg.http.token_env.is_some() {
-                return Err(invalid(
-                    "http.token_file and http.token_env are both set: choose one".into(),
-                ));
-            }
-            if cfg.http.peer_token_file.is_some() && cfg.http.peer_token_env.is_some() {
-                return Err(invalid(
-                    "http.peer_token_file and http.peer_token_env are both set: choose one".into(),
-                ));
-            }
-            let caps = [
-                ("max_connections", cfg.http.max_connections),
-                ("max_requests", cfg.http.max_requests),
-                ("max_streams", cfg.http.max_streams),
-            ];
-            if let Some((key, _)) = caps.iter().find(|(_, v)| *v == 0) {
-                return Err(invalid(format!("http.{key} is 0; allowed 1 or more")));
-            }
-            if let Some(h) = cfg.http.peer_hosts.iter().find(|h| {
-                let name = h.strip_prefix("*.").unwrap_or(h);
-                name.is_empty()
-                    || name.contains(['/', ':', '*', '@'])
-                        && name.parse::<std::net::IpAddr>().is_err()
-            }) {
-                return Err(invalid(format!(
-                    "http.peer_hosts entry `{h}` is not a host; expected a host name or IP, \
-                     `*.domain` or `loopback`"
-                )));
-            }
-            let has_token = cfg.http.token_file.is_some() || cfg.http.token_env.is_some();
-            if !addr.ip().is_loopback() && !has_token && !cfg.http.allow_unauthenticated {
-                return Err(invalid(format!(
-                    "http.listen `{}` is not a loopback address and no bearer token is set: set \
-                     http.token_file or http.token_env, or http.allow_unauthenticated = true",
-                    cfg.http.listen
-                )));
-            }
-        }
+        cfg.http.validate().map_err(invalid)?;
         for key in cfg.kafka.properties.keys() {
             if OWNED_PROPERTIES.contains(&key.as_str()) {
                 return Err(invalid(format!(
@@ -524,6 +412,28 @@ impl RunConfig {
             .dead_letter_topic
             .clone()
             .unwrap_or_else(|| format!("{}-dead-letters", self.app.application_id))
+    }
+
+    /// The settings every Kafka client of this instance starts from: the bootstrap servers and
+    /// `kafka.properties`.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.kafka.bootstrap_servers);
+        for (k, v) in &self.kafka.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// What the HTTP side needs to know about this instance.
+    pub fn serve_instance(&self) -> Instance {
+        Instance {
+            http: self.http.clone(),
+            progress_gauges: self.metrics.progress_gauges.clone(),
+            id: self.instance_id(),
+            group: self.app.application_id.clone(),
+            kafka: self.client_config(),
+        }
     }
 
     /// This instance's id.
