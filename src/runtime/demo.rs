@@ -43,9 +43,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::codec::{self, json, Format};
+use crate::generate::{GenerateConfig, Generator};
 use crate::goals::GoalSet;
 use crate::model::{AttainmentKind, Outcome, Timestamp};
-use crate::runtime::generate::{GenerateConfig, Generator};
 use crate::runtime::kafka::config::{AppConfig, InputConfig, KafkaConfig, OutputConfig};
 use crate::runtime::kafka::{self, RunConfig, RunOptions, RunReport};
 use crate::window::{CalendarUnit, WindowSpec};
