@@ -8,9 +8,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use goalpost::codec::json;
 use goalpost::engine::Pipeline;
+use goalpost::generate::{GenerateConfig, Generator};
 use goalpost::goals::GoalSet;
 use goalpost::model::SalesEvent;
-use goalpost::runtime::generate::{GenerateConfig, Generator};
 
 const EVENTS: u64 = 50_000;
 

@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod codec;
 pub mod engine;
+pub mod generate;
 pub mod goals;
 pub mod model;
 pub mod runtime;

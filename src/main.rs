@@ -10,9 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use goalpost::codec::future::{FutureBound, FutureFrom, MaxFuture};
 use goalpost::codec::{json, proto, Format};
+use goalpost::generate::{GenerateConfig, Generator};
 use goalpost::goals::{GoalSet, Measure};
 use goalpost::model::Timestamp;
-use goalpost::runtime::generate::{GenerateConfig, Generator};
 use goalpost::runtime::replay::{self, JsonDeadLetters, JsonLines};
 use mimalloc::MiMalloc;
 
@@ -338,7 +338,7 @@ fn cmd_run(
     } else {
         None
     };
-    let serving = goalpost::serve::start_for_run(&cfg, goals.clone(), metrics)?
+    let serving = goalpost::serve::start_for_run(&cfg.serve_instance(), goals.clone(), metrics)?
         .map(|(serving, _server)| serving);
     let report = kafka::run(
         cfg,

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-use super::time::Timestamp;
-use crate::window::Window;
+use super::time::{Timestamp, Window};
 
 /// What an attainment event reports.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -8,4 +8,4 @@ pub mod time;
 pub use attainment::{Attainment, AttainmentKind, Outcome};
 pub use event::{SalesEvent, StringField};
 pub use money::Decimal;
-pub use time::{Duration, Timestamp};
+pub use time::{Duration, Timestamp, Window};

@@ -1,4 +1,4 @@
-//! Instants and durations on the event-time axis.
+//! Instants, durations and half-open windows on the event-time axis.
 //!
 //! Event time is kept as signed nanoseconds since the Unix epoch (UTC), which covers the years
 //! 1677 to 2262 and makes every comparison and window computation an integer operation.
@@ -275,6 +275,28 @@ impl fmt::Display for Duration {
         } else {
             write!(f, "{}ns", self.0)
         }
+    }
+}
+
+/// A half-open window `[start, end)` of event time.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Window {
+    /// First instant in the window.
+    pub start: Timestamp,
+    /// First instant after the window.
+    pub end: Timestamp,
+}
+
+impl Window {
+    /// Whether `start <= t < end`.
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.start <= t && t < self.end
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}, {})", self.start, self.end)
     }
 }
 

@@ -1,7 +1,6 @@
 //! Runtimes: the imperative shells that drive the engine.
 
 pub mod demo;
-pub mod generate;
 pub mod kafka;
 pub mod progress;
 pub mod replay;

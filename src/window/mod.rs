@@ -26,34 +26,15 @@ use std::str::FromStr;
 use chrono::Weekday;
 use chrono_tz::Tz;
 
+// `Window` is a plain time span, defined with the other time types so that `model` does not
+// depend on this module.
+pub use crate::model::time::Window;
 use crate::model::time::{Duration, Timestamp};
 
 pub use spec::{parse_weekday, WindowError};
 
 /// The most windows a hopping spec may put one instant in (`ceil(size / every)`).
 pub const MAX_HOPPING_WINDOWS: usize = 10_000;
-
-/// A half-open window `[start, end)` of event time.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Window {
-    /// First instant in the window.
-    pub start: Timestamp,
-    /// First instant after the window.
-    pub end: Timestamp,
-}
-
-impl Window {
-    /// Whether `start <= t < end`.
-    pub fn contains(&self, t: Timestamp) -> bool {
-        self.start <= t && t < self.end
-    }
-}
-
-impl fmt::Display for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}, {})", self.start, self.end)
-    }
-}
 
 /// The length of a calendar period.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]

@@ -17,8 +17,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use goalpost::codec::json;
+use goalpost::generate::{GenerateConfig, Generator};
 use goalpost::model::SalesEvent;
-use goalpost::runtime::generate::{GenerateConfig, Generator};
 
 pub struct Kafka {
     pub bootstrap: String,

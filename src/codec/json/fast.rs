@@ -250,8 +250,8 @@ pub(super) fn scan(text: &str) -> Option<Fields<'_>> {
 mod tests {
     use super::super::{decode_with_serde, encode_event};
     use super::*;
+    use crate::generate::{GenerateConfig, Generator};
     use crate::model::SalesEvent;
-    use crate::runtime::generate::{GenerateConfig, Generator};
 
     /// The scanner, where it answers, agrees with serde_json.
     fn agrees(text: &str) -> bool {

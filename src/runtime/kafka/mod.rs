@@ -22,7 +22,7 @@ use rdkafka::error::KafkaError;
 use thiserror::Error;
 
 pub use config::RunConfig;
-pub use worker::{run, RunOptions, RunReport, Serving};
+pub use worker::{run, RunOptions, RunReport};
 
 /// Why `goalpost run` stopped with an error.
 #[derive(Debug, Error)]

@@ -25,7 +25,7 @@ use crate::engine::{Applied, Contribution, GroupKey, Owner, Progress, Routed, Ro
 use crate::goals::GoalSet;
 use crate::model::{Attainment, SalesEvent, Timestamp};
 use crate::serve::hub::Committed;
-use crate::serve::{Hub, QueryReceiver, Telemetry};
+use crate::serve::{Hub, QueryReceiver, Serving, Telemetry};
 
 const KAFKA_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 /// How long a transactional call (commit, abort, initialisation after a recovery) is made again
@@ -59,17 +59,6 @@ pub struct RunOptions {
     /// Do not read an existing changelog's `cleanup.policy` (librdkafka's mock cluster, used by
     /// the demo, cannot describe topic configurations).
     pub skip_changelog_policy_check: bool,
-}
-
-/// The link to the HTTP side: where committed attainments and readiness go, and where window
-/// queries come from.
-pub struct Serving {
-    /// The shared state.
-    pub hub: Arc<Hub>,
-    /// Window queries, answered between poll rounds.
-    pub queries: QueryReceiver,
-    /// This instance's HTTP base URL, advertised to the group in the consumer's `client.id`.
-    pub advertised_url: Option<String>,
 }
 
 /// Counters of a run.
