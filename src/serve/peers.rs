@@ -32,7 +32,7 @@ pub const FAN_OUT_DEADLINE: StdDuration = StdDuration::from_secs(4);
 /// The most peers asked in one fan-out; members beyond it are unavailable.
 const MAX_PEERS: usize = 32;
 /// The most peer requests in flight at once, over every query and the event relay: a request
-/// that hangs holds its slot until [`PEER_TIMEOUT`], whatever the fan-out deadline. Without a
+/// that hangs holds its slot until `PEER_TIMEOUT`, whatever the fan-out deadline. Without a
 /// free slot, a peer is reported unavailable at once.
 pub const MAX_PEER_CALLS: usize = 32;
 /// A peer's failures are logged at most this often (each dashboard asks every 2 s).
@@ -255,7 +255,7 @@ impl Peers {
         self
     }
 
-    /// Logs that `instance` did not answer, at most once per [`WARN_EVERY`] per instance.
+    /// Logs that `instance` did not answer, at most once per `WARN_EVERY` per instance.
     pub fn warn(&self, instance: &str, error: &str) {
         if self.warning_due(instance) {
             tracing::warn!(

@@ -7,8 +7,8 @@
 //!   `Send`. Its consumer groups form at once (the mock otherwise delays a new group's first
 //!   join by 3 s). The input topic and every topic `goalpost run` would create are created on it
 //!   up front: the mock broker does not implement the CreateTopics admin API;
-//! * a **feeder** thread: the deterministic [`Generator`] at a steady rate, as JSON keyed by
-//!   `event_id`, to `sales-events`;
+//! * a **feeder** thread: the deterministic [`Generator`](crate::generate::Generator) at a
+//!   steady rate, as JSON keyed by `event_id`, to `sales-events`;
 //! * the **pipeline** thread: the real [`kafka::run`], exactly as `goalpost run` runs it;
 //! * a **printer** on the calling thread: a read_committed consumer of `goal-attainments` that
 //!   prints one short line per attainment event (at most [`DemoConfig::max_lines_per_sec`] a
