@@ -28,8 +28,8 @@ use chrono_tz::Tz;
 
 // `Window` is a plain time span, defined with the other time types so that `model` does not
 // depend on this module.
+use crate::model::time::Duration;
 pub use crate::model::time::Window;
-use crate::model::time::{Duration, Timestamp};
 
 pub use spec::{parse_weekday, WindowError};
 

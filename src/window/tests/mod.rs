@@ -1,6 +1,7 @@
 //! Unit and property tests of window assignment, validation and description.
 
 use super::*;
+use crate::model::time::Timestamp;
 use chrono::NaiveDate;
 use proptest::prelude::*;
 
