@@ -10,7 +10,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::config::RunConfig;
-use super::RunError;
+use super::{RunError, SetupError};
 
 const TIMEOUT: StdDuration = StdDuration::from_secs(30);
 
@@ -75,11 +75,11 @@ fn check_compacted(client: &ClientConfig, changelog: &str) -> Result<(), RunErro
             .and_then(|e| e.value.clone())
             .unwrap_or_default();
         if !policy.split(',').any(|p| p.trim() == "compact") {
-            return Err(RunError::Setup(format!(
-                "changelog topic `{changelog}` has cleanup.policy={policy}; goalpost keeps its \
-                 state there and needs `compact` (e.g. kafka-configs.sh --alter --entity-type \
-                 topics --entity-name {changelog} --add-config cleanup.policy=compact)"
-            )));
+            return Err(SetupError::NotCompacted {
+                topic: changelog.to_string(),
+                policy,
+            }
+            .into());
         }
     }
     Ok(())
@@ -110,10 +110,11 @@ pub fn prepare_topics(
     let inputs = partition_counts(client, &cfg.input.topics)?;
     for t in &cfg.input.topics {
         if !inputs.contains_key(t) {
-            return Err(RunError::Setup(format!(
-                "input topic `{t}` does not exist on {}: create it first (input topics are never created)",
-                cfg.kafka.bootstrap_servers
-            )));
+            return Err(SetupError::InputTopicMissing {
+                topic: t.clone(),
+                bootstrap: cfg.kafka.bootstrap_servers.clone(),
+            }
+            .into());
         }
     }
     let owners = *inputs.values().max().expect("at least one input topic");
@@ -132,10 +133,12 @@ pub fn prepare_topics(
     for (name, _compact, internal) in &wanted {
         match existing.get(name) {
             Some(n) if *internal && *n != owners => {
-                return Err(RunError::Setup(format!(
-                    "internal topic `{name}` has {n} partitions but the input has {owners}: \
-                     internal topics must match the largest input topic (delete them to reset the application)"
-                )))
+                return Err(SetupError::PartitionMismatch {
+                    topic: name.clone(),
+                    partitions: *n,
+                    owners,
+                }
+                .into())
             }
             Some(_) => {}
             None => missing.push(name.clone()),
@@ -152,10 +155,7 @@ pub fn prepare_topics(
         });
     }
     if !cfg.app.create_topics {
-        return Err(RunError::Setup(format!(
-            "missing topic(s) {}: create them, or set app.create_topics = true",
-            missing.join(", ")
-        )));
+        return Err(SetupError::TopicsMissing(missing).into());
     }
     let admin: AdminClient<DefaultClientContext> = client
         .create()
@@ -189,11 +189,7 @@ pub fn prepare_topics(
                 created.push(name);
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                return Err(RunError::Setup(format!(
-                    "cannot create topic `{name}`: {code}"
-                )))
-            }
+            Err((name, code)) => return Err(SetupError::CreateTopic { topic: name, code }.into()),
         }
     }
     Ok(PreparedTopics {

@@ -19,7 +19,7 @@ use super::config::RunConfig;
 use super::restore::{decode_partition, read_partitions, Unreadable};
 use super::warn_limit::{WarnLimit, WARN_EVERY};
 use super::wire::{self, pb, ChangelogKey};
-use super::{admin, RunError};
+use super::{admin, ErrorClass, RunError};
 use crate::codec::{self, json, proto, Format};
 use crate::engine::{Applied, Contribution, GroupKey, Owner, Progress, Routed, Router};
 use crate::goals::GoalSet;
@@ -740,7 +740,10 @@ pub fn run(
                     decode_pending(&mut slots[i].lock().expect("slot lock"));
                 }
             })
-            .map_err(|e| RunError::Fatal(format!("cannot start the decode thread: {e}")))?;
+            .map_err(|cause| RunError::Thread {
+                name: "decode",
+                cause,
+            })?;
         let mut fresh: Vec<(BorrowedMessage<'_>, u64)> = Vec::with_capacity(MAX_POLL_BATCH);
         // The slot filled in the previous round (handled in this one) and its size.
         let mut ready = 0;
@@ -1186,7 +1189,7 @@ impl Worker {
         if !self.in_txn {
             self.producer
                 .begin_transaction()
-                .map_err(|e| RunError::Fatal(format!("begin transaction: {e}")))?;
+                .map_err(|e| RunError::producer("begin a transaction", e))?;
             self.in_txn = true;
             self.txn_started = Instant::now();
         }
@@ -1382,7 +1385,7 @@ impl Worker {
             Part::Repartition(_) => self.handle_repartition(m)?,
             Part::Input(up) => match decoded {
                 Some((event, result)) => self.handle_input(m, up, event, result)?,
-                None => return Err(RunError::Fatal("input record was not decoded".into())),
+                None => return Err(RunError::Invariant("input record was not decoded")),
             },
         }
         self.next_offsets.insert(part, m.offset() + 1);
@@ -1439,9 +1442,9 @@ impl Worker {
                 // `handle` sends a record of a partition without a router to a rebuild instead:
                 // reaching this is a bug, and stopping (nothing committed) loses nothing.
                 let Some(task) = self.routers.get_mut(&upstream) else {
-                    return Err(RunError::Fatal(format!(
-                        "input record of partition {upstream}, which has no router"
-                    )));
+                    return Err(RunError::Invariant(
+                        "input record of a partition without a router",
+                    ));
                 };
                 task.records_since_check += 1;
                 task.idle_sent = false;
@@ -2022,7 +2025,7 @@ impl Worker {
             ));
         }
         if !self.offsets.is_empty() {
-            let cgm = cgm.ok_or_else(|| RunError::Fatal("no consumer group metadata".into()))?;
+            let cgm = cgm.ok_or(RunError::Invariant("no consumer group metadata"))?;
             let mut tpl = TopicPartitionList::new();
             for (&part, off) in &self.offsets {
                 let (topic, p) = self.part_name(part);
@@ -2243,19 +2246,13 @@ impl Worker {
             // A coordinator moving or unreachable: the broker side is in trouble.
             self.disrupted.store(true, Ordering::Relaxed);
         }
-        match &e {
-            KafkaError::Transaction(err) if err.txn_requires_abort() => RunError::kafka(action, e),
-            KafkaError::Transaction(err) if err.is_fatal() => {
-                RunError::Fatal(format!("{action}: {err}"))
-            }
-            _ => RunError::kafka(action, e),
-        }
+        RunError::transactional(action, e)
     }
 
     /// After a failed commit: a fatal error stops the instance; anything else aborts the
     /// transaction and rebuilds state from the changelog at the committed offsets.
     fn fail_or_reset(&mut self, e: RunError) {
-        if matches!(e, RunError::Fatal(_) | RunError::RecordTooLarge { .. }) {
+        if e.class() != ErrorClass::Retriable {
             self.fatal.get_or_insert(e);
             return;
         }
@@ -2315,9 +2312,10 @@ impl Worker {
             if let Err(abort) = retry_retriable("abort", TXN_PATIENCE, || {
                 producer.abort_transaction(KAFKA_TIMEOUT)
             }) {
-                self.fatal.get_or_insert(RunError::Fatal(format!(
-                    "abort transaction after `{why}`: {abort}"
-                )));
+                self.fatal.get_or_insert(RunError::AbortFailed {
+                    why: why.to_string(),
+                    cause: super::error::ClientError(abort),
+                });
                 return false;
             }
             self.count_abort();
@@ -2360,7 +2358,7 @@ impl Worker {
             return Err(self
                 .fatal
                 .take()
-                .unwrap_or_else(|| RunError::Fatal("abort failed".into())));
+                .unwrap_or(RunError::Invariant("a failed abort left no error")));
         }
         self.needs_reset = false;
         let assignment = consumer
