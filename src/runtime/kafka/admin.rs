@@ -96,6 +96,10 @@ pub struct PreparedTopics {
     pub created: Vec<String>,
 }
 
+/// A topic goalpost writes: (name, compacted, internal: its partition count must match the
+/// input's).
+type Wanted = (String, bool, bool);
+
 /// Checks that the cluster accepts the connection (see `preflight`), then checks the input topics
 /// and creates (or checks) the internal and output topics.
 /// `check_policy`: read an existing changelog's `cleanup.policy` (see [`check_compacted`]).
@@ -121,7 +125,7 @@ pub fn prepare_topics(
 
     let repartition = cfg.repartition_topic();
     let changelog = cfg.changelog_topic();
-    let wanted: Vec<(String, bool, bool)> = vec![
+    let wanted: Vec<Wanted> = vec![
         (repartition.clone(), false, true),
         (changelog.clone(), true, true),
         (cfg.output.topic.clone(), false, false),
@@ -157,12 +161,28 @@ pub fn prepare_topics(
     if !cfg.app.create_topics {
         return Err(SetupError::TopicsMissing(missing).into());
     }
+    let wanted: Vec<&Wanted> = wanted.iter().filter(|w| missing.contains(&w.0)).collect();
+    let created = create_topics(cfg, client, &wanted, owners)?;
+    Ok(PreparedTopics {
+        inputs,
+        owners,
+        created,
+    })
+}
+
+/// Creates `topics` with `owners` partitions each; returns those this call created (another
+/// instance may have created some meanwhile).
+fn create_topics(
+    cfg: &RunConfig,
+    client: &ClientConfig,
+    topics: &[&Wanted],
+    owners: i32,
+) -> Result<Vec<String>, RunError> {
     let admin: AdminClient<DefaultClientContext> = client
         .create()
         .map_err(|e| RunError::kafka("create an admin client", e))?;
-    let specs: Vec<NewTopic<'_>> = wanted
+    let specs: Vec<NewTopic<'_>> = topics
         .iter()
-        .filter(|w| missing.contains(&w.0))
         .map(|(name, compact, _)| {
             let t = NewTopic::new(
                 name,
@@ -192,9 +212,5 @@ pub fn prepare_topics(
             Err((name, code)) => return Err(SetupError::CreateTopic { topic: name, code }.into()),
         }
     }
-    Ok(PreparedTopics {
-        inputs,
-        owners,
-        created,
-    })
+    Ok(created)
 }

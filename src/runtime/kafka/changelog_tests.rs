@@ -1,7 +1,18 @@
 //! Changelog records against the restore that reads them back.
 
 use super::*;
+use crate::aggregate::Aggregate;
 use crate::engine::GroupKey;
+
+/// A window state holding `n` distinct values (large enough to be split for n in thousands).
+fn distinct(n: usize) -> WindowState {
+    WindowState {
+        end: Timestamp::from_nanos(1_000),
+        aggregate: Aggregate::Distinct((0..n).map(|i| format!("v{i:06}").into()).collect()),
+        reached: 0,
+        breached: false,
+    }
+}
 
 /// A window whose split state lost a part is unreadable at restore: its head is dead-lettered
 /// and tombstoned with its remaining parts in the next transaction. If that transaction also
@@ -9,8 +20,6 @@ use crate::engine::GroupKey;
 /// the next restore finds the new state whole.
 #[test]
 fn a_window_rewritten_in_the_transaction_that_tombstones_its_damaged_state_survives() {
-    use crate::aggregate::Aggregate;
-    use crate::engine::WindowState;
     use crate::runtime::kafka::restore::{decode_partition, Latest, PartitionState};
 
     let key = ChangelogKey::window(
@@ -18,12 +27,6 @@ fn a_window_rewritten_in_the_transaction_that_tombstones_its_damaged_state_survi
         &GroupKey::from_values(&["EMEA"]),
         Timestamp::from_nanos(0),
     );
-    let distinct = |n: usize| WindowState {
-        end: Timestamp::from_nanos(1_000),
-        aggregate: Aggregate::Distinct((0..n).map(|i| format!("v{i:06}").into()).collect()),
-        reached: 0,
-        breached: false,
-    };
     let mut state = PartitionState::new();
     let mut offset = 0;
     let mut write = |state: &mut PartitionState, records: Vec<ChangelogRecord>| {
@@ -81,26 +84,18 @@ fn a_window_rewritten_in_the_transaction_that_tombstones_its_damaged_state_survi
 
 #[test]
 fn a_window_written_in_parts_then_whole_tombstones_its_old_parts() {
-    use crate::aggregate::Aggregate;
-
     let key = ChangelogKey::window(
         "g",
         &GroupKey::from_values(&["x"]),
         Timestamp::from_nanos(0),
     );
-    let state = |n: usize| WindowState {
-        end: Timestamp::from_nanos(1_000),
-        aggregate: Aggregate::Distinct((0..n).map(|i| format!("v{i:06}").into()).collect()),
-        reached: 0,
-        breached: false,
-    };
     let mut split = HashMap::new();
-    let big = window_records(&mut split, key.clone(), Some(state(20_000)), 10_000);
+    let big = window_records(&mut split, key.clone(), Some(distinct(20_000)), 10_000);
     let parts = big.len() as u32 - 1;
     assert!(parts > 1);
     assert_eq!(split.get(&key), Some(&parts));
     // Small again: one record, and a tombstone for each old part.
-    let small = window_records(&mut split, key.clone(), Some(state(1)), 10_000);
+    let small = window_records(&mut split, key.clone(), Some(distinct(1)), 10_000);
     assert_eq!(small.len() as u32, 1 + parts);
     assert!(small[0].1.is_some());
     assert!(small[1..].iter().all(|(_, v)| v.is_none()));

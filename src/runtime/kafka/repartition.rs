@@ -418,3 +418,7 @@ pub fn apply_batch(
     }
     Ok((batch, applied))
 }
+
+#[cfg(test)]
+#[path = "repartition_tests.rs"]
+mod tests;

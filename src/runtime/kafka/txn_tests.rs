@@ -28,6 +28,11 @@ fn txn(mock: &MockCluster<'static, DefaultProducerContext>, extra: &[(&str, &str
     Txn::new(config, Arc::new(AtomicBool::new(false)), Duration::ZERO).expect("producer")
 }
 
+/// Makes the coordinator answer the next EndTxn requests with `errors`.
+fn end_txn_fails(mock: &MockCluster<'static, DefaultProducerContext>, errors: &[RDKafkaRespErr]) {
+    mock.request_errors(RDKafkaApiKey::EndTxn, errors);
+}
+
 fn send_one(t: &mut Txn) {
     t.begin().expect("begin");
     assert!(t.is_open());
@@ -78,13 +83,8 @@ fn a_retriable_coordinator_error_is_retried_until_the_commit_succeeds() {
     let mock = cluster();
     let mut t = txn(&mock, &[]);
     send_one(&mut t);
-    mock.request_errors(
-        RDKafkaApiKey::EndTxn,
-        &[
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
-        ],
-    );
+    let loading = RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+    end_txn_fails(&mock, &[loading, loading]);
     t.commit(&TopicPartitionList::new(), None)
         .expect("committed after retries");
     assert!(!t.is_open());
@@ -95,10 +95,7 @@ fn a_fenced_commit_is_fencing_and_without_a_disruption_not_recovered() {
     let mock = cluster();
     let mut t = txn(&mock, &[]);
     send_one(&mut t);
-    mock.request_errors(
-        RDKafkaApiKey::EndTxn,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
-    );
+    end_txn_fails(&mock, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED]);
     let e = t
         .commit(&TopicPartitionList::new(), None)
         .expect_err("fenced");
