@@ -10,7 +10,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::config::RunConfig;
-use super::RunError;
+use super::{RunError, SetupError};
 
 const TIMEOUT: StdDuration = StdDuration::from_secs(30);
 
@@ -75,11 +75,11 @@ fn check_compacted(client: &ClientConfig, changelog: &str) -> Result<(), RunErro
             .and_then(|e| e.value.clone())
             .unwrap_or_default();
         if !policy.split(',').any(|p| p.trim() == "compact") {
-            return Err(RunError::Setup(format!(
-                "changelog topic `{changelog}` has cleanup.policy={policy}; goalpost keeps its \
-                 state there and needs `compact` (e.g. kafka-configs.sh --alter --entity-type \
-                 topics --entity-name {changelog} --add-config cleanup.policy=compact)"
-            )));
+            return Err(SetupError::NotCompacted {
+                topic: changelog.to_string(),
+                policy,
+            }
+            .into());
         }
     }
     Ok(())
@@ -96,6 +96,10 @@ pub struct PreparedTopics {
     pub created: Vec<String>,
 }
 
+/// A topic goalpost writes: (name, compacted, internal: its partition count must match the
+/// input's).
+type Wanted = (String, bool, bool);
+
 /// Checks that the cluster accepts the connection (see `preflight`), then checks the input topics
 /// and creates (or checks) the internal and output topics.
 /// `check_policy`: read an existing changelog's `cleanup.policy` (see [`check_compacted`]).
@@ -110,17 +114,18 @@ pub fn prepare_topics(
     let inputs = partition_counts(client, &cfg.input.topics)?;
     for t in &cfg.input.topics {
         if !inputs.contains_key(t) {
-            return Err(RunError::Setup(format!(
-                "input topic `{t}` does not exist on {}: create it first (input topics are never created)",
-                cfg.kafka.bootstrap_servers
-            )));
+            return Err(SetupError::InputTopicMissing {
+                topic: t.clone(),
+                bootstrap: cfg.kafka.bootstrap_servers.clone(),
+            }
+            .into());
         }
     }
     let owners = *inputs.values().max().expect("at least one input topic");
 
     let repartition = cfg.repartition_topic();
     let changelog = cfg.changelog_topic();
-    let wanted: Vec<(String, bool, bool)> = vec![
+    let wanted: Vec<Wanted> = vec![
         (repartition.clone(), false, true),
         (changelog.clone(), true, true),
         (cfg.output.topic.clone(), false, false),
@@ -132,10 +137,12 @@ pub fn prepare_topics(
     for (name, _compact, internal) in &wanted {
         match existing.get(name) {
             Some(n) if *internal && *n != owners => {
-                return Err(RunError::Setup(format!(
-                    "internal topic `{name}` has {n} partitions but the input has {owners}: \
-                     internal topics must match the largest input topic (delete them to reset the application)"
-                )))
+                return Err(SetupError::PartitionMismatch {
+                    topic: name.clone(),
+                    partitions: *n,
+                    owners,
+                }
+                .into())
             }
             Some(_) => {}
             None => missing.push(name.clone()),
@@ -152,17 +159,30 @@ pub fn prepare_topics(
         });
     }
     if !cfg.app.create_topics {
-        return Err(RunError::Setup(format!(
-            "missing topic(s) {}: create them, or set app.create_topics = true",
-            missing.join(", ")
-        )));
+        return Err(SetupError::TopicsMissing(missing).into());
     }
+    let wanted: Vec<&Wanted> = wanted.iter().filter(|w| missing.contains(&w.0)).collect();
+    let created = create_topics(cfg, client, &wanted, owners)?;
+    Ok(PreparedTopics {
+        inputs,
+        owners,
+        created,
+    })
+}
+
+/// Creates `topics` with `owners` partitions each; returns those this call created (another
+/// instance may have created some meanwhile).
+fn create_topics(
+    cfg: &RunConfig,
+    client: &ClientConfig,
+    topics: &[&Wanted],
+    owners: i32,
+) -> Result<Vec<String>, RunError> {
     let admin: AdminClient<DefaultClientContext> = client
         .create()
         .map_err(|e| RunError::kafka("create an admin client", e))?;
-    let specs: Vec<NewTopic<'_>> = wanted
+    let specs: Vec<NewTopic<'_>> = topics
         .iter()
-        .filter(|w| missing.contains(&w.0))
         .map(|(name, compact, _)| {
             let t = NewTopic::new(
                 name,
@@ -189,16 +209,8 @@ pub fn prepare_topics(
                 created.push(name);
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                return Err(RunError::Setup(format!(
-                    "cannot create topic `{name}`: {code}"
-                )))
-            }
+            Err((name, code)) => return Err(SetupError::CreateTopic { topic: name, code }.into()),
         }
     }
-    Ok(PreparedTopics {
-        inputs,
-        owners,
-        created,
-    })
+    Ok(created)
 }

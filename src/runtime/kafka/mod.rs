@@ -5,92 +5,179 @@
 //! topic, partitioned by (goal, group), to the Owner of each repartition partition. Every
 //! `commit_interval`, one transaction carries the repartition batches, the changelog records,
 //! attainment events, dead letters and the consumed offsets. The README's "Running on Kafka" section
-//! describes the model and its guarantees.
+//! describes the model and its guarantees; `docs/architecture.md` maps it to these modules.
 
 pub mod admin;
+mod catchup;
+mod changelog;
+mod clients;
 pub mod config;
+mod driver;
+mod error;
+mod idle;
+mod output;
+mod poll;
 mod preflight;
+mod rebalance;
+mod repartition;
 mod restore;
+mod serving;
+mod telemetry;
+mod txn;
 mod warn_limit;
 pub mod wire;
 mod worker;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use rdkafka::error::KafkaError;
-use thiserror::Error;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::goals::GoalSet;
+use crate::serve::Serving;
 
 pub use config::RunConfig;
-pub use worker::{run, RunOptions, RunReport};
+pub use error::{ClientError, ErrorClass, RunError, SetupError};
 
-/// Why `goalpost run` stopped with an error.
-#[derive(Debug, Error)]
-pub enum RunError {
-    /// A Kafka operation failed.
-    #[error("Kafka: cannot {action}: {cause}")]
-    Kafka {
-        /// What was being done.
-        action: String,
-        /// The client error.
-        cause: KafkaError,
-    },
-    /// The cluster refused the credentials (SASL) or the TLS handshake. Never names a secret.
-    #[error(
-        "Kafka authentication failed at {bootstrap} ({settings}): {reason}; check kafka.properties"
-    )]
-    Authentication {
-        /// `kafka.bootstrap_servers`.
-        bootstrap: String,
-        /// `security.protocol`, `sasl.mechanism` and `sasl.username`, as configured.
-        settings: String,
-        /// What the broker or the TLS layer said.
-        reason: String,
-    },
-    /// Topics or configuration do not allow the run.
-    #[error("{0}")]
-    Setup(String),
-    /// Another instance with the same transactional id took over, or the producer hit a fatal error.
-    #[error(
-        "fenced or fatal producer error: {0}; this instance stops so that no output is duplicated"
-    )]
-    Fatal(String),
-    /// A record goalpost cannot split or cut is larger than the producer may send; redoing the
-    /// transaction would fail the same way.
-    #[error(
-        "a record of {size} bytes (key and value; headers and framing come on top) for topic \
-         {topic} exceeds the producer's message.max.bytes = {limit}; raise `message.max.bytes` in [kafka.properties], and the \
-         topic's `max.message.bytes` on the brokers if it is lower. The transaction holding it was \
-         not committed; this instance stops"
-    )]
-    RecordTooLarge {
-        /// Key and value bytes of the record.
-        size: usize,
-        /// The topic it was for.
-        topic: String,
-        /// `message.max.bytes` as configured, or librdkafka's default.
-        limit: String,
-    },
-    /// An internal topic holds a record this version cannot read.
-    #[error("internal topic record unreadable: {0}")]
-    Wire(wire::WireError),
+/// How `goalpost run` ends.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Process up to the input end offsets seen at start, commit and exit.
+    pub until_caught_up: bool,
+    /// With `until_caught_up`: then close every window, as replay does at end of input.
+    pub close_all_at_end: bool,
+    /// Do not read an existing changelog's `cleanup.policy` (librdkafka's mock cluster, used by
+    /// the demo, cannot describe topic configurations).
+    pub skip_changelog_policy_check: bool,
 }
 
-// By hand, not `#[from]`: that would also make the error the source, and `{e:#}` would print its
-// text twice.
-impl From<wire::WireError> for RunError {
-    fn from(e: wire::WireError) -> Self {
-        RunError::Wire(e)
-    }
+/// Counters of a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    /// Input records read.
+    pub read: u64,
+    /// Input records accepted.
+    pub accepted: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Records dead-lettered.
+    pub rejected: u64,
+    /// Attainment events produced.
+    pub attainments: u64,
+    /// Transactions committed.
+    pub commits: u64,
+    /// Transactions aborted.
+    pub aborts: u64,
+    /// Times the transactional producer was recreated after failing fatally during a broker
+    /// disruption (state was rebuilt from the changelog each time).
+    pub producers_recreated: u64,
+    /// Contributions applied to an owner on this instance directly, not sent through the
+    /// repartition topic.
+    pub local_contributions: u64,
+    /// Records of the repartition or changelog topic that could not be read: skipped and
+    /// dead-lettered.
+    pub internal_skipped: u64,
+    /// Contributions read from the repartition topic for a goal not in the goal file (removed
+    /// since they were sent, or written by another producer): skipped and counted, not
+    /// dead-lettered (their events were accepted and are still in the input).
+    pub unknown_goal: u64,
+    /// Contributions skipped for a goal's `max_groups` or `max_distinct`, over every goal.
+    pub overflow: u64,
+    /// Event ids the dedupe memory forgot before the horizon because of `app.dedupe_max_ids`.
+    pub dedupe_evicted: u64,
 }
 
-impl RunError {
-    pub(crate) fn kafka(action: &str, cause: KafkaError) -> Self {
-        RunError::Kafka {
-            action: action.to_string(),
-            cause,
-        }
+/// Runs the service until shutdown (or until caught up).
+pub fn run(
+    cfg: RunConfig,
+    goals: Arc<GoalSet>,
+    options: RunOptions,
+    shutdown: Arc<AtomicBool>,
+    serving: Option<Serving>,
+) -> Result<RunReport, RunError> {
+    let client = cfg.client_config();
+    let prepared = admin::prepare_topics(&cfg, &client, !options.skip_changelog_policy_check)?;
+    let topics = poll::Topics::new(cfg.repartition_topic(), prepared.inputs.iter());
+    let instance = cfg.instance_id();
+    let txn_id = format!("{}-{}", cfg.app.application_id, instance);
+    tracing::info!(
+        instance = %instance,
+        transactional_id = %txn_id,
+        input_partitions = topics.inputs.len(),
+        owner_partitions = prepared.owners,
+        "starting"
+    );
+    let disrupted = Arc::new(AtomicBool::new(false));
+    // At start a failure is reported at once (the operator is watching); later it is retried.
+    let txn = txn::Txn::new(
+        clients::producer_config(&cfg, &client, &txn_id),
+        disrupted.clone(),
+        Duration::ZERO,
+    )?;
+    txn::warm_up(&txn, &prepared.created, prepared.owners)?;
+
+    let epoch = Arc::new(AtomicU64::new(0));
+    let advertised_url = serving.as_ref().and_then(|s| s.advertised_url.clone());
+    let consumer_config =
+        clients::consumer_config(&cfg, &client, &instance, advertised_url.as_deref());
+    let mut subscribed: Vec<String> = cfg.input.topics.clone();
+    subscribed.push(cfg.repartition_topic());
+    let commit_interval = Duration::from_nanos(cfg.app.commit_interval.as_nanos() as u64);
+    let parts = worker::Parts {
+        goals,
+        instance,
+        client,
+        txn,
+        topics,
+        owners_count: prepared.owners,
+        serving,
+        epoch: epoch.clone(),
+    };
+    let worker = Arc::new(Mutex::new(worker::Worker::new(cfg, parts)));
+    let consumer: BaseConsumer<rebalance::Ctx> = consumer_config
+        .create_with_context(rebalance::Ctx {
+            worker: worker.clone(),
+            disrupted,
+        })
+        .map_err(|e| RunError::kafka("create the consumer", e))?;
+    let subscribed: Vec<&str> = subscribed.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&subscribed)
+        .map_err(|e| RunError::kafka("subscribe", e))?;
+    // End offsets of the input at start, for --until-caught-up.
+    let targets = if options.until_caught_up {
+        catchup::input_targets(&consumer, &prepared.inputs)?
+    } else {
+        catchup::Targets::new()
+    };
+    let mut driver = driver::Driver::new(
+        &consumer,
+        &worker,
+        &epoch,
+        options,
+        targets,
+        commit_interval,
+    );
+    let result = driver.run(&shutdown);
+    consumer.unsubscribe();
+    let report = final_report(&worker.lock().expect("worker lock"));
+    result.map(|()| report)
+}
+
+/// The run's report: the counts, with the overflow summed over the goals.
+fn final_report(w: &worker::Worker) -> RunReport {
+    let report = RunReport {
+        overflow: w.counts.overflow.iter().sum(),
+        ..w.counts.report.clone()
+    };
+    if report.unknown_goal > 0 {
+        tracing::warn!(
+            "{} contribution(s) of the repartition topic for goals not in the goal file: skipped",
+            report.unknown_goal
+        );
     }
+    report
 }
 
 /// A flag set by SIGTERM and SIGINT.

@@ -21,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
 use super::config::{is_secret_key, RunConfig, REDACTED};
-use super::RunError;
+use super::{RunError, SetupError};
 
 /// How long one metadata request may take before the error callbacks are looked at.
 const ATTEMPT: Duration = Duration::from_millis(500);
@@ -106,7 +106,7 @@ pub fn scrub(text: &str, properties: &BTreeMap<String, String>) -> String {
 
 /// Connects with `client` and fetches metadata in short attempts until it succeeds (`Ok`), the
 /// brokers refuse the credentials or the TLS handshake ([`RunError::Authentication`], at once), or
-/// `timeout` passes without any broker answering ([`RunError::Setup`] naming the last error).
+/// `timeout` passes without any broker answering ([`SetupError::NoBroker`] naming the last error).
 pub fn check_connection(
     cfg: &RunConfig,
     client: &ClientConfig,
@@ -150,14 +150,13 @@ pub fn check_connection(
         }
         if start.elapsed() >= timeout {
             let last = seen.last.clone().unwrap_or_else(|| e.to_string());
-            return Err(RunError::Setup(format!(
-                "Kafka: no broker reachable at {bootstrap} within {}s ({}): {}; is the broker \
-                 running, and are kafka.bootstrap_servers (or KAFKA_BOOTSTRAP) and \
-                 security.protocol right?",
-                timeout.as_secs(),
-                security_summary(props),
-                scrub(&last, props)
-            )));
+            return Err(SetupError::NoBroker {
+                bootstrap: bootstrap.clone(),
+                seconds: timeout.as_secs(),
+                settings: security_summary(props),
+                last: scrub(&last, props),
+            }
+            .into());
         }
     }
 }

@@ -1,0 +1,117 @@
+//! [`Txn`] against librdkafka's in-process mock cluster, with faults injected into the
+//! transaction coordinator's answers.
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+use super::*;
+use crate::runtime::kafka::error::ErrorClass;
+
+const TOPIC: &str = "out";
+
+fn cluster() -> MockCluster<'static, DefaultProducerContext> {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic(TOPIC, 1, 1).expect("topic");
+    mock
+}
+
+fn txn(mock: &MockCluster<'static, DefaultProducerContext>, extra: &[(&str, &str)]) -> Txn {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .set("transactional.id", "txn-test")
+        .set("enable.idempotence", "true");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    Txn::new(config, Arc::new(AtomicBool::new(false)), Duration::ZERO).expect("producer")
+}
+
+/// Makes the coordinator answer the next EndTxn requests with `errors`.
+fn end_txn_fails(mock: &MockCluster<'static, DefaultProducerContext>, errors: &[RDKafkaRespErr]) {
+    mock.request_errors(RDKafkaApiKey::EndTxn, errors);
+}
+
+fn send_one(t: &mut Txn) {
+    t.begin().expect("begin");
+    assert!(t.is_open());
+    t.send(TOPIC, Some(0), b"k", Some(b"v"), None);
+}
+
+#[test]
+fn begin_send_commit_closes_the_transaction() {
+    let mock = cluster();
+    let mut t = txn(&mock, &[]);
+    send_one(&mut t);
+    t.commit(&TopicPartitionList::new(), None).expect("commit");
+    assert!(!t.is_open());
+    // The next transaction begins afresh.
+    send_one(&mut t);
+    t.commit(&TopicPartitionList::new(), None).expect("commit");
+}
+
+#[test]
+fn an_abort_forgets_the_transaction_and_says_whether_one_was_open() {
+    let mock = cluster();
+    let mut t = txn(&mock, &[]);
+    send_one(&mut t);
+    assert!(t.abort("test").expect("abort"));
+    assert!(!t.is_open());
+    assert!(!t.abort("again").expect("nothing to abort"));
+}
+
+#[test]
+fn a_record_too_large_fails_the_commit_naming_its_size() {
+    let mock = cluster();
+    let mut t = txn(&mock, &[("message.max.bytes", "2000")]);
+    t.begin().expect("begin");
+    t.send(TOPIC, Some(0), b"k", Some(&[0u8; 4000]), None);
+    let e = t
+        .commit(&TopicPartitionList::new(), None)
+        .expect_err("refused record");
+    assert!(
+        matches!(&e, RunError::RecordTooLarge { size: 4001, limit, .. } if limit == "2000"),
+        "{e:?}"
+    );
+    assert_eq!(e.class(), ErrorClass::Fatal);
+    assert!(t.abort("too large").expect("abort"));
+}
+
+#[test]
+fn a_retriable_coordinator_error_is_retried_until_the_commit_succeeds() {
+    let mock = cluster();
+    let mut t = txn(&mock, &[]);
+    send_one(&mut t);
+    let loading = RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+    end_txn_fails(&mock, &[loading, loading]);
+    t.commit(&TopicPartitionList::new(), None)
+        .expect("committed after retries");
+    assert!(!t.is_open());
+}
+
+#[test]
+fn a_fenced_commit_is_fencing_and_without_a_disruption_not_recovered() {
+    let mock = cluster();
+    let mut t = txn(&mock, &[]);
+    send_one(&mut t);
+    end_txn_fails(&mock, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED]);
+    let e = t
+        .commit(&TopicPartitionList::new(), None)
+        .expect_err("fenced");
+    assert_eq!(e.class(), ErrorClass::Fencing, "{e:?}");
+    // No broker connection was lost: another instance took over, and the error stands.
+    let e = t.recover(e).expect_err("not recovered");
+    assert_eq!(e.class(), ErrorClass::Fencing);
+}
+
+#[test]
+fn retry_retriable_returns_other_errors_at_once() {
+    let mut calls = 0;
+    let result = retry_retriable("test", Duration::from_secs(60), || {
+        calls += 1;
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fail))
+    });
+    assert!(result.is_err());
+    assert_eq!(calls, 1);
+}
