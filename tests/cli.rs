@@ -1,32 +1,18 @@
 //! The command line, end to end: check, generate, replay (JSON and protobuf), dead letters.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_goalpost"))
-}
+#[allow(dead_code)]
+mod support;
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("goalpost-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run goalpost")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-const EXAMPLE_GOALS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/goals.toml");
+use support::bin::{goalpost, run, stderr};
+use support::dirs::tmp_dir;
+use support::goals::EXAMPLE_GOALS;
 
 /// `goalpost replay` with the example goals, its stdin, stdout and stderr piped.
 fn spawn_replay() -> std::process::Child {
     use std::process::Stdio;
-    bin()
+    goalpost()
         .args(["replay", "--goals", EXAMPLE_GOALS])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -37,7 +23,7 @@ fn spawn_replay() -> std::process::Child {
 
 #[test]
 fn check_prints_the_goals() {
-    let o = run(bin().args(["check", "--goals", EXAMPLE_GOALS]));
+    let o = run(goalpost().args(["check", "--goals", EXAMPLE_GOALS]));
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).unwrap();
     for id in [
@@ -56,7 +42,7 @@ fn check_prints_the_goals() {
 
 #[test]
 fn check_reports_every_problem_and_exits_1() {
-    let path = tmp("bad-goals.toml");
+    let path = tmp_dir().join("bad-goals.toml");
     std::fs::write(
         &path,
         r#"
@@ -77,7 +63,7 @@ milestones = [0.5]
 "#,
     )
     .unwrap();
-    let o = run(bin().args(["check", "--goals", path.to_str().unwrap()]));
+    let o = run(goalpost().args(["check", "--goals", path.to_str().unwrap()]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     for expected in [
@@ -94,9 +80,9 @@ milestones = [0.5]
 
 #[test]
 fn generate_is_deterministic_per_seed() {
-    let a = run(bin().args(["generate", "--seed", "3", "--events", "500"]));
-    let b = run(bin().args(["generate", "--seed", "3", "--events", "500"]));
-    let c = run(bin().args(["generate", "--seed", "4", "--events", "500"]));
+    let a = run(goalpost().args(["generate", "--seed", "3", "--events", "500"]));
+    let b = run(goalpost().args(["generate", "--seed", "3", "--events", "500"]));
+    let c = run(goalpost().args(["generate", "--seed", "4", "--events", "500"]));
     assert!(a.status.success());
     assert_eq!(a.stdout, b.stdout);
     assert_ne!(a.stdout, c.stdout);
@@ -117,7 +103,7 @@ fn summary_number(summary: &str, key: &str) -> u64 {
 
 #[test]
 fn replay_dead_letters_bad_records_and_goes_on() {
-    let events = tmp("mixed.jsonl");
+    let events = tmp_dir().join("mixed.jsonl");
     let good = |id: &str, t: &str| {
         format!(
             r#"{{"event_id":"{id}","event_type":"deal_won","occurred_at":"{t}","region":"East","amount":"100.10"}}"#
@@ -133,7 +119,7 @@ fn replay_dead_letters_bad_records_and_goes_on() {
         good("b", "2026-01-06T10:00:00Z"),
     ];
     std::fs::write(&events, lines.join("\n") + "\n").unwrap();
-    let goals = tmp("sum.toml");
+    let goals = tmp_dir().join("sum.toml");
     std::fs::write(
         &goals,
         r#"
@@ -146,8 +132,8 @@ target = 100
 "#,
     )
     .unwrap();
-    let dl = tmp("dead.jsonl");
-    let o = run(bin().args([
+    let dl = tmp_dir().join("dead.jsonl");
+    let o = run(goalpost().args([
         "replay",
         "--goals",
         goals.to_str().unwrap(),
@@ -210,17 +196,17 @@ target = 100
 
 #[test]
 fn replay_is_byte_identical_and_proto_matches_json() {
-    let json_events = tmp("gen.jsonl");
-    let proto_events = tmp("gen.pb");
-    let g = run(bin().args(["generate", "--seed", "11", "--events", "20000"]));
+    let json_events = tmp_dir().join("gen.jsonl");
+    let proto_events = tmp_dir().join("gen.pb");
+    let g = run(goalpost().args(["generate", "--seed", "11", "--events", "20000"]));
     std::fs::write(&json_events, &g.stdout).unwrap();
-    let g = run(bin().args([
+    let g = run(goalpost().args([
         "generate", "--seed", "11", "--events", "20000", "--format", "proto",
     ]));
     std::fs::write(&proto_events, &g.stdout).unwrap();
 
     let replay = |file: &PathBuf, format: &str| {
-        let o = run(bin().args([
+        let o = run(goalpost().args([
             "replay",
             "--goals",
             EXAMPLE_GOALS,
@@ -258,12 +244,12 @@ fn replay_is_byte_identical_and_proto_matches_json() {
 /// stay valid, and no generated event may match it (else the figure measures goal work after all).
 #[test]
 fn the_benchmarks_goal_file_without_work_matches_no_generated_event() {
-    let events = tmp("gen-none.jsonl");
-    let g = run(bin().args(["generate", "--seed", "7", "--events", "20000"]));
+    let events = tmp_dir().join("gen-none.jsonl");
+    let g = run(goalpost().args(["generate", "--seed", "7", "--events", "20000"]));
     assert!(g.status.success(), "{}", stderr(&g));
     std::fs::write(&events, &g.stdout).unwrap();
     let goals = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/goals-none.toml");
-    let o = run(bin().args([
+    let o = run(goalpost().args([
         "replay",
         "--goals",
         goals,
@@ -283,7 +269,7 @@ fn the_benchmarks_goal_file_without_work_matches_no_generated_event() {
 
 #[test]
 fn replay_reads_stdin_and_fails_clearly_without_goals() {
-    let o = run(bin().args(["replay", "--goals", "/nonexistent/goals.toml"]));
+    let o = run(goalpost().args(["replay", "--goals", "/nonexistent/goals.toml"]));
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("/nonexistent/goals.toml"),
@@ -314,7 +300,7 @@ fn replay_reads_stdin_and_fails_clearly_without_goals() {
 #[test]
 fn replay_into_a_closed_pipe_ends_quietly() {
     use std::io::{BufRead, BufReader, Write};
-    let events = run(bin().args(["generate", "--seed", "5", "--events", "50000"]));
+    let events = run(goalpost().args(["generate", "--seed", "5", "--events", "50000"]));
     assert!(events.status.success(), "{}", stderr(&events));
     let mut child = spawn_replay();
     let mut stdin = child.stdin.take().unwrap();
@@ -338,8 +324,8 @@ fn replay_into_a_closed_pipe_ends_quietly() {
 /// includes its source's text and returns it as the source.
 #[test]
 fn errors_name_their_cause_once() {
-    let missing = tmp("missing-config.toml");
-    let o = run(bin().args(["run", "--config", missing.to_str().unwrap()]));
+    let missing = tmp_dir().join("missing-config.toml");
+    let o = run(goalpost().args(["run", "--config", missing.to_str().unwrap()]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("cannot read config"), "{err}");
@@ -347,7 +333,7 @@ fn errors_name_their_cause_once() {
 
     // The HTTP port is taken: the bind error, then its cause, once.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = tmp("port-taken.toml");
+    let config = tmp_dir().join("port-taken.toml");
     std::fs::write(
         &config,
         format!(
@@ -367,7 +353,7 @@ listen = "{}"
         ),
     )
     .unwrap();
-    let o = run(bin().args(["run", "--config", config.to_str().unwrap()]));
+    let o = run(goalpost().args(["run", "--config", config.to_str().unwrap()]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("cannot listen on"), "{err}");
@@ -379,9 +365,9 @@ listen = "{}"
 #[test]
 fn check_config_refuses_what_run_would() {
     let check = |name: &str, body: &str| {
-        let path = tmp(name);
+        let path = tmp_dir().join(name);
         std::fs::write(&path, body).unwrap();
-        let o = run(bin()
+        let o = run(goalpost()
             .args(["check", "--config", path.to_str().unwrap()])
             .env_remove("KAFKA_BOOTSTRAP")
             .env_remove("GOALPOST_TEST_NO_SUCH_TOKEN"));
@@ -446,7 +432,7 @@ fn check_config_refuses_what_run_would() {
 /// (the stderr lines from `read` on) and its dead letters.
 fn replay_file(events: &std::path::Path, flags: &[&str]) -> (Vec<u8>, String, String) {
     let dl = events.with_extension("dead.jsonl");
-    let o = run(bin()
+    let o = run(goalpost()
         .args(["replay", "--goals", EXAMPLE_GOALS, "--events"])
         .arg(events)
         .arg("--dead-letter")
@@ -460,14 +446,14 @@ fn replay_file(events: &std::path::Path, flags: &[&str]) -> (Vec<u8>, String, St
 
 /// Generated events (which end in the past) with `extra` inserted as line 10,001.
 fn generated_with(name: &str, extra: &str) -> (PathBuf, PathBuf) {
-    let g = run(bin().args(["generate", "--seed", "17", "--events", "20000"]));
+    let g = run(goalpost().args(["generate", "--seed", "17", "--events", "20000"]));
     assert!(g.status.success(), "{}", stderr(&g));
-    let clean = tmp(&format!("{name}-clean.jsonl"));
+    let clean = tmp_dir().join(format!("{name}-clean.jsonl"));
     std::fs::write(&clean, &g.stdout).unwrap();
     let text = String::from_utf8(g.stdout).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     lines.insert(10_000, extra);
-    let poisoned = tmp(&format!("{name}-poisoned.jsonl"));
+    let poisoned = tmp_dir().join(format!("{name}-poisoned.jsonl"));
     std::fs::write(&poisoned, lines.join("\n") + "\n").unwrap();
     (clean, poisoned)
 }
@@ -545,7 +531,7 @@ fn max_future_from_stream_and_off() {
     );
 
     // With `stream`, the bound must be chosen for the data: no default.
-    let o = run(bin().args([
+    let o = run(goalpost().args([
         "replay",
         "--goals",
         EXAMPLE_GOALS,
@@ -558,7 +544,7 @@ fn max_future_from_stream_and_off() {
         "{}",
         stderr(&o)
     );
-    let o = run(bin().args(["replay", "--goals", EXAMPLE_GOALS, "--max-future", "soon"]));
+    let o = run(goalpost().args(["replay", "--goals", EXAMPLE_GOALS, "--max-future", "soon"]));
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("`soon` is not a max_future"),
@@ -569,7 +555,7 @@ fn max_future_from_stream_and_off() {
 
 #[test]
 fn replay_counts_overflow_and_dedupe_evictions_in_the_summary() {
-    let events = tmp("capped.jsonl");
+    let events = tmp_dir().join("capped.jsonl");
     let ev = |id: &str, region: &str, rep: &str, hour: u32| {
         format!(
             r#"{{"event_id":"{id}","event_type":"activity_logged","occurred_at":"2026-01-05T{hour:02}:00:00Z","region":"{region}","rep_id":"{rep}"}}"#
@@ -584,7 +570,7 @@ fn replay_counts_overflow_and_dedupe_evictions_in_the_summary() {
         ev("a", "East", "r1", 1),
     ];
     std::fs::write(&events, lines.join("\n") + "\n").unwrap();
-    let goals = tmp("capped.toml");
+    let goals = tmp_dir().join("capped.toml");
     std::fs::write(
         &goals,
         r#"
@@ -607,7 +593,7 @@ max_distinct = 3
     )
     .unwrap();
     let replay = |extra: &[&str]| {
-        let o = run(bin()
+        let o = run(goalpost()
             .args(["replay", "--goals", goals.to_str().unwrap()])
             .args(["--events", events.to_str().unwrap()])
             .args(extra));
@@ -633,7 +619,7 @@ max_distinct = 3
     let (summary, _) = replay(&["--dedupe-max-ids", "2"]);
     assert_eq!(summary_number(&summary, "duplicates"), 0);
     assert_eq!(summary_number(&summary, "evicted"), 3);
-    let o = run(bin().args([
+    let o = run(goalpost().args([
         "replay",
         "--goals",
         goals.to_str().unwrap(),

@@ -12,9 +12,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::process::Output;
+use std::time::Instant;
 
 use chrono::{
     DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, SecondsFormat, TimeZone, Utc, Weekday,
@@ -23,8 +23,12 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 
-mod crm_data;
-use crm_data::*;
+#[allow(dead_code)]
+mod support;
+
+use support::bin::goalpost;
+use support::crm_data::*;
+use support::dirs::TempDir;
 
 // ---------------------------------------------------------------------------------------------
 // The goal file, and the same goals described for the independent computation.
@@ -621,29 +625,8 @@ fn word_numbers(text: &str) -> HashMap<String, u64> {
         .collect()
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("goalpost-crm-test-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn replay(goals: &Path, events: &Path, dead_letters: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_goalpost"))
+    let out = goalpost()
         .arg("replay")
         .arg("--goals")
         .arg(goals)
@@ -694,9 +677,9 @@ fn crm_dataset_replay_matches_independent_computation() {
         .collect();
 
     let tmp = TempDir::new();
-    let goals_path = tmp.0.join("goals.toml");
-    let events_path = tmp.0.join("events.jsonl");
-    let dl_path = tmp.0.join("dead-letters.jsonl");
+    let goals_path = tmp.join("goals.toml");
+    let events_path = tmp.join("events.jsonl");
+    let dl_path = tmp.join("dead-letters.jsonl");
     fs::write(&goals_path, GOALS_TOML).unwrap();
     let mut text = lines.join("\n");
     text.push('\n');
@@ -948,7 +931,7 @@ fn crm_dataset_replay_matches_independent_computation() {
     );
 
     // ---- without grace, the disorder does make events late ----
-    let strict_path = tmp.0.join("goals-no-grace.toml");
+    let strict_path = tmp.join("goals-no-grace.toml");
     fs::write(
         &strict_path,
         GOALS_TOML.replace("grace = \"2d\"", "grace = \"0s\""),

@@ -15,6 +15,11 @@ use goalpost::serve::{metrics, paths, DEFAULT_PORT};
 use serde::Deserialize;
 use serde_yaml::Value;
 
+#[allow(dead_code)]
+mod support;
+
+use support::goals::EXAMPLE_GOALS;
+
 type R<T> = Result<T, String>;
 
 const COMPOSE: &str = "deploy/compose.yaml";
@@ -22,7 +27,6 @@ const PROMETHEUS: &str = "deploy/prometheus/prometheus.yml";
 const DOCKERFILE: &str = "deploy/Dockerfile";
 const DASHBOARD: &str = "deploy/grafana/goalpost-dashboard.json";
 const K8S: &str = "deploy/k8s";
-const EXAMPLE_GOALS: &str = "examples/goals.toml";
 
 /// The repository's files, with some replaced in memory.
 #[derive(Clone, Default)]

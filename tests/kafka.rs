@@ -1,10 +1,14 @@
 //! `goalpost run` against a real Apache Kafka broker (started by `scripts/test`, or any cluster
 //! named by `KAFKA_BOOTSTRAP`).
 
-mod crm_data;
-mod kafka_support;
+#[allow(dead_code)]
+mod support;
 
-use kafka_support::*;
+use support::dirs::*;
+use support::events::*;
+use support::goals::*;
+use support::kafka::*;
+use support::replay::*;
 
 /// The generated stream on a 6-partition topic: `run --until-caught-up --close-all-at-end` gives the
 /// same finals as `replay`, and for goals whose value only grows the same milestones and breaches;
@@ -17,7 +21,7 @@ fn run_equals_replay_on_generated_events() {
     k.create_topic(&name, 6);
     k.produce_json(&name, &events);
 
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
     assert!(
@@ -37,10 +41,10 @@ fn run_equals_replay_on_generated_events() {
 fn run_equals_replay_on_crm_data() {
     let k = Kafka::connect();
     let name = unique("crm");
-    let (opportunities, teams) = crm_data::load();
-    let mut events = crm_data::to_events(&opportunities, &teams);
-    crm_data::disorder(&mut events);
-    let (lines, copies) = crm_data::with_duplicates(&events);
+    let (opportunities, teams) = support::crm_data::load();
+    let mut events = support::crm_data::to_events(&opportunities, &teams);
+    support::crm_data::disorder(&mut events);
+    let (lines, copies) = support::crm_data::with_duplicates(&events);
     assert!(copies > 0);
     let records: Vec<(String, Vec<u8>)> = lines
         .iter()
@@ -56,7 +60,7 @@ fn run_equals_replay_on_crm_data() {
     k.produce_raw(&name, &records);
 
     // The example goals, with a grace that covers the dataset's day-long disorder.
-    let goals = examples_goals().replace("grace = \"1h\"", "grace = \"2d\"");
+    let goals = example_goals().replace("grace = \"1h\"", "grace = \"2d\"");
     let cfg = k.write_config(&name, &goals, "");
     let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
     let log = String::from_utf8_lossy(&out.stderr);
@@ -79,7 +83,7 @@ fn three_instances_give_the_same_results_as_one() {
     let name = unique("scale");
     let events = generated_events(23, 30_000);
     k.create_topic(&name, 6);
-    let goals = examples_goals();
+    let goals = example_goals();
     // Balancing the group can take longer than the usual 5 s idle timeout: input partitions
     // marked idle before the first event would let the watermark pass windows that their events,
     // arriving later, still belong to (see README, "idle partitions").
@@ -160,7 +164,7 @@ fn kill_nine_and_restart_loses_and_duplicates_nothing() {
     let events = generated_events(31, 40_000);
     k.create_topic(&name, 6);
     k.produce_json(&name, &events);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
 
     // (delay after start, or kill as soon as restoring begins)
@@ -215,7 +219,7 @@ fn local_owners_skip_the_repartition_topic_and_survive_kill_nine() {
     let name = unique("local");
     let events = generated_events(41, 40_000);
     k.create_topic(&name, 6);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     let (first, second) = events.split_at(events.len() / 2);
 
@@ -304,7 +308,7 @@ fn quiet_partitions_do_not_hold_windows_open_and_sigterm_exits_cleanly() {
         })
         .collect();
     k.produce_to(&name, Some(0), &records);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
@@ -376,7 +380,7 @@ fn content_type_header_selects_the_format_per_record() {
         })
         .collect();
     k.produce_with_content_type(&name, None, &records);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
     let log = String::from_utf8_lossy(&out.stderr);
@@ -393,7 +397,7 @@ fn content_type_header_selects_the_format_per_record() {
 fn missing_topics_are_reported_clearly() {
     let k = Kafka::connect();
     let name = unique("missing");
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     let out = run_goalpost(&cfg, &["--until-caught-up"]);
     let log = String::from_utf8_lossy(&out.stderr);
@@ -459,7 +463,7 @@ fn new_topics_are_warmed_up_invisibly() {
     // A producer queue of one record: the warm-up (a record per new partition) and every later
     // send must wait for room instead of failing.
     let small_queue = "[kafka.properties]\n\"queue.buffering.max.messages\" = \"1\"";
-    let cfg = k.write_config(&name, &examples_goals(), small_queue);
+    let cfg = k.write_config(&name, &example_goals(), small_queue);
     let warm_ups = |isolation: &str| {
         k.read_all_raw_with(&format!("{name}-out"), isolation)
             .iter()
@@ -490,7 +494,7 @@ fn a_fenced_instance_stops_with_a_clear_error() {
     k.create_topic(&name, 3);
     let events = generated_events(13, 5_000);
     k.produce_json(&name, &events);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
 
     let mut first = goalpost_cmd(&cfg, "same", &[])
@@ -551,7 +555,7 @@ fn a_dead_letter_too_large_for_the_producer_is_truncated_not_lost() {
     let big = format!("{{not json {}", "x".repeat(300_000)).into_bytes();
     records.insert(100, ("big".to_string(), big.clone()));
     k.produce_raw(&name, &records);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     set_message_max_bytes(&cfg, 100_000);
     let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
@@ -767,7 +771,7 @@ fn bad_records_are_dead_lettered_and_the_stream_goes_on() {
         }
     }
     k.produce_raw(&name, &records);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
@@ -862,7 +866,7 @@ fn until_caught_up_finishes_when_the_input_records_were_deleted() {
         starts.iter().all(|&s| s > 0) && starts.iter().sum::<i64>() == 200,
         "every record deleted: log start offsets {starts:?}"
     );
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     let args = ["--until-caught-up", "--close-all-at-end"];
     // Seconds, not forever: with nothing left to read, the run used to wait for records that
@@ -902,7 +906,7 @@ fn until_caught_up_finishes_with_an_input_partition_that_never_had_a_record() {
     let (a, b) = records.split_at(250);
     k.produce_to(&name, Some(0), a);
     k.produce_to(&name, Some(1), b);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     let (ok, log) = run_within(
         &cfg,
@@ -944,7 +948,7 @@ fn unreadable_internal_records_are_dead_lettered_and_the_stream_goes_on() {
     let events = generated_events(14, 2_000);
     let (first, second) = events.split_at(1_000);
     k.produce_json(&name, first);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     let (ok, log) = run_within(&cfg, &["--until-caught-up"], Duration::from_secs(60));
     assert!(ok, "goalpost run failed:\n{log}");
@@ -1166,7 +1170,7 @@ fn a_far_future_event_is_dead_lettered_and_later_events_are_not_late() {
         records.push((e.event_id.clone(), b));
     }
     k.produce_raw(&name, &records);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
