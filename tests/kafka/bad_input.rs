@@ -60,9 +60,7 @@ fn bad_records_are_dead_lettered_and_the_stream_goes_on() {
         ("invalid_json", vec![0xff, 0xfe, 0x00, 0x01]),
     ];
     for (i, e) in good.iter().enumerate() {
-        let mut b = Vec::new();
-        goalpost::codec::json::encode_event(e, &mut b);
-        records.push((e.event_id.clone(), b));
+        records.push(json_record(e));
         if i % 300 == 7 {
             if let Some((_, payload)) = bad.get(i / 300) {
                 records.push((format!("bad-{i}"), payload.clone()));
@@ -293,9 +291,7 @@ fn a_far_future_event_is_dead_lettered_and_later_events_are_not_late() {
         if i == 500 {
             records.push(("evt-far".into(), far.clone()));
         }
-        let mut b = Vec::new();
-        goalpost::codec::json::encode_event(e, &mut b);
-        records.push((e.event_id.clone(), b));
+        records.push(json_record(e));
     }
     k.produce_raw(&name, &records);
     let goals = example_goals();

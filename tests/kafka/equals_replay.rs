@@ -132,10 +132,7 @@ fn three_instances_give_the_same_results_as_one() {
     k.produce_json(&name, &events);
     k.wait_group_committed(&format!("{name}-app"), &name, Duration::from_secs(120));
     for c in &children {
-        std::process::Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
+        sigterm(c);
     }
     for (i, c) in children.into_iter().enumerate() {
         let status = c.wait_with_output().unwrap().status;

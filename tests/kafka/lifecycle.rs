@@ -16,14 +16,7 @@ fn quiet_partitions_do_not_hold_windows_open_and_sigterm_exits_cleanly() {
     let name = unique("idle");
     k.create_topic(&name, 3);
     let events = generated_events(3, 3_000);
-    let records: Vec<(String, Vec<u8>)> = events
-        .iter()
-        .map(|e| {
-            let mut b = Vec::new();
-            goalpost::codec::json::encode_event(e, &mut b);
-            (e.event_id.clone(), b)
-        })
-        .collect();
+    let records: Vec<(String, Vec<u8>)> = events.iter().map(json_record).collect();
     k.produce_to(&name, Some(0), &records);
     let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
@@ -46,11 +39,7 @@ fn quiet_partitions_do_not_hold_windows_open_and_sigterm_exits_cleanly() {
             break live;
         }
     };
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(sigterm(&child));
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -213,14 +202,7 @@ fn until_caught_up_finishes_with_an_input_partition_that_never_had_a_record() {
     let name = unique("emptypart");
     k.create_topic(&name, 3);
     let events = generated_events(13, 500);
-    let records: Vec<(String, Vec<u8>)> = events
-        .iter()
-        .map(|e| {
-            let mut b = Vec::new();
-            goalpost::codec::json::encode_event(e, &mut b);
-            (e.event_id.clone(), b)
-        })
-        .collect();
+    let records: Vec<(String, Vec<u8>)> = events.iter().map(json_record).collect();
     // Partitions 0 and 1 get the events; partition 2 stays empty.
     let (a, b) = records.split_at(250);
     k.produce_to(&name, Some(0), a);

@@ -16,14 +16,7 @@ fn a_dead_letter_too_large_for_the_producer_is_truncated_not_lost() {
     let name = unique("dlqbig");
     k.create_topic(&name, 1);
     let good = generated_events(6, 200);
-    let mut records: Vec<(String, Vec<u8>)> = good
-        .iter()
-        .map(|e| {
-            let mut b = Vec::new();
-            goalpost::codec::json::encode_event(e, &mut b);
-            (e.event_id.clone(), b)
-        })
-        .collect();
+    let mut records: Vec<(String, Vec<u8>)> = good.iter().map(json_record).collect();
     let big = format!("{{not json {}", "x".repeat(300_000)).into_bytes();
     records.insert(100, ("big".to_string(), big.clone()));
     k.produce_raw(&name, &records);
@@ -74,9 +67,7 @@ fn a_record_too_large_for_the_producer_stops_the_instance_with_a_clear_error() {
             for key in &keys {
                 e.set_attribute(key.as_str(), value.as_str());
             }
-            let mut b = Vec::new();
-            goalpost::codec::json::encode_event(&e, &mut b);
-            (e.event_id.clone(), b)
+            json_record(&e)
         })
         .collect();
     k.produce_raw(&name, &records);

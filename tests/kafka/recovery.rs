@@ -117,11 +117,7 @@ fn local_owners_skip_the_repartition_topic_and_survive_kill_nine() {
 
     let (child, rx, mut log) = start_and_feed(second);
     k.wait_group_committed(&format!("{name}-app"), &name, Duration::from_secs(60));
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(sigterm(&child));
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

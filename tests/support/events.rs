@@ -14,6 +14,14 @@ pub fn generated_events(seed: u64, n: u64) -> Vec<SalesEvent> {
     .collect()
 }
 
+/// One event as a Kafka record: keyed by its event id (so redeliveries land on the same
+/// partition), its JSON as the payload.
+pub fn json_record(e: &SalesEvent) -> (String, Vec<u8>) {
+    let mut b = Vec::new();
+    json::encode_event(e, &mut b);
+    (e.event_id.clone(), b)
+}
+
 /// The events as JSON lines, each ended by a newline.
 pub fn json_lines(events: &[SalesEvent]) -> Vec<u8> {
     let mut buf = Vec::new();

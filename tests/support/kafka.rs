@@ -14,11 +14,11 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use goalpost::codec::json;
 use goalpost::model::SalesEvent;
 
 use super::bin::goalpost;
 use super::dirs::{tmp_dir, unique};
+use super::events::json_record;
 use super::replay::{
     assert_exactly_once, assert_same_results, parse_attainment, replay, Attainment,
 };
@@ -141,14 +141,7 @@ impl Kafka {
 
     /// Produces events keyed by event id (so redeliveries land on the same partition).
     pub fn produce_json(&self, topic: &str, events: &[SalesEvent]) {
-        let lines: Vec<(String, Vec<u8>)> = events
-            .iter()
-            .map(|e| {
-                let mut b = Vec::new();
-                json::encode_event(e, &mut b);
-                (e.event_id.clone(), b)
-            })
-            .collect();
+        let lines: Vec<(String, Vec<u8>)> = events.iter().map(json_record).collect();
         self.produce_raw(topic, &lines);
     }
 
@@ -412,6 +405,15 @@ pub fn spawn_with_log(
         }
     });
     (child, rx)
+}
+
+/// Sends SIGTERM to `child`; whether `kill` succeeded.
+pub fn sigterm(child: &std::process::Child) -> bool {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success()
 }
 
 pub fn run_goalpost(config: &Path, args: &[&str]) -> Output {
