@@ -2,7 +2,8 @@
 //! alike (each serves what it owns and fetches the rest from the other), the values equal what
 //! `replay` computes, attainments and metrics are served, and the bearer token is enforced.
 
-mod kafka_support;
+#[allow(dead_code)]
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -10,8 +11,12 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kafka_support::*;
 use serde_json::Value;
+use support::dirs::*;
+use support::events::*;
+use support::goals::*;
+use support::kafka::*;
+use support::replay::*;
 
 const TOKEN: &str = "api-test-token-7f3a";
 /// The secret the instances send each other (never the token above).
@@ -183,7 +188,7 @@ fn two_instances_answer_queries_alike_and_match_replay() {
     k.produce_json(&name, &events);
     // No window closes during the run, so every window is open at the end and its value is the
     // final value replay computes.
-    let goals = examples_goals().replace("grace = \"1h\"", "grace = \"3650d\"");
+    let goals = example_goals().replace("grace = \"1h\"", "grace = \"3650d\"");
     let config = k.write_config(&name, &goals, "");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("token_env = \"GOALPOST_TEST_TOKEN\"\n");

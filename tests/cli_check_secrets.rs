@@ -1,29 +1,22 @@
 //! `goalpost check --config`: the configuration is validated and summarised, its goal file checked,
 //! and no secret of `[kafka.properties]` is ever printed, neither in the summary nor in errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-const EXAMPLE_GOALS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/goals.toml");
+#[allow(dead_code)]
+mod support;
+
+use support::bin::goalpost;
+use support::dirs::tmp_file;
+use support::goals::EXAMPLE_GOALS;
 
 const PASSWORD: &str = "pw-Zq81-never-print-me";
 const KEY_PASSWORD: &str = "keystore-pass-4471";
 const JAAS_PASSWORD: &str = "jaas-inner-pw-903";
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("goalpost-cli-secrets-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write(name: &str, text: &str) -> PathBuf {
-    let p = dir().join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 fn check_config(config: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_goalpost"))
+    goalpost()
         .args(["check", "--config"])
         .arg(config)
         // The summary shows what the file says (KAFKA_BOOTSTRAP would override it).
@@ -76,7 +69,7 @@ fn assert_no_secret(o: &Output) {
 
 #[test]
 fn the_summary_shows_the_settings_and_redacts_the_secrets() {
-    let cfg = write(
+    let cfg = tmp_file(
         "goalpost.toml",
         &config_text(EXAMPLE_GOALS, &secret_properties()),
     );
@@ -116,7 +109,7 @@ fn the_summary_shows_the_settings_and_redacts_the_secrets() {
 fn a_config_error_quoting_a_secret_line_is_redacted() {
     // An unterminated string: the TOML error quotes the line.
     let broken = secret_properties().replace(&format!("\"{PASSWORD}\""), &format!("\"{PASSWORD}"));
-    let cfg = write("broken.toml", &config_text(EXAMPLE_GOALS, &broken));
+    let cfg = tmp_file("broken.toml", &config_text(EXAMPLE_GOALS, &broken));
     let o = check_config(&cfg);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -129,7 +122,7 @@ fn a_config_error_quoting_a_secret_line_is_redacted() {
         &format!("\"sasl.password\" = \"{PASSWORD}\""),
         "\"sasl.password\" = 918273645",
     );
-    let cfg = write("typed.toml", &config_text(EXAMPLE_GOALS, &typed));
+    let cfg = tmp_file("typed.toml", &config_text(EXAMPLE_GOALS, &typed));
     let o = check_config(&cfg);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -141,18 +134,18 @@ fn a_config_error_quoting_a_secret_line_is_redacted() {
 fn an_invalid_config_or_goal_file_exits_1_without_secrets() {
     // A rule broken (an owned property): named, exit 1, no secret.
     let props = format!("{}\n\"group.id\" = \"mine\"", secret_properties());
-    let cfg = write("owned.toml", &config_text(EXAMPLE_GOALS, &props));
+    let cfg = tmp_file("owned.toml", &config_text(EXAMPLE_GOALS, &props));
     let o = check_config(&cfg);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("group.id"));
     assert_no_secret(&o);
 
     // The goal file the config names is broken: its problems are reported, exit 1.
-    let goals = write(
+    let goals = tmp_file(
         "bad-goals.toml",
         "[[goals]]\nid = \"a\"\nmetric = \"count\"\nwindow = { tumbling = \"7days\" }\ntarget = 5\n",
     );
-    let cfg = write(
+    let cfg = tmp_file(
         "bad-goals-config.toml",
         &config_text(goals.to_str().unwrap(), &secret_properties()),
     );
@@ -168,7 +161,7 @@ fn an_invalid_config_or_goal_file_exits_1_without_secrets() {
 
 #[test]
 fn goals_alone_still_works_and_goals_with_config_is_refused() {
-    let o = Command::new(env!("CARGO_BIN_EXE_goalpost"))
+    let o = goalpost()
         .args(["check", "--goals", EXAMPLE_GOALS])
         .output()
         .unwrap();
@@ -177,16 +170,13 @@ fn goals_alone_still_works_and_goals_with_config_is_refused() {
     assert!(out.contains("8 goal(s) OK"), "{out}");
     assert!(!out.contains("bootstrap servers"), "{out}");
 
-    let cfg = write("both.toml", &config_text(EXAMPLE_GOALS, ""));
-    let o = Command::new(env!("CARGO_BIN_EXE_goalpost"))
+    let cfg = tmp_file("both.toml", &config_text(EXAMPLE_GOALS, ""));
+    let o = goalpost()
         .args(["check", "--goals", EXAMPLE_GOALS, "--config"])
         .arg(&cfg)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "clap refuses both");
-    let o = Command::new(env!("CARGO_BIN_EXE_goalpost"))
-        .arg("check")
-        .output()
-        .unwrap();
+    let o = goalpost().arg("check").output().unwrap();
     assert_eq!(o.status.code(), Some(2), "clap requires one of them");
 }

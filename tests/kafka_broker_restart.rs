@@ -2,11 +2,16 @@
 //! replay's, with no duplicate and no loss. Alone in its test binary, because it restarts the broker
 //! every other Kafka test uses.
 
-mod kafka_support;
+#[allow(dead_code)]
+mod support;
 
 use std::time::Duration;
 
-use kafka_support::*;
+use support::dirs::*;
+use support::events::*;
+use support::goals::*;
+use support::kafka::*;
+use support::replay::*;
 
 #[test]
 fn broker_restart_mid_run_is_survived() {
@@ -19,7 +24,7 @@ fn broker_restart_mid_run_is_survived() {
     let events = generated_events(41, 150_000);
     k.create_topic(&name, 6);
     k.produce_json(&name, &events);
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = k.write_config(&name, &goals, "");
     // Small fetches keep the run going for a few seconds, so that the restart lands mid-run
     // however fast processing gets.

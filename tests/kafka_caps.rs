@@ -1,11 +1,14 @@
 //! Caps on state on Kafka: overflow and dedupe evictions are counted as replay counts them, and a
 //! restart in the middle (state restored from the changelog) changes nothing.
 
-mod kafka_support;
+#[allow(dead_code)]
+mod support;
 
-use std::process::Command;
-
-use kafka_support::*;
+use support::bin::stderr;
+use support::dirs::unique;
+use support::events::*;
+use support::kafka::*;
+use support::replay::*;
 
 const GOALS: &str = r#"
 [[goals]]
@@ -44,31 +47,8 @@ fn sum_of(text: &str, key: &str) -> u64 {
 
 /// `replay --dedupe-max-ids MAX_IDS` of the events: attainments and summary.
 fn replay_capped(events: &[goalpost::model::SalesEvent]) -> (Vec<Attainment>, String) {
-    let dir = tmp_dir();
-    let goals = dir.join("goals.toml");
-    std::fs::write(&goals, GOALS).unwrap();
-    let mut buf = Vec::new();
-    for e in events {
-        goalpost::codec::json::encode_event(e, &mut buf);
-        buf.push(b'\n');
-    }
-    let input = dir.join("events.jsonl");
-    std::fs::write(&input, buf).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_goalpost"))
-        .args(["replay", "--dedupe-max-ids", MAX_IDS, "--goals"])
-        .arg(&goals)
-        .arg("--events")
-        .arg(&input)
-        .output()
-        .unwrap();
-    let summary = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{summary}");
-    let attainments = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(parse_attainment)
-        .collect();
-    (attainments, summary)
+    let out = replay_output(GOALS, &json_lines(events), &["--dedupe-max-ids", MAX_IDS]);
+    (attainments(&out), stderr(&out))
 }
 
 /// The exit line of `goalpost run` (the last line of its stderr).

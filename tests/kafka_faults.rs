@@ -3,7 +3,8 @@
 //! coordinator answer "fenced" on demand, which a real broker only does in rare situations, to
 //! check how `goalpost run` tells a broker disruption from another instance taking over.
 
-mod kafka_support;
+#[allow(dead_code)]
+mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaApiKey;
 use rdkafka::types::RDKafkaRespErr;
 
-use kafka_support::examples_goals;
+use support::goals::example_goals;
 
 const PARTITIONS: i32 = 2;
 
@@ -43,7 +44,7 @@ fn run_with_fault(
         })
     };
 
-    let goals = Arc::new(GoalSet::from_toml(&examples_goals()).unwrap());
+    let goals = Arc::new(GoalSet::from_toml(&example_goals()).unwrap());
     let pipeline = {
         let stop = stop.clone();
         std::thread::spawn(move || {

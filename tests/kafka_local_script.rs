@@ -5,13 +5,15 @@
 //! Runs a second broker of its own, on free ports and in a home of its own (the jar cache is
 //! shared with the usual home when it exists), and never touches the broker the other tests use.
 
-mod kafka_support;
+#[allow(dead_code)]
+mod support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kafka_support::{tmp_dir, Kafka};
+use support::dirs::{tmp_dir, unique};
+use support::kafka::Kafka;
 
 /// A port nobody listens on now.
 fn free_port() -> u16 {
@@ -138,7 +140,7 @@ fn fresh_starts_from_empty_storage_and_every_start_reports_partitions_and_file_l
         "the broker runs with the reported limit"
     );
 
-    let topic = kafka_support::unique("piles");
+    let topic = unique("piles");
     script.kafka().create_topic(&topic, 5);
     script.run("stop");
     let (partitions, _) = start_report(&script.run("start"));

@@ -6,14 +6,19 @@
 //! run stops within seconds with an error naming the authentication failure; and no password ever
 //! appears on stderr, even at `RUST_LOG=debug` with librdkafka's own security debugging on.
 
-mod kafka_support;
+#[allow(dead_code)]
+mod support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kafka_support::*;
+use support::dirs::*;
+use support::events::*;
+use support::goals::*;
+use support::kafka::*;
+use support::replay::*;
 
 /// The SASL listener and its one user.
 struct Sasl {
@@ -139,7 +144,7 @@ fn run_over_sasl_plain_equals_replay_and_never_logs_the_password() {
     k.create_topic(&name, 3);
     k.produce_json(&name, &events);
 
-    let goals = examples_goals();
+    let goals = example_goals();
     let cfg = sasl_config(
         &s,
         &name,
@@ -183,7 +188,7 @@ fn a_wrong_password_fails_fast_with_a_clear_error_and_no_secret() {
     // The input topic exists: the credentials are the only problem.
     k.create_topic(&name, 1);
     let wrong = format!("not-the-password-{}", std::process::id());
-    let cfg = sasl_config(&s, &name, &examples_goals(), "PLAIN", &wrong, "");
+    let cfg = sasl_config(&s, &name, &example_goals(), "PLAIN", &wrong, "");
     let (out, elapsed) = run_within(&cfg, &[], "debug", Duration::from_secs(60));
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!(
@@ -225,7 +230,7 @@ fn an_unsupported_mechanism_fails_fast() {
     let cfg = sasl_config(
         &s,
         &name,
-        &examples_goals(),
+        &example_goals(),
         "SCRAM-SHA-256",
         &s.password,
         "",

@@ -8,8 +8,10 @@ use goalpost::model::{Decimal, SalesEvent, StringField, Timestamp};
 use proptest::prelude::*;
 use prost::Message;
 
-use crate::support::VARINT_DICT;
-use crate::support::{allowed_bytes, config, mutate, mutations, peak_bytes, within_allowance};
+use crate::support::fuzz::VARINT_DICT;
+use crate::support::fuzz::{
+    allowed_bytes, config, mutate, mutations, peak_bytes, within_allowance,
+};
 
 /// Characters that often trip text handling: controls, quotes and backslashes, a BOM, a bidi
 /// override, a line separator, a combining mark, a non-character, the last code point, astral ones.

@@ -8,7 +8,7 @@ use goalpost::goals::{GoalFileError, GoalSet};
 use goalpost::model::{Decimal, SalesEvent, StringField, Timestamp};
 use proptest::prelude::*;
 
-use crate::support::{config, mutate, mutations, within_allowance};
+use crate::support::fuzz::{config, mutate, mutations, within_allowance};
 
 /// Parses `text`, checking the properties every goal file must have: no panic, bounded
 /// allocation, a rejection that says why; and an accepted file's windows can be computed at the

@@ -12,8 +12,28 @@
 
 mod events;
 mod goals;
+#[allow(dead_code)]
+#[path = "../support/mod.rs"]
 mod support;
 mod wire;
 
+use support::fuzz::{allowed_bytes, peak_bytes, within_allowance};
+
 #[global_allocator]
-static ALLOC: support::Counting = support::Counting;
+static ALLOC: support::fuzz::Counting = support::fuzz::Counting;
+
+/// The allocation counting itself: an allocation beyond the allowance is seen and fails the check.
+#[test]
+fn the_allowance_check_sees_an_allocation_beyond_it() {
+    let input = [0u8; 16];
+    let (_, peak) = peak_bytes(|| vec![1u8; allowed_bytes(input.len()) + 1]);
+    assert!(peak > allowed_bytes(input.len()));
+    let caught = std::panic::catch_unwind(|| {
+        within_allowance(input.len(), || {
+            vec![1u8; allowed_bytes(input.len()) + 1].len()
+        })
+    });
+    assert!(caught.is_err());
+    let (_, peak) = peak_bytes(|| input.to_vec());
+    assert!(peak >= input.len() && peak < 1024);
+}

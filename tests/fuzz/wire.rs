@@ -11,7 +11,7 @@ use goalpost::runtime::kafka::wire::{
 use proptest::prelude::*;
 use prost::Message;
 
-use crate::support::{config, mutate, mutations, within_allowance, VARINT_DICT};
+use crate::support::fuzz::{config, mutate, mutations, within_allowance, VARINT_DICT};
 
 /// Any decimal rust_decimal can hold, every scale.
 fn decimal() -> impl Strategy<Value = Decimal> {

@@ -37,7 +37,7 @@ fn values_run_would_refuse_are_rejected_when_read() {
         "{e}"
     );
     assert!(err("[app]\nreplication_factor = -1\n").contains("`-1`"));
-    // An empty kafka.bootstrap_servers: tests/cli.rs (KAFKA_BOOTSTRAP, set in test runs,
+    // An empty kafka.bootstrap_servers: tests/cli/ (KAFKA_BOOTSTRAP, set in test runs,
     // would replace it here).
     // One role per topic.
     let e = err("[output]\ntopic = \"sales-events\"\n");

@@ -1,5 +1,4 @@
 //! The CRM sample dataset as goalpost events, shared by the replay and Kafka tests.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::fs;

@@ -1,7 +1,5 @@
-//! Helpers for tests against a real broker.
-#![allow(dead_code)]
+//! A Kafka broker for the tests: topics, producing, reading back, and `goalpost run` on them.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -16,57 +14,17 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use goalpost::codec::json;
-use goalpost::generate::{GenerateConfig, Generator};
 use goalpost::model::SalesEvent;
+
+use super::bin::goalpost;
+use super::dirs::{tmp_dir, unique};
+use super::events::json_record;
+use super::replay::{
+    assert_exactly_once, assert_same_results, parse_attainment, replay, Attainment,
+};
 
 pub struct Kafka {
     pub bootstrap: String,
-}
-
-pub fn unique(prefix: &str) -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let n = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("it-{prefix}-{}-{n}", std::process::id())
-}
-
-pub fn tmp_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(unique("dir"));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// One decoded attainment event, decimals kept as their exact text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attainment {
-    pub attainment_id: String,
-    pub goal_id: String,
-    pub kind: String,
-    pub value: String,
-    pub outcome: String,
-    pub raw: String,
-}
-
-pub fn parse_attainment(line: &str) -> Attainment {
-    use serde_json::value::RawValue;
-    let m: std::collections::HashMap<String, Box<RawValue>> =
-        serde_json::from_str(line).expect("attainment JSON");
-    let s = |k: &str| -> String {
-        m.get(k)
-            .map(|v| v.get().trim_matches('"').to_string())
-            .unwrap_or_default()
-    };
-    Attainment {
-        attainment_id: s("attainment_id"),
-        goal_id: s("goal_id"),
-        kind: s("kind"),
-        value: s("value"),
-        outcome: s("outcome"),
-        raw: line.to_string(),
-    }
 }
 
 /// A record read back: partition, key, payload, headers.
@@ -183,14 +141,7 @@ impl Kafka {
 
     /// Produces events keyed by event id (so redeliveries land on the same partition).
     pub fn produce_json(&self, topic: &str, events: &[SalesEvent]) {
-        let lines: Vec<(String, Vec<u8>)> = events
-            .iter()
-            .map(|e| {
-                let mut b = Vec::new();
-                json::encode_event(e, &mut b);
-                (e.event_id.clone(), b)
-            })
-            .collect();
+        let lines: Vec<(String, Vec<u8>)> = events.iter().map(json_record).collect();
         self.produce_raw(topic, &lines);
     }
 
@@ -417,31 +368,8 @@ listen = "127.0.0.1:0"
     }
 }
 
-pub fn generated_events(seed: u64, n: u64) -> Vec<SalesEvent> {
-    Generator::new(GenerateConfig {
-        seed,
-        events: n,
-        ..GenerateConfig::default()
-    })
-    .collect()
-}
-
-pub fn examples_goals() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/goals.toml")).unwrap()
-}
-
-/// Goal ids whose value only grows: count, sum (of non-negative amounts), max, count_distinct.
-pub fn monotone_goals(goals_toml: &str) -> std::collections::BTreeSet<String> {
-    let set = goalpost::goals::GoalSet::from_toml(goals_toml).unwrap();
-    set.goals
-        .iter()
-        .filter(|g| g.metric().is_monotone())
-        .map(|g| g.id.to_string())
-        .collect()
-}
-
 pub fn goalpost_cmd(config: &Path, instance: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_goalpost"));
+    let mut c = goalpost();
     c.arg("run")
         .arg("--config")
         .arg(config)
@@ -479,104 +407,19 @@ pub fn spawn_with_log(
     (child, rx)
 }
 
+/// Sends SIGTERM to `child`; whether `kill` succeeded.
+pub fn sigterm(child: &std::process::Child) -> bool {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success()
+}
+
 pub fn run_goalpost(config: &Path, args: &[&str]) -> Output {
     goalpost_cmd(config, "i0", args)
         .output()
         .expect("start goalpost")
-}
-
-pub fn replay(goals_toml: &str, events: &[SalesEvent]) -> Vec<Attainment> {
-    let mut buf = Vec::new();
-    for e in events {
-        json::encode_event(e, &mut buf);
-        buf.push(b'\n');
-    }
-    replay_bytes(goals_toml, &buf)
-}
-
-/// Replays JSON-lines bytes.
-pub fn replay_bytes(goals_toml: &str, input_bytes: &[u8]) -> Vec<Attainment> {
-    let dir = tmp_dir();
-    let goals = dir.join("goals.toml");
-    std::fs::write(&goals, goals_toml).unwrap();
-    let input = dir.join("events.jsonl");
-    std::fs::write(&input, input_bytes).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_goalpost"))
-        .args(["replay", "--goals"])
-        .arg(&goals)
-        .arg("--events")
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(parse_attainment)
-        .collect()
-}
-
-/// Every attainment event appears once.
-pub fn assert_exactly_once(live: &[Attainment]) {
-    let mut seen = BTreeSet::new();
-    for a in live {
-        assert!(
-            seen.insert(a.attainment_id.clone()),
-            "attainment {} emitted twice",
-            a.attainment_id
-        );
-    }
-}
-
-pub fn assert_same_results(goals_toml: &str, replayed: &[Attainment], live: &[Attainment]) {
-    let raw_of: BTreeMap<&str, &str> = replayed
-        .iter()
-        .chain(live)
-        .map(|a| (a.attainment_id.as_str(), a.raw.as_str()))
-        .collect();
-    let finals = |v: &[Attainment]| -> BTreeMap<String, (String, String)> {
-        v.iter()
-            .filter(|a| a.kind == "final")
-            .map(|a| {
-                (
-                    a.attainment_id.clone(),
-                    (a.value.clone(), a.outcome.clone()),
-                )
-            })
-            .collect()
-    };
-    let (r, l) = (finals(replayed), finals(live));
-    assert!(!r.is_empty());
-    let only = |a: &BTreeMap<String, (String, String)>, b: &BTreeMap<String, (String, String)>| {
-        a.iter()
-            .filter(|(id, _)| !b.contains_key(*id))
-            .take(10)
-            .map(|(id, _)| raw_of[id.as_str()].to_string())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        r.len(),
-        l.len(),
-        "number of finals; only in replay: {:?}; only live: {:?}",
-        only(&r, &l),
-        only(&l, &r)
-    );
-    assert_eq!(r, l, "finals (value, outcome) by attainment id");
-
-    let monotone = monotone_goals(goals_toml);
-    let crossings = |v: &[Attainment]| -> BTreeSet<String> {
-        v.iter()
-            .filter(|a| a.kind != "final" && monotone.contains(&a.goal_id))
-            .map(|a| a.attainment_id.clone())
-            .collect()
-    };
-    let (rc, lc) = (crossings(replayed), crossings(live));
-    assert!(!rc.is_empty());
-    assert_eq!(rc, lc, "milestones and breaches of monotone goals");
 }
 
 /// One last `run --until-caught-up --close-all-at-end`, then the output equals replay's.

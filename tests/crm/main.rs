@@ -1,0 +1,367 @@
+//! End-to-end replay of a real dataset.
+//!
+//! The public "CRM + Sales + Opportunities" sample in `tests/data/crm/` (see its README) is turned
+//! into goalpost JSON events, replayed through the `goalpost` binary against a goal file of eight
+//! goals (every metric, four time zones, weeks from Sunday, fiscal quarters and years, groups and
+//! no group), and every `final` attainment event is checked against values computed here,
+//! independently, from the CSV rows with chrono, chrono-tz and rust_decimal: no goalpost code.
+//!
+//! The event stream is made a little hostile on purpose: events are spread over each local day at
+//! offset -05:00, some neighbours are swapped (out of order by up to a day, which the goals' 2-day
+//! grace absorbs), and about 1% of the events are sent twice (dedupe must drop the copies).
+//!
+//! `goals` holds the goal file and the same goals described for the computation, `expected` the
+//! independent computation, `output` the reading of goalpost's output.
+
+mod expected;
+mod goals;
+mod output;
+#[allow(dead_code)]
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs;
+use std::time::Instant;
+
+use rust_decimal::Decimal;
+
+use expected::*;
+use goals::*;
+use output::*;
+use support::crm_data::*;
+use support::dirs::TempDir;
+
+fn show(keys: &[&Key]) -> String {
+    keys.iter()
+        .take(10)
+        .map(|k| format!("\n  {k:?}"))
+        .collect::<String>()
+}
+
+#[test]
+fn crm_dataset_replay_matches_independent_computation() {
+    let started = Instant::now();
+    let (opportunities, teams) = load();
+    let specs = specs();
+
+    // ---- events file ----
+    let mut events = to_events(&opportunities, &teams);
+    let shuffled = disorder(&mut events);
+    let (lines, copies) = with_duplicates(&events);
+    assert!(
+        shuffled.inversions > 300 && shuffled.across_months > 0,
+        "the disorder should put many events out of order: {shuffled:?}"
+    );
+    assert!(copies > 100);
+    let event_ids: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(event_ids.len(), events.len(), "event ids are unique");
+    let event_at: HashMap<&str, String> = events
+        .iter()
+        .map(|e| (e.id.as_str(), rfc3339(e.at)))
+        .collect();
+
+    let tmp = TempDir::new();
+    let goals_path = tmp.join("goals.toml");
+    let events_path = tmp.join("events.jsonl");
+    let dl_path = tmp.join("dead-letters.jsonl");
+    fs::write(&goals_path, GOALS_TOML).unwrap();
+    let mut text = lines.join("\n");
+    text.push('\n');
+    fs::write(&events_path, text).unwrap();
+
+    // ---- replay ----
+    let out = replay(&goals_path, &events_path, &dl_path);
+    let stdout = String::from_utf8(out.stdout.clone()).expect("UTF-8 output");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let dead = fs::read_to_string(&dl_path).unwrap_or_default();
+    assert!(dead.is_empty(), "no dead letters expected, got:\n{dead}");
+
+    // ---- summary ----
+    let summary = parse_summary(&stderr);
+    let count = |k: &str| {
+        *summary
+            .counts
+            .get(k)
+            .unwrap_or_else(|| panic!("no `{k}` in summary:\n{stderr}"))
+    };
+    assert_eq!(count("read"), lines.len() as u64, "{stderr}");
+    assert_eq!(count("accepted"), events.len() as u64, "{stderr}");
+    assert_eq!(count("duplicates"), copies, "{stderr}");
+    assert_eq!(count("rejected"), 0, "{stderr}");
+    assert_eq!(summary.goals.len(), specs.len(), "{stderr}");
+    for spec in &specs {
+        let (late, skipped) = summary
+            .goals
+            .get(spec.id)
+            .copied()
+            .unwrap_or_else(|| panic!("goal {} missing from summary:\n{stderr}", spec.id));
+        assert_eq!(late, 0, "goal {}: late events\n{stderr}", spec.id);
+        assert_eq!(skipped, 0, "goal {}: skipped events\n{stderr}", spec.id);
+    }
+
+    // ---- attainment events ----
+    let attainments: Vec<Attainment> = stdout.lines().map(parse_attainment).collect();
+    let mut ids = HashSet::new();
+    for a in &attainments {
+        assert!(
+            ids.insert(a.attainment_id.as_str()),
+            "attainment_id twice: {}",
+            a.line
+        );
+    }
+    let of_kind = |k: &str| attainments.iter().filter(|a| a.kind == k).count() as u64;
+    assert_eq!(count("milestone"), of_kind("milestone"), "{stderr}");
+    assert_eq!(count("breached"), of_kind("breached"), "{stderr}");
+    assert_eq!(count("final"), of_kind("final"), "{stderr}");
+    assert_eq!(
+        count("closed"),
+        of_kind("final"),
+        "windows closed\n{stderr}"
+    );
+    assert_eq!(
+        attainments.len() as u64,
+        of_kind("milestone") + of_kind("breached") + of_kind("final"),
+        "unknown kinds"
+    );
+
+    let deals = deals(&opportunities, &teams);
+    let deal_by_id: HashMap<&str, &Deal> = deals.iter().map(|d| (d.event_id.as_str(), d)).collect();
+    let expected = expected_finals(&specs, &deals);
+    let spec_of = |id: &str| {
+        specs
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("unknown goal {id}"))
+    };
+    let key_of = |a: &Attainment| -> Key {
+        (
+            a.goal_id.clone(),
+            a.group.clone(),
+            a.window_start.clone(),
+            a.window_end.clone(),
+        )
+    };
+    let base_fields = [
+        "attainment_id",
+        "goal_id",
+        "kind",
+        "group",
+        "window_start",
+        "window_end",
+        "value",
+        "target",
+        "progress",
+        "event_time",
+    ];
+
+    // ---- finals: the same windows, values and outcomes ----
+    let mut finals: BTreeMap<Key, &Attainment> = BTreeMap::new();
+    let mut mismatches = Vec::new();
+    for a in attainments.iter().filter(|a| a.kind == "final") {
+        let spec = spec_of(&a.goal_id);
+        let mut want: BTreeSet<&str> = base_fields.into();
+        want.insert("outcome");
+        assert_eq!(
+            a.fields.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+            want,
+            "{}",
+            a.line
+        );
+        assert_eq!(a.target, spec.target(), "{}", a.line);
+        assert_eq!(
+            a.event_time, a.window_end,
+            "a final's event_time is the window end: {}",
+            a.line
+        );
+        assert!(
+            finals.insert(key_of(a), a).is_none(),
+            "two finals for one window: {}",
+            a.line
+        );
+        let Some(exp) = expected.get(&key_of(a)) else {
+            continue;
+        };
+        let value = a
+            .value
+            .unwrap_or_else(|| panic!("final without a value: {}", a.line));
+        let value_ok = if exp.quotient {
+            close_enough(value, exp.value)
+        } else {
+            value == exp.value
+        };
+        if !value_ok || a.outcome.as_deref() != Some(exp.outcome) {
+            mismatches.push(format!(
+                "{}\n    expected value {} outcome {}",
+                a.line, exp.value, exp.outcome
+            ));
+        }
+        let progress = a
+            .progress
+            .unwrap_or_else(|| panic!("no progress: {}", a.line));
+        assert!(close_enough(progress, value / a.target), "{}", a.line);
+    }
+    let missing: Vec<&Key> = expected
+        .keys()
+        .filter(|k| !finals.contains_key(*k))
+        .collect();
+    let extra: Vec<&Key> = finals
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "windows differ: {} expected but not reported:{}\n{} reported but not expected:{}",
+        missing.len(),
+        show(&missing),
+        extra.len(),
+        show(&extra)
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} finals differ from the independent computation:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+
+    // ---- milestones and breaches ----
+    let mut reported: BTreeSet<(Key, String)> = BTreeSet::new();
+    for a in attainments.iter().filter(|a| a.kind != "final") {
+        let spec = spec_of(&a.goal_id);
+        let mut want: BTreeSet<&str> = base_fields.into();
+        want.insert("triggered_by");
+        if a.kind == "milestone" {
+            want.insert("milestone");
+        }
+        assert_eq!(
+            a.fields.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+            want,
+            "{}",
+            a.line
+        );
+        let by = a.triggered_by.as_deref().unwrap();
+        assert!(
+            event_ids.contains(by),
+            "triggered_by is not an event id: {}",
+            a.line
+        );
+        assert_eq!(
+            a.event_time, event_at[by],
+            "event_time is the triggering event's: {}",
+            a.line
+        );
+        // The triggering event is a deal this goal reads, of this group and window.
+        let deal = deal_by_id
+            .get(by)
+            .unwrap_or_else(|| panic!("triggered by a non-deal event: {}", a.line));
+        assert!(spec.picks(deal), "{}", a.line);
+        assert_eq!(spec.group(deal), a.group, "{}", a.line);
+        let (start, end) = spec.window(deal.at);
+        assert_eq!(
+            (rfc3339(start), rfc3339(end)),
+            (a.window_start.clone(), a.window_end.clone()),
+            "{}",
+            a.line
+        );
+        assert!(finals.contains_key(&key_of(a)), "no final for: {}", a.line);
+        let value = a.value.unwrap();
+        let target = spec.target();
+        match a.kind.as_str() {
+            "milestone" => {
+                assert!(!spec.at_most, "{}", a.line);
+                let m = a.milestone.unwrap();
+                assert!(
+                    spec.milestones
+                        .iter()
+                        .any(|s| Decimal::from_str_exact(s).unwrap() == m),
+                    "{}",
+                    a.line
+                );
+                assert!(value >= m * target, "{}", a.line);
+                reported.insert((key_of(a), m.normalize().to_string()));
+            }
+            "breached" => {
+                assert!(spec.at_most, "{}", a.line);
+                assert!(value > target, "{}", a.line);
+                reported.insert((key_of(a), "breach".to_string()));
+            }
+            other => panic!("unknown kind {other}: {}", a.line),
+        }
+    }
+    // For values that only grow, milestones and breaches follow from the final value: reported
+    // exactly for the thresholds it reached, whatever the arrival order.
+    for (key, exp) in &expected {
+        let spec = spec_of(&key.0);
+        let target = spec.target();
+        if spec.at_most {
+            let breached = reported.contains(&(key.clone(), "breach".to_string()));
+            if spec.metric.monotone() || exp.value > target {
+                // (min only falls: above the target at the end means above it from the start)
+                assert_eq!(breached, exp.value > target, "breach of {key:?}");
+            }
+        } else if spec.metric.monotone() {
+            for m in spec.milestones {
+                let m = Decimal::from_str_exact(m).unwrap();
+                let hit = reported.contains(&(key.clone(), m.normalize().to_string()));
+                assert_eq!(hit, exp.value >= m * target, "milestone {m} of {key:?}");
+            }
+        }
+    }
+
+    // ---- a second run prints the same bytes ----
+    let again = replay(&goals_path, &events_path, &dl_path);
+    assert!(
+        again.stdout == out.stdout,
+        "a second replay printed different output"
+    );
+
+    // ---- without grace, the disorder does make events late ----
+    let strict_path = tmp.join("goals-no-grace.toml");
+    fs::write(
+        &strict_path,
+        GOALS_TOML.replace("grace = \"2d\"", "grace = \"0s\""),
+    )
+    .unwrap();
+    let strict = replay(&strict_path, &events_path, &dl_path);
+    let strict_summary = parse_summary(&String::from_utf8_lossy(&strict.stderr));
+    let strict_late: u64 = strict_summary.goals.values().map(|(late, _)| late).sum();
+    assert!(
+        strict_late > 0,
+        "with grace 0s some events should be late: {:?}",
+        strict_summary.goals
+    );
+
+    // ---- what was covered ----
+    eprintln!(
+        "{} events ({:?}; late without grace: {strict_late}), {} duplicates, {} lines; \
+         {} attainment events ({} milestone, {} breached, {} final); {:.1?}",
+        events.len(),
+        shuffled,
+        copies,
+        lines.len(),
+        attainments.len(),
+        of_kind("milestone"),
+        of_kind("breached"),
+        of_kind("final"),
+        started.elapsed()
+    );
+    for spec in &specs {
+        let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, exp) in expected
+            .range(
+                (
+                    spec.id.to_string(),
+                    Vec::new(),
+                    String::new(),
+                    String::new(),
+                )..,
+            )
+            .take_while(|(k, _)| k.0 == spec.id)
+        {
+            *outcomes.entry(exp.outcome).or_default() += 1;
+        }
+        let n: usize = outcomes.values().sum();
+        eprintln!("  {}: {n} finals checked {outcomes:?}", spec.id);
+        assert!(n > 0, "goal {} has no windows", spec.id);
+    }
+}
