@@ -17,8 +17,8 @@ use goalpost::runtime::replay::{self, JsonDeadLetters, JsonLines};
 use mimalloc::MiMalloc;
 
 /// mimalloc: the fold allocates and frees small strings and batch buffers at a high rate, which
-/// glibc's allocator served with lock contention and page faults from trimming (see README,
-/// "Figures").
+/// glibc's allocator served with lock contention and page faults from trimming (see
+/// docs/decisions.md, "Implementation").
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
