@@ -10,6 +10,7 @@ pub mod codec;
 pub mod engine;
 pub mod generate;
 pub mod goals;
+pub mod limits;
 pub mod model;
 pub mod runtime;
 pub mod serve;

@@ -191,6 +191,7 @@ fn main() {
             replay::ReplayOptions {
                 dedupe_max_ids,
                 future: FutureBound::new(max_future, max_future_from.into()),
+                ..replay::ReplayOptions::default()
             },
         ),
         Command::Check { goals, config } => cmd_check(goals.as_deref(), config.as_deref()),

@@ -8,13 +8,10 @@ use std::fmt;
 
 use thiserror::Error;
 
-/// Largest accepted input record, in bytes (1 MiB). Longer records are rejected as `oversized`.
-pub const MAX_RECORD_BYTES: usize = 1 << 20;
+use crate::limits::Limits;
 
-/// Longest accepted `event_id`, in bytes. The id travels into every attainment it triggers
-/// (`triggered_by`) and into the dedupe changelog, so a longer one could make records the Kafka
-/// producer refuses; it is rejected as `oversized` instead.
-pub const MAX_EVENT_ID_BYTES: usize = 1024;
+/// The default record limit, for the Kafka config and the demo until they read [`Limits`].
+pub const MAX_RECORD_BYTES: usize = Limits::DEFAULT.record_bytes;
 
 /// Wire formats for events.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -135,17 +132,20 @@ impl DecodeError {
     }
 }
 
-/// Decodes one record in `format` into `ev` (cleared first).
+/// Decodes one record in `format` into `ev` (cleared first). A record over
+/// `limits.record_bytes`, or an `event_id` over `limits.event_id_bytes`, is `oversized`.
 pub fn decode_event(
     format: Format,
     bytes: &[u8],
     ev: &mut crate::model::SalesEvent,
+    limits: &Limits,
 ) -> Result<(), DecodeError> {
-    if bytes.len() > MAX_RECORD_BYTES {
+    let max = limits.record_bytes;
+    if bytes.len() > max {
         return Err(DecodeError::new(
             RejectReason::Oversized,
             format!(
-                "record of {} bytes exceeds the limit of {MAX_RECORD_BYTES} bytes",
+                "record of {} bytes exceeds the limit of {max} bytes",
                 bytes.len()
             ),
         ));
@@ -154,11 +154,12 @@ pub fn decode_event(
         Format::Json => json::decode_event(bytes, ev),
         Format::Proto => proto::decode_event(bytes, ev),
     }?;
-    if ev.event_id.len() > MAX_EVENT_ID_BYTES {
+    let max = limits.event_id_bytes;
+    if ev.event_id.len() > max {
         return Err(DecodeError::new(
             RejectReason::Oversized,
             format!(
-                "event_id of {} bytes exceeds the limit of {MAX_EVENT_ID_BYTES} bytes",
+                "event_id of {} bytes exceeds the limit of {max} bytes",
                 ev.event_id.len()
             ),
         ));
@@ -173,7 +174,8 @@ mod tests {
 
     #[test]
     fn an_event_id_over_the_limit_is_oversized_in_both_formats() {
-        for (len, ok) in [(MAX_EVENT_ID_BYTES, true), (MAX_EVENT_ID_BYTES + 1, false)] {
+        let max = Limits::DEFAULT.event_id_bytes;
+        for (len, ok) in [(max, true), (max + 1, false)] {
             let ev = SalesEvent {
                 event_id: "e".repeat(len),
                 event_type: "deal_won".into(),
@@ -187,7 +189,7 @@ mod tests {
             proto::encode_event(&ev, &mut bytes);
             for (format, record) in [(Format::Json, &text), (Format::Proto, &bytes)] {
                 let mut out = SalesEvent::default();
-                let result = decode_event(format, record, &mut out);
+                let result = decode_event(format, record, &mut out, &Limits::DEFAULT);
                 if ok {
                     assert_eq!(result, Ok(()), "{format}");
                     assert_eq!(out.event_id.len(), len);
@@ -201,5 +203,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_record_limit_is_the_one_passed() {
+        let ev = SalesEvent {
+            event_id: "e1".into(),
+            event_type: "deal_won".into(),
+            occurred_at: crate::model::Timestamp::parse_rfc3339("2026-01-05T10:00:00Z").unwrap(),
+            attributes: vec![("pad".into(), "x".repeat(2 << 20))],
+            ..SalesEvent::default()
+        };
+        let mut text = Vec::new();
+        json::encode_event(&ev, &mut text);
+        let mut out = SalesEvent::default();
+        let e = decode_event(Format::Json, &text, &mut out, &Limits::DEFAULT).unwrap_err();
+        assert_eq!(e.reason, RejectReason::Oversized);
+        let roomy = Limits::with_record_bytes(text.len());
+        assert_eq!(decode_event(Format::Json, &text, &mut out, &roomy), Ok(()));
+        assert_eq!(out, ev);
     }
 }

@@ -4,7 +4,7 @@ use std::io::{self, BufRead};
 
 use prost::Message;
 
-use super::{DecodeError, RejectReason, MAX_RECORD_BYTES};
+use super::{DecodeError, RejectReason};
 use crate::model::money::parse_amount;
 use crate::model::{Attainment, SalesEvent, StringField, Timestamp};
 
@@ -163,13 +163,19 @@ pub enum Frame {
 /// Reads varint-length-prefixed messages from a byte stream.
 pub struct FrameReader<R> {
     inner: R,
+    max_frame_bytes: usize,
     done: bool,
 }
 
 impl<R: BufRead> FrameReader<R> {
-    /// Wraps a buffered reader.
-    pub fn new(inner: R) -> Self {
-        FrameReader { inner, done: false }
+    /// Wraps a buffered reader; frames longer than `max_frame_bytes` are skipped as
+    /// [`Frame::Oversized`] without being held in memory.
+    pub fn new(inner: R, max_frame_bytes: usize) -> Self {
+        FrameReader {
+            inner,
+            max_frame_bytes,
+            done: false,
+        }
     }
 
     /// The next frame; `None` at a clean end of input.
@@ -211,7 +217,7 @@ impl<R: BufRead> FrameReader<R> {
             }
         }
         let len = usize::try_from(len).unwrap_or(usize::MAX);
-        if len > MAX_RECORD_BYTES {
+        if len > self.max_frame_bytes {
             let mut limited = io::Read::take(&mut self.inner, len as u64);
             let skipped = io::copy(&mut limited, &mut io::sink())?;
             if (skipped as usize) < len {
@@ -265,7 +271,8 @@ mod tests {
             stream.extend_from_slice(body);
         }
         stream.extend_from_slice(&[5, 1, 2]); // truncated frame
-        let mut r = FrameReader::new(&stream[..]);
+        let max = crate::limits::Limits::DEFAULT.record_bytes;
+        let mut r = FrameReader::new(&stream[..], max);
         let mut lens = Vec::new();
         while let Some(f) = r.next_frame().unwrap() {
             match f {

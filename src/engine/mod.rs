@@ -14,11 +14,10 @@ use std::sync::Arc;
 
 pub use dedupe::{AddedIds, DedupeMemory, DEFAULT_DEDUPE_MAX_IDS};
 pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, WindowState};
-pub use router::{
-    Contribution, GroupValues, Progress, Routed, Router, RouterStats, MAX_GROUP_VALUE_BYTES,
-};
+pub use router::{Contribution, GroupValues, Progress, Routed, Router, RouterStats};
 
 use crate::goals::GoalSet;
+use crate::limits::Limits;
 use crate::model::{Attainment, SalesEvent};
 
 /// One router feeding one owner: the whole engine for a single ordered input.
@@ -29,14 +28,15 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline for one input partition.
+    /// A pipeline for one input partition, with the default limits and dedupe cap.
     pub fn new(goals: Arc<GoalSet>) -> Self {
-        Self::with_dedupe_max_ids(goals, DEFAULT_DEDUPE_MAX_IDS)
+        Self::with_limits(goals, &Limits::DEFAULT, DEFAULT_DEDUPE_MAX_IDS)
     }
 
-    /// A pipeline whose dedupe memory holds at most `max_ids` ids.
-    pub fn with_dedupe_max_ids(goals: Arc<GoalSet>, max_ids: usize) -> Self {
-        let mut router = Router::new(goals.clone(), 0);
+    /// A pipeline that checks values against `limits` and whose dedupe memory holds at most
+    /// `max_ids` ids.
+    pub fn with_limits(goals: Arc<GoalSet>, limits: &Limits, max_ids: usize) -> Self {
+        let mut router = Router::new(goals.clone(), 0, limits);
         router.set_dedupe_max_ids(max_ids);
         Pipeline {
             router,

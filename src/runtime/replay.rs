@@ -10,9 +10,10 @@ use thiserror::Error;
 
 use crate::codec::future::FutureBound;
 use crate::codec::proto::{Frame, FrameReader};
-use crate::codec::{self, json, DecodeError, Format, RejectReason, MAX_RECORD_BYTES};
+use crate::codec::{self, json, DecodeError, Format, RejectReason};
 use crate::engine::{Pipeline, Routed};
 use crate::goals::GoalSet;
+use crate::limits::Limits;
 use crate::model::{Attainment, SalesEvent, Timestamp};
 
 /// Counts of a replay run. Every record read is accepted, a duplicate or rejected:
@@ -87,6 +88,8 @@ pub struct ReplayOptions {
     pub dedupe_max_ids: usize,
     /// Events beyond this bound are rejected as `future_timestamp`; `None`: no bound.
     pub future: Option<FutureBound>,
+    /// Size limits on records, ids and values.
+    pub limits: Limits,
 }
 
 impl Default for ReplayOptions {
@@ -94,6 +97,7 @@ impl Default for ReplayOptions {
         ReplayOptions {
             dedupe_max_ids: crate::engine::DEFAULT_DEDUPE_MAX_IDS,
             future: None,
+            limits: Limits::DEFAULT,
         }
     }
 }
@@ -225,7 +229,9 @@ pub fn replay<R: BufRead, W: Write>(
     dead_letters: &mut dyn DeadLetterSink,
     progress: &mut dyn ReplayProgress,
 ) -> Result<Summary, ReplayError> {
-    let mut pipeline = Pipeline::with_dedupe_max_ids(goals.clone(), options.dedupe_max_ids);
+    let limits = options.limits;
+    let max = limits.record_bytes;
+    let mut pipeline = Pipeline::with_limits(goals.clone(), &limits, options.dedupe_max_ids);
     let mut future = options.future;
     let mut summary = Summary::default();
     let mut ev = SalesEvent::default();
@@ -277,7 +283,7 @@ pub fn replay<R: BufRead, W: Write>(
             let mut line_no: u64 = 0;
             loop {
                 line.clear();
-                let n = read_line_limited(&mut input, &mut line)?;
+                let n = read_line_limited(&mut input, &mut line, max + 2)?;
                 if n == 0 {
                     break;
                 }
@@ -287,13 +293,13 @@ pub fn replay<R: BufRead, W: Write>(
                 if body.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let decoded = if n > MAX_RECORD_BYTES + 2 {
+                let decoded = if n > max + 2 {
                     Err(DecodeError::new(
                         RejectReason::Oversized,
-                        format!("line of {n} bytes exceeds the limit of {MAX_RECORD_BYTES} bytes"),
+                        format!("line of {n} bytes exceeds the limit of {max} bytes"),
                     ))
                 } else {
-                    codec::decode_event(Format::Json, body, &mut ev)
+                    codec::decode_event(Format::Json, body, &mut ev, &limits)
                 };
                 handle(
                     line_no,
@@ -307,14 +313,14 @@ pub fn replay<R: BufRead, W: Write>(
             }
         }
         Format::Proto => {
-            let mut frames = FrameReader::new(input);
+            let mut frames = FrameReader::new(input, max);
             let mut frame_no: u64 = 0;
             while let Some(frame) = frames.next_frame()? {
                 frame_no += 1;
                 match frame {
                     Frame::Message(body) => {
                         bytes_read += body.len() as u64;
-                        let decoded = codec::decode_event(Format::Proto, &body, &mut ev);
+                        let decoded = codec::decode_event(Format::Proto, &body, &mut ev, &limits);
                         handle(
                             frame_no,
                             &body,
@@ -339,7 +345,7 @@ pub fn replay<R: BufRead, W: Write>(
                     Frame::Oversized(len) => {
                         let e = DecodeError::new(
                             RejectReason::Oversized,
-                            format!("message of {len} bytes exceeds the limit of {MAX_RECORD_BYTES} bytes"),
+                            format!("message of {len} bytes exceeds the limit of {max} bytes"),
                         );
                         handle(
                             frame_no,
@@ -390,9 +396,13 @@ pub fn replay<R: BufRead, W: Write>(
     Ok(summary)
 }
 
-/// Reads one line (through `\n`) but keeps at most `MAX_RECORD_BYTES + 2` bytes of it; returns
-/// the full length consumed.
-fn read_line_limited<R: BufRead>(input: &mut R, line: &mut Vec<u8>) -> io::Result<usize> {
+/// Reads one line (through `\n`) but keeps at most `keep` bytes of it; returns the full length
+/// consumed.
+fn read_line_limited<R: BufRead>(
+    input: &mut R,
+    line: &mut Vec<u8>,
+    keep: usize,
+) -> io::Result<usize> {
     let mut total = 0;
     loop {
         let available = match input.fill_buf() {
@@ -407,7 +417,7 @@ fn read_line_limited<R: BufRead>(input: &mut R, line: &mut Vec<u8>) -> io::Resul
             Some(i) => (&available[..=i], true),
             None => (available, false),
         };
-        let room = (MAX_RECORD_BYTES + 2).saturating_sub(line.len());
+        let room = keep.saturating_sub(line.len());
         line.extend_from_slice(&chunk[..chunk.len().min(room)]);
         let used = chunk.len();
         total += used;

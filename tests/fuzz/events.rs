@@ -3,7 +3,8 @@
 use std::ops::Range;
 
 use goalpost::codec::proto::{self, pb, Frame, FrameReader};
-use goalpost::codec::{self, json, DecodeError, Format, RejectReason, MAX_RECORD_BYTES};
+use goalpost::codec::{self, json, DecodeError, Format, RejectReason};
+use goalpost::limits::Limits;
 use goalpost::model::{Decimal, SalesEvent, StringField, Timestamp};
 use proptest::prelude::*;
 use prost::Message;
@@ -112,12 +113,12 @@ fn to_proto(ev: &SalesEvent) -> Vec<u8> {
 fn decode(format: Format, bytes: &[u8]) -> Result<SalesEvent, DecodeError> {
     let result = within_allowance(bytes.len(), || {
         let mut ev = SalesEvent::default();
-        codec::decode_event(format, bytes, &mut ev).map(|()| ev)
+        codec::decode_event(format, bytes, &mut ev, &Limits::DEFAULT).map(|()| ev)
     });
     match &result {
         Ok(ev) => {
             assert!(!ev.event_id.is_empty() && !ev.event_type.is_empty());
-            assert!(ev.event_id.len() <= codec::MAX_EVENT_ID_BYTES);
+            assert!(ev.event_id.len() <= Limits::DEFAULT.event_id_bytes);
             assert!(
                 ev.attributes.windows(2).all(|w| w[0].0 < w[1].0),
                 "attributes sorted, keys unique"
@@ -482,7 +483,7 @@ proptest! {
             let mut reused = SalesEvent::default();
             for bytes in records {
                 let fresh = decode(format, bytes);
-                let again = codec::decode_event(format, bytes, &mut reused).map(|()| reused.clone());
+                let again = codec::decode_event(format, bytes, &mut reused, &Limits::DEFAULT).map(|()| reused.clone());
                 prop_assert_eq!(again, fresh);
             }
         }
@@ -503,7 +504,7 @@ proptest! {
         }
         let file = mutate(file, &edits, VARINT_DICT);
         let (frames, peak) = peak_bytes(|| read_frames(&file));
-        prop_assert!(peak <= allowed_bytes(file.len()) + MAX_RECORD_BYTES, "{peak} bytes");
+        prop_assert!(peak <= allowed_bytes(file.len()) + Limits::DEFAULT.record_bytes, "{peak} bytes");
         prop_assert!(frames <= file.len());
     }
 }
@@ -511,7 +512,7 @@ proptest! {
 /// Reads every frame of `file`, decoding each message, and returns the bytes of the messages.
 /// A broken frame must be the last.
 fn read_frames(file: &[u8]) -> usize {
-    let mut reader = FrameReader::new(file);
+    let mut reader = FrameReader::new(file, Limits::DEFAULT.record_bytes);
     let (mut bytes, mut broken) = (0, false);
     while let Some(frame) = reader.next_frame().expect("reading a slice cannot fail") {
         assert!(!broken, "a frame after a broken one");
@@ -524,7 +525,7 @@ fn read_frames(file: &[u8]) -> usize {
                 assert_eq!(e.reason, RejectReason::InvalidProto);
                 broken = true;
             }
-            Frame::Oversized(len) => assert!(len > MAX_RECORD_BYTES),
+            Frame::Oversized(len) => assert!(len > Limits::DEFAULT.record_bytes),
         }
     }
     bytes

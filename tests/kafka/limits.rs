@@ -59,7 +59,7 @@ fn a_record_too_large_for_the_producer_stops_the_instance_with_a_clear_error() {
     k.create_topic(&name, 1);
     // Each group value within the engine's limit (1 KiB), but 30 of them make a group key of
     // 30 kB: a contribution, a window's state and an attainment event that cannot be split.
-    let value = "v".repeat(goalpost::engine::MAX_GROUP_VALUE_BYTES);
+    let value = "v".repeat(goalpost::limits::Limits::DEFAULT.value_bytes);
     let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
     let records: Vec<(String, Vec<u8>)> = generated_events(6, 50)
         .into_iter()
@@ -165,7 +165,7 @@ target = 5
     assert!(out.status.success(), "goalpost run failed:\n{stderr}");
     let long_ids = events
         .iter()
-        .filter(|e| e.event_id.len() > goalpost::codec::MAX_EVENT_ID_BYTES)
+        .filter(|e| e.event_id.len() > goalpost::limits::Limits::DEFAULT.event_id_bytes)
         .count();
     assert!(long_ids > 0);
     assert!(

@@ -12,14 +12,9 @@ use self::gate::TypeGate;
 use super::dedupe::{AddedIds, DedupeMemory};
 use crate::aggregate::Delta;
 use crate::goals::{FieldRef, GoalSet, Measure, Metric};
+use crate::limits::Limits;
 use crate::model::money::parse_amount;
 use crate::model::{SalesEvent, Timestamp};
-
-/// Longest group-by or `count_distinct` value, in bytes. Such values travel into attainment
-/// events, window state and changelog keys, where a huge one could make a record the Kafka
-/// producer refuses; an event with a longer one is skipped for that goal (and counted), as if the
-/// value were absent. The same in every runtime, so replay and Kafka agree.
-pub const MAX_GROUP_VALUE_BYTES: usize = 1024;
 
 /// Group values of one contribution, in `group_by` order, borrowed from the event.
 pub type GroupValues<'e> = SmallVec<[&'e str; 4]>;
@@ -82,6 +77,8 @@ pub struct Router {
     goals: Arc<GoalSet>,
     gate: TypeGate,
     partition: u32,
+    /// Longest group-by or `count_distinct` value (see [`Limits::value_bytes`]).
+    value_bytes: usize,
     stream_time: Option<Timestamp>,
     dedupe: DedupeMemory,
     /// Evictions of the dedupe memory while restoring (not counted) or already taken.
@@ -91,14 +88,16 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router for one input partition.
-    pub fn new(goals: Arc<GoalSet>, partition: u32) -> Self {
+    /// A router for one input partition; an event with a group-by or `count_distinct` value over
+    /// `limits.value_bytes` is skipped for the goals that read it.
+    pub fn new(goals: Arc<GoalSet>, partition: u32, limits: &Limits) -> Self {
         let n = goals.goals.len();
         Router {
             dedupe: DedupeMemory::new(goals.dedupe_horizon),
             gate: TypeGate::new(&goals),
             goals,
             partition,
+            value_bytes: limits.value_bytes,
             stream_time: None,
             evicted_restoring: 0,
             evicted_taken: 0,
@@ -208,7 +207,7 @@ impl Router {
                     if !filter.matches(ev) {
                         continue;
                     }
-                    match delta_of(*metric, field.as_ref(), ev) {
+                    match delta_of(*metric, field.as_ref(), ev, self.value_bytes) {
                         Some(d) => d,
                         None => {
                             self.stats.skipped[index] += 1;
@@ -236,7 +235,7 @@ impl Router {
             let mut group = GroupValues::new();
             for field in &goal.group_by {
                 match field.text(ev) {
-                    Some(v) if v.len() <= MAX_GROUP_VALUE_BYTES => group.push(v),
+                    Some(v) if v.len() <= self.value_bytes => group.push(v),
                     _ => break,
                 }
             }
@@ -268,7 +267,12 @@ impl Router {
     }
 }
 
-fn delta_of<'e>(metric: Metric, field: Option<&FieldRef>, ev: &'e SalesEvent) -> Option<Delta<'e>> {
+fn delta_of<'e>(
+    metric: Metric,
+    field: Option<&FieldRef>,
+    ev: &'e SalesEvent,
+    value_bytes: usize,
+) -> Option<Delta<'e>> {
     match metric {
         Metric::Count => Some(Delta::Count),
         Metric::Sum | Metric::Avg | Metric::Min | Metric::Max => match field? {
@@ -280,7 +284,7 @@ fn delta_of<'e>(metric: Metric, field: Option<&FieldRef>, ev: &'e SalesEvent) ->
         },
         Metric::CountDistinct => field?
             .text_or_amount(ev)
-            .filter(|v| v.len() <= MAX_GROUP_VALUE_BYTES)
+            .filter(|v| v.len() <= value_bytes)
             .map(Delta::Text),
         Metric::Ratio => None,
     }
@@ -379,7 +383,7 @@ target = 0.5
     #[test]
     fn the_type_gate_routes_exactly_as_the_filters_do() {
         let goals = Arc::new(GoalSet::from_toml(GOALS).unwrap());
-        let mut router = Router::new(goals.clone(), 0);
+        let mut router = Router::new(goals.clone(), 0, &Limits::DEFAULT);
         let types = [
             "deal_won",
             "deal_lost",
@@ -453,11 +457,9 @@ target = 1
             )
             .unwrap(),
         );
-        let mut router = Router::new(goals, 0);
-        for (i, len) in [MAX_GROUP_VALUE_BYTES, MAX_GROUP_VALUE_BYTES + 1]
-            .into_iter()
-            .enumerate()
-        {
+        let mut router = Router::new(goals, 0, &Limits::DEFAULT);
+        let max = Limits::DEFAULT.value_bytes;
+        for (i, len) in [max, max + 1].into_iter().enumerate() {
             let mut ev = SalesEvent {
                 event_id: format!("e{i}"),
                 event_type: "activity_logged".into(),
@@ -467,7 +469,7 @@ target = 1
             ev.set_string(StringField::RepId, "r".repeat(len));
             let mut routed = Vec::new();
             router.route(&ev, |c| routed.push(c.goal));
-            if len <= MAX_GROUP_VALUE_BYTES {
+            if len <= max {
                 assert_eq!(routed, [0, 1, 2], "a value at the limit counts");
             } else {
                 assert_eq!(routed, [2], "only the goal that does not read rep_id");

@@ -8,6 +8,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::config::InputConfig;
 use crate::codec::{self, Format};
+use crate::limits::Limits;
 use crate::model::{SalesEvent, Timestamp};
 
 /// A partition this instance reads, without its topic name (no allocation per record).
@@ -163,14 +164,14 @@ fn format_of(m: &BorrowedMessage<'_>, default: Format) -> Format {
 }
 
 /// Decodes the input records of a poll batch (on the decode thread, while the worker handles the
-/// previous batch): the record size limit, the codec, and the `max_future` bound.
+/// previous batch): the codec (with the record size limit) and the `max_future` bound.
 pub fn decode_batch(
     topics: &Topics,
     input: &InputConfig,
     polled: &[Polled<'_>],
     out: &mut Decoded,
 ) {
-    let max = input.max_record_bytes;
+    let limits = Limits::with_record_bytes(input.max_record_bytes);
     // The wall clock is read at most once per batch, plus once per suspect event.
     let mut future =
         codec::future::FutureBound::new(input.max_future, codec::future::FutureFrom::Wall);
@@ -186,22 +187,13 @@ pub fn decode_batch(
             out.events.push(SalesEvent::default());
         }
         let payload = m.payload().unwrap_or_default();
-        let result = if payload.len() > max {
-            Err(codec::DecodeError {
-                reason: codec::RejectReason::Oversized,
-                detail: format!(
-                    "record of {} bytes exceeds input.max_record_bytes = {max}",
-                    payload.len()
-                ),
-            })
-        } else {
-            let ev = &mut out.events[n];
-            codec::decode_event(format_of(m, input.format), payload, ev).and_then(|()| {
+        let ev = &mut out.events[n];
+        let result = codec::decode_event(format_of(m, input.format), payload, ev, &limits)
+            .and_then(|()| {
                 future
                     .as_mut()
                     .map_or(Ok(()), |b| b.check(ev.occurred_at, Timestamp::now))
-            })
-        };
+            });
         out.slots.push((part, Some((n, result))));
         n += 1;
     }
