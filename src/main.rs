@@ -354,7 +354,7 @@ fn cmd_run(
     )?;
     eprintln!(
         "read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}  local contributions {}  overflow {}  dedupe evicted {}",
-        report.read, report.accepted, report.duplicates, report.rejected, report.attainments, report.commits, report.aborts, report.local_contributions, report.overflow, report.dedupe_evicted
+        report.counts.read, report.counts.accepted, report.counts.duplicates, report.counts.rejected_total(), report.attainments, report.commits, report.aborts, report.local_contributions, report.counts.overflow_total(), report.dedupe_evicted
     );
     if report.internal_skipped > 0 {
         eprintln!(

@@ -86,7 +86,7 @@ fn fenced_after_a_broker_outage_recreates_the_producer_and_goes_on() {
     .expect("the instance survives");
     assert_eq!(report.producers_recreated, 1, "{report:?}");
     assert!(report.aborts >= 1, "{report:?}");
-    assert!(report.read > 0 && report.commits > 2, "{report:?}");
+    assert!(report.counts.read > 0 && report.commits > 2, "{report:?}");
 }
 
 /// The same "fenced" answer without any disruption means another instance with the same id took

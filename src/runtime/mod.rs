@@ -1,5 +1,6 @@
 //! Runtimes: the imperative shells that drive the engine.
 
+pub mod counts;
 pub mod demo;
 pub mod kafka;
 pub mod progress;

@@ -1,6 +1,5 @@
 //! `goalpost replay`: the engine over a file or stdin, one input partition, no broker.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
@@ -15,26 +14,16 @@ use crate::engine::{Pipeline, Routed};
 use crate::goals::GoalSet;
 use crate::limits::Limits;
 use crate::model::{Attainment, SalesEvent, Timestamp};
+use crate::runtime::counts::Counts;
 
-/// Counts of a replay run. Every record read is accepted, a duplicate or rejected:
-/// `read == accepted + duplicates + rejected`.
+/// Counts of a replay run: the input's [`Counts`] and what the engine made of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// Records read.
-    pub read: u64,
-    /// Records accepted.
-    pub accepted: u64,
-    /// Records dropped as duplicates.
-    pub duplicates: u64,
-    /// Records rejected, by reason.
-    pub rejected: BTreeMap<RejectReason, u64>,
-    /// Per goal id, in file order: late contributions.
-    pub late: Vec<(String, u64)>,
-    /// Per goal id, in file order: matching events skipped for a missing or non-numeric field.
-    pub skipped: Vec<(String, u64)>,
-    /// Per goal id, in file order: contributions skipped for the goal's `max_groups` or
-    /// `max_distinct`.
-    pub overflow: Vec<(String, u64)>,
+    /// Records read, accepted, duplicates and rejected (`read == accepted + duplicates +
+    /// rejected`), and per goal late, skipped and overflow.
+    pub counts: Counts,
+    /// Goal ids, in file order: the order of the per-goal counts.
+    pub goals: Vec<String>,
     /// Event ids the dedupe memory forgot before the horizon because of its cap on their number.
     pub dedupe_evicted: u64,
     /// Windows closed.
@@ -43,28 +32,26 @@ pub struct Summary {
     pub attainments: [u64; 3],
 }
 
-impl Summary {
-    /// Total rejected records.
-    pub fn rejected_total(&self) -> u64 {
-        self.rejected.values().sum()
-    }
-}
-
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
         writeln!(
             f,
             "read {}  accepted {}  duplicates {}  rejected {}",
-            self.read,
-            self.accepted,
-            self.duplicates,
-            self.rejected_total()
+            c.read,
+            c.accepted,
+            c.duplicates,
+            c.rejected_total()
         )?;
-        for (reason, n) in &self.rejected {
+        for (reason, n) in c.rejected_by_reason() {
             writeln!(f, "  rejected {reason}: {n}")?;
         }
-        for (((goal, late), (_, skipped)), (_, overflow)) in
-            self.late.iter().zip(&self.skipped).zip(&self.overflow)
+        for (((goal, late), skipped), overflow) in self
+            .goals
+            .iter()
+            .zip(&c.late)
+            .zip(&c.skipped)
+            .zip(&c.overflow)
         {
             writeln!(
                 f,
@@ -233,7 +220,11 @@ pub fn replay<R: BufRead, W: Write>(
     let max = limits.record_bytes;
     let mut pipeline = Pipeline::with_limits(goals.clone(), &limits, options.dedupe_max_ids);
     let mut future = options.future;
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        counts: Counts::new(goals.goals.len()),
+        goals: goals.goals.iter().map(|g| g.id.to_string()).collect(),
+        ..Summary::default()
+    };
     let mut ev = SalesEvent::default();
     let mut batch: Vec<Attainment> = Vec::new();
     let mut bytes_read: u64 = 0;
@@ -246,32 +237,29 @@ pub fn replay<R: BufRead, W: Write>(
                       batch: &mut Vec<Attainment>,
                       bytes_read: u64|
      -> io::Result<()> {
-        summary.read += 1;
         let decoded = decoded.and_then(|()| match future.as_mut() {
             Some(bound) => bound.check(ev.occurred_at, Timestamp::now),
             None => Ok(()),
         });
         match decoded {
             Err(e) => {
-                *summary.rejected.entry(e.reason).or_default() += 1;
+                summary.counts.reject(e.reason);
                 dead_letters.reject(position, &e, raw)?;
             }
-            Ok(()) => match pipeline.process(ev, batch) {
-                Routed::Duplicate => summary.duplicates += 1,
-                Routed::Accepted { .. } => {
-                    summary.accepted += 1;
-                    if let Some(bound) = future.as_mut() {
-                        bound.accepted(ev.occurred_at);
-                    }
+            Ok(()) => {
+                let routed = pipeline.process(ev, batch);
+                summary.counts.route(routed);
+                if let (Routed::Accepted { .. }, Some(bound)) = (routed, future.as_mut()) {
+                    bound.accepted(ev.occurred_at);
                 }
-            },
+            }
         }
         if !batch.is_empty() {
             out.write_all(batch)?;
             batch.clear();
         }
-        if summary.read % 8192 == 0 {
-            progress.update(summary.read, bytes_read);
+        if summary.counts.read % 8192 == 0 {
+            progress.update(summary.counts.read, bytes_read);
         }
         Ok(())
     };
@@ -364,35 +352,16 @@ pub fn replay<R: BufRead, W: Write>(
 
     pipeline.finish(&mut batch);
     out.write_all(&batch)?;
-    progress.update(summary.read, bytes_read);
+    progress.update(summary.counts.read, bytes_read);
 
     let owner = pipeline.owner().stats();
-    let router = pipeline.router().stats();
-    summary.late = goals
-        .goals
-        .iter()
-        .zip(&owner.late)
-        .map(|(g, n)| (g.id.to_string(), *n))
-        .collect();
-    summary.skipped = goals
-        .goals
-        .iter()
-        .zip(&router.skipped)
-        .map(|(g, n)| (g.id.to_string(), *n))
-        .collect();
-    summary.overflow = goals
-        .goals
-        .iter()
-        .zip(&owner.overflow)
-        .map(|(g, n)| (g.id.to_string(), *n))
-        .collect();
+    summary.counts.add_router(pipeline.router().stats());
+    summary.counts.add_owner(owner);
     summary.dedupe_evicted = pipeline.router().dedupe_evicted();
     summary.windows_closed = owner.windows_closed;
     summary.attainments = owner.attainments;
-    debug_assert_eq!(
-        summary.read,
-        summary.accepted + summary.duplicates + summary.rejected_total()
-    );
+    let c = &summary.counts;
+    debug_assert_eq!(c.read, c.accepted + c.duplicates + c.rejected_total());
     Ok(summary)
 }
 

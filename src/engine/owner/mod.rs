@@ -70,6 +70,17 @@ pub struct OwnerStats {
     pub attainments: [u64; 3],
 }
 
+impl OwnerStats {
+    /// Zero counters for `goals` goals.
+    fn zero(goals: usize) -> Self {
+        OwnerStats {
+            late: vec![0; goals],
+            overflow: vec![0; goals],
+            ..OwnerStats::default()
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Upstream {
     stream_time: Option<Timestamp>,
@@ -136,11 +147,7 @@ impl Owner {
             goals,
             upstream: vec![Upstream::default(); upstream_partitions.max(1) as usize],
             watermark: None,
-            stats: OwnerStats {
-                late: vec![0; n],
-                overflow: vec![0; n],
-                ..OwnerStats::default()
-            },
+            stats: OwnerStats::zero(n),
             scratch: Vec::new(),
             tracking: None,
         }
@@ -161,6 +168,12 @@ impl Owner {
     /// Counters so far.
     pub fn stats(&self) -> &OwnerStats {
         &self.stats
+    }
+
+    /// Counters since the last call (or since the start), which start again from zero.
+    pub fn take_stats(&mut self) -> OwnerStats {
+        let n = self.goals.goals.len();
+        std::mem::replace(&mut self.stats, OwnerStats::zero(n))
     }
 
     /// Number of open windows held.

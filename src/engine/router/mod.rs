@@ -68,6 +68,16 @@ pub struct RouterStats {
     pub skipped: Vec<u64>,
 }
 
+impl RouterStats {
+    /// Zero counters for `goals` goals.
+    fn zero(goals: usize) -> Self {
+        RouterStats {
+            skipped: vec![0; goals],
+            ..RouterStats::default()
+        }
+    }
+}
+
 /// Validates, deduplicates and matches the events of one input partition.
 ///
 /// Pure: no clock, no I/O. Each event yields its contributions (through the callback) before the
@@ -101,10 +111,7 @@ impl Router {
             stream_time: None,
             evicted_restoring: 0,
             evicted_taken: 0,
-            stats: RouterStats {
-                skipped: vec![0; n],
-                ..RouterStats::default()
-            },
+            stats: RouterStats::zero(n),
         }
     }
 
@@ -141,6 +148,12 @@ impl Router {
     /// Counters so far.
     pub fn stats(&self) -> &RouterStats {
         &self.stats
+    }
+
+    /// Counters since the last call (or since the start), which start again from zero.
+    pub fn take_stats(&mut self) -> RouterStats {
+        let n = self.stats.skipped.len();
+        std::mem::replace(&mut self.stats, RouterStats::zero(n))
     }
 
     /// The dedupe memory (for snapshots and metrics).

@@ -326,10 +326,10 @@ fn write_summary(report: &DemoReport, feed: &FeedStats, status: &mut dyn Write) 
         Ok(r) => writeln!(
             status,
             "  pipeline  read {}  accepted {}  duplicates {}  rejected {}  attainment events {}  transactions committed {}  aborted {}",
-            thousands(r.read),
-            thousands(r.accepted),
-            thousands(r.duplicates),
-            thousands(r.rejected),
+            thousands(r.counts.read),
+            thousands(r.counts.accepted),
+            thousands(r.counts.duplicates),
+            thousands(r.counts.rejected_total()),
             thousands(r.attainments),
             thousands(r.commits),
             thousands(r.aborts)

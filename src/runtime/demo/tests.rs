@@ -87,7 +87,7 @@ fn demo_runs_the_pipeline_on_the_mock_cluster() {
         .as_ref()
         .unwrap_or_else(|e| panic!("pipeline failed: {e}\n{status}"));
     assert!(report.fed > 1_000, "fed {}\n{status}", report.fed);
-    assert!(pipeline.read > 0, "{status}");
+    assert!(pipeline.counts.read > 0, "{status}");
     assert!(report.received.milestones > 0, "{status}");
     assert!(report.received.finals > 0, "{status}");
     assert_eq!(report.received.unreadable, 0, "{status}");

@@ -35,6 +35,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::goals::GoalSet;
+use crate::runtime::counts::Counts;
 use crate::serve::Serving;
 
 pub use config::RunConfig;
@@ -55,14 +56,9 @@ pub struct RunOptions {
 /// Counters of a run.
 #[derive(Clone, Debug, Default)]
 pub struct RunReport {
-    /// Input records read.
-    pub read: u64,
-    /// Input records accepted.
-    pub accepted: u64,
-    /// Duplicates dropped.
-    pub duplicates: u64,
-    /// Records dead-lettered.
-    pub rejected: u64,
+    /// Input records read, accepted, duplicates and dead-lettered, and per goal late, skipped
+    /// and overflow.
+    pub counts: Counts,
     /// Attainment events produced.
     pub attainments: u64,
     /// Transactions committed.
@@ -82,8 +78,6 @@ pub struct RunReport {
     /// since they were sent, or written by another producer): skipped and counted, not
     /// dead-lettered (their events were accepted and are still in the input).
     pub unknown_goal: u64,
-    /// Contributions skipped for a goal's `max_groups` or `max_distinct`, over every goal.
-    pub overflow: u64,
     /// Event ids the dedupe memory forgot before the horizon because of `app.dedupe_max_ids`.
     pub dedupe_evicted: u64,
 }
@@ -165,12 +159,9 @@ pub fn run(
     result.map(|()| report)
 }
 
-/// The run's report: the counts, with the overflow summed over the goals.
+/// The run's report, as of the last commit.
 fn final_report(w: &worker::Worker) -> RunReport {
-    let report = RunReport {
-        overflow: w.counts.overflow.iter().sum(),
-        ..w.counts.report.clone()
-    };
+    let report = w.counts.report.clone();
     if report.unknown_goal > 0 {
         tracing::warn!(
             "{} contribution(s) of the repartition topic for goals not in the goal file: skipped",

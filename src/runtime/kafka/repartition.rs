@@ -154,7 +154,7 @@ impl Repartition {
             match item {
                 Item::Contribution(_, c) => {
                     counts.report.local_contributions += 1;
-                    counts.applied(c.goal, owner.apply(c, out));
+                    owner.apply(c, out);
                 }
                 Item::Progress(stream_time) => owner.progress(
                     Progress {
@@ -396,7 +396,7 @@ pub fn apply_batch(
             event_time: c.event_time,
         };
         applied += 1;
-        counts.applied(goal, owner.apply(&contribution, out));
+        owner.apply(&contribution, out);
     };
     if larger {
         wire::read_batch_each(payload, &mut apply)?;

@@ -135,8 +135,9 @@ impl HubLink {
                 ),
                 None => Default::default(),
             };
-            answer.late = published.late.get(q.goal).copied().unwrap_or(0);
-            answer.overflow = published.overflow.get(q.goal).copied().unwrap_or(0);
+            let counts = &published.report.counts;
+            answer.late = counts.late.get(q.goal).copied().unwrap_or(0);
+            answer.overflow = counts.overflow.get(q.goal).copied().unwrap_or(0);
             // The asker may have given up.
             let _ = q.reply.send(answer);
         }

@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use crate::codec::RejectReason;
-use crate::engine::Applied;
+use crate::engine::{Owner, Routed, Router};
+use crate::runtime::counts::Counts;
 use crate::serve::Telemetry;
 
 use super::warn_limit::WarnLimit;
@@ -15,14 +16,8 @@ use super::RunReport;
 /// when a transaction is aborted (its records are read again).
 #[derive(Clone, Debug, Default)]
 pub struct Counters {
-    /// The run's totals (its `overflow` is summed from the per-goal counts at the end).
+    /// The run's totals, with the input [`Counts`] shared with replay.
     pub report: RunReport,
-    /// Rejected input records, per [`RejectReason::ALL`].
-    pub rejected: [u64; RejectReason::ALL.len()],
-    /// Late contributions, per goal.
-    pub late: Vec<u64>,
-    /// Contributions skipped for `max_groups` or `max_distinct`, per goal.
-    pub overflow: Vec<u64>,
     /// Repartition records sent.
     pub repartition_records: u64,
     /// Changelog records sent.
@@ -33,40 +28,37 @@ impl Counters {
     /// Zero counts for `goals` goals.
     pub fn new(goals: usize) -> Self {
         Counters {
-            late: vec![0; goals],
-            overflow: vec![0; goals],
+            report: RunReport {
+                counts: Counts::new(goals),
+                ..RunReport::default()
+            },
             ..Counters::default()
         }
     }
 
-    /// An input record was read.
-    pub fn read(&mut self) {
-        self.report.read += 1;
-    }
-
     /// An input record was rejected (dead-lettered) for `reason`.
     pub fn rejected(&mut self, reason: RejectReason) {
-        self.report.rejected += 1;
-        if let Some(i) = RejectReason::ALL.iter().position(|r| *r == reason) {
-            self.rejected[i] += 1;
-        }
+        self.report.counts.reject(reason);
     }
 
     /// An input record was routed: accepted, or dropped as a duplicate.
-    pub fn routed(&mut self, duplicate: bool) {
-        if duplicate {
-            self.report.duplicates += 1;
-        } else {
-            self.report.accepted += 1;
-        }
+    pub fn routed(&mut self, routed: Routed) {
+        self.report.counts.route(routed);
     }
 
-    /// A contribution of `goal` was applied to an owner (late and overflow are counted per goal).
-    pub fn applied(&mut self, goal: usize, applied: Applied) {
-        match applied {
-            Applied::Late => self.late[goal] += 1,
-            Applied::Overflow => self.overflow[goal] += 1,
-            Applied::Applied => {}
+    /// Adds the per-goal counts the engine kept since they were last taken: skipped by the
+    /// routers, late and overflow by the owners. Called at each commit, so that an abort (which
+    /// rebuilds the routers and owners) rolls them back with the rest.
+    pub fn take_from_engine<'a>(
+        &mut self,
+        routers: impl Iterator<Item = &'a mut Router>,
+        owners: impl Iterator<Item = &'a mut Owner>,
+    ) {
+        for router in routers {
+            self.report.counts.add_router(&router.take_stats());
+        }
+        for owner in owners {
+            self.report.counts.add_owner(&owner.take_stats());
         }
     }
 
@@ -99,23 +91,31 @@ impl Counters {
             commits,
             aborts,
             producers_recreated,
-            overflow,
             ..
         } = self.report;
-        *self = published.clone();
+        self.clone_from(published);
         self.report.commits = commits;
         self.report.aborts = aborts;
         self.report.producers_recreated = producers_recreated;
-        self.report.overflow = overflow;
     }
 
     /// Publishes the counts since `published` to the metrics, and makes them the new `published`.
     pub fn publish(&self, published: &mut Counters, t: &Telemetry) {
         let (now, was) = (&self.report, &published.report);
-        t.events_read.increment(now.read - was.read);
-        t.events_accepted.increment(now.accepted - was.accepted);
-        t.events_duplicate
-            .increment(now.duplicates - was.duplicates);
+        let (c, w) = (&now.counts, &was.counts);
+        t.events_read.increment(c.read - w.read);
+        t.events_accepted.increment(c.accepted - w.accepted);
+        t.events_duplicate.increment(c.duplicates - w.duplicates);
+        let deltas = [
+            (&t.events_rejected, &c.rejected[..], &w.rejected[..]),
+            (&t.events_late, &c.late[..], &w.late[..]),
+            (&t.events_overflow, &c.overflow[..], &w.overflow[..]),
+        ];
+        for (counters, now, was) in deltas {
+            for ((counter, n), w) in counters.iter().zip(now).zip(was) {
+                counter.increment(n - w);
+            }
+        }
         t.local_contributions
             .increment(now.local_contributions - was.local_contributions);
         metrics::counter!(crate::serve::metrics::INTERNAL_SKIPPED)
@@ -124,15 +124,6 @@ impl Counters {
             .increment(now.unknown_goal - was.unknown_goal);
         t.dedupe_evicted
             .increment(now.dedupe_evicted - was.dedupe_evicted);
-        for (i, n) in self.rejected.iter().enumerate() {
-            t.events_rejected[i].increment(n - published.rejected[i]);
-        }
-        for (i, n) in self.late.iter().enumerate() {
-            t.events_late[i].increment(n - published.late[i]);
-        }
-        for (i, n) in self.overflow.iter().enumerate() {
-            t.events_overflow[i].increment(n - published.overflow[i]);
-        }
         t.repartition_records
             .increment(self.repartition_records - published.repartition_records);
         t.changelog_records
@@ -148,28 +139,26 @@ mod tests {
     #[test]
     fn a_rollback_keeps_the_transaction_outcomes_only() {
         let mut published = Counters::new(2);
-        published.read();
+        published.rejected(RejectReason::WrongType);
         let mut now = published.clone();
-        now.read();
         now.rejected(RejectReason::InvalidJson);
-        now.routed(true);
-        now.applied(1, Applied::Late);
-        now.applied(0, Applied::Overflow);
-        now.applied(0, Applied::Applied);
+        now.routed(Routed::Duplicate);
+        now.report.counts.add_owner(&crate::engine::OwnerStats {
+            late: vec![0, 1],
+            overflow: vec![1, 0],
+            ..Default::default()
+        });
         now.repartition_records += 3;
         now.report.commits = 4;
         now.aborted(None);
-        assert_eq!(now.late, vec![0, 1]);
-        assert_eq!(now.overflow, vec![1, 0]);
-        assert_eq!(now.report.rejected, 1);
+        assert_eq!(now.report.counts.late, vec![0, 1]);
+        assert_eq!(now.report.counts.overflow, vec![1, 0]);
+        assert_eq!(now.report.counts.rejected_total(), 2);
 
         now.roll_back_to(&published);
-        assert_eq!(now.report.read, 1);
-        assert_eq!(now.report.rejected, 0);
-        assert_eq!(now.report.duplicates, 0);
-        assert_eq!(now.rejected, published.rejected);
-        assert_eq!(now.late, vec![0, 0]);
-        assert_eq!(now.overflow, vec![0, 0]);
+        assert_eq!(now.report.counts, published.report.counts);
+        assert_eq!(now.report.counts.read, 1);
+        assert_eq!(now.report.counts.late, vec![0, 0]);
         assert_eq!(now.repartition_records, 0);
         assert_eq!((now.report.commits, now.report.aborts), (4, 1));
     }

@@ -245,7 +245,6 @@ impl Worker {
         event: &SalesEvent,
         decoded: Result<(), codec::DecodeError>,
     ) -> Result<(), RunError> {
-        self.counts.read();
         if let Err(e) = decoded {
             let source = (m.topic(), m.partition(), m.offset());
             let record = (m.key().unwrap_or_default(), m.payload().unwrap_or_default());
@@ -273,7 +272,7 @@ impl Worker {
             full_batch |= repart.deliver(owned, upstream, dest, item, out, counts);
         });
         counts.report.dedupe_evicted += task.router.take_dedupe_evicted();
-        counts.routed(matches!(routed, Routed::Duplicate));
+        counts.routed(routed);
         if let Routed::Accepted {
             progress: Some(_), ..
         } = routed
@@ -428,6 +427,9 @@ impl Worker {
 
     /// Publishes what a commit made visible: attainment events to the hub, metric deltas.
     fn after_commit(&mut self, took: Duration) {
+        let routers = self.routers.values_mut().map(|t| &mut t.router);
+        self.counts
+            .take_from_engine(routers, self.owners.values_mut());
         let Some(hub) = &mut self.hub else {
             // Still the point an abort rolls the counters back to.
             self.published.clone_from(&self.counts);
