@@ -195,3 +195,65 @@ target = 5
     assert_exactly_once(&live);
     assert_same_results(goals, &replayed, &live);
 }
+
+/// `input.max_record_bytes` governs Kafka input beyond the 1 MiB default: a 2 MiB record (on a
+/// topic whose `max.message.bytes` allows it) is applied when the limit allows it, and
+/// dead-lettered as `oversized` under the default limit. Either way the results are replay's of
+/// the events the run applied.
+#[test]
+fn a_2_mib_record_is_applied_when_max_record_bytes_allows_it() {
+    let k = Kafka::connect();
+    let events = generated_events(3, 1_000);
+    let at = events
+        .iter()
+        .position(|e| e.event_type == "deal_won" && e.amount.is_some())
+        .unwrap();
+    // A second sale as of the same time (so not late), padded to 2 MiB by an attribute no goal
+    // reads.
+    let mut slim = events[at].clone();
+    slim.event_id = "big-record".into();
+    let mut big = slim.clone();
+    big.attributes.push(("pad".into(), "x".repeat(2 << 20)));
+    big.attributes.sort();
+    let with = |extra: &goalpost::model::SalesEvent| {
+        let mut v = events.clone();
+        v.insert(at + 1, extra.clone());
+        v
+    };
+    let records: Vec<(String, Vec<u8>)> = with(&big).iter().map(json_record).collect();
+    assert!(records[at + 1].1.len() > 2 << 20);
+    let goals = example_goals();
+    let (applied, without) = (replay(&goals, &with(&slim)), replay(&goals, &events));
+    assert_ne!(applied, without, "the big record changes the results");
+
+    for (max_record_bytes, replayed) in [(Some(3 << 20), &applied), (None, &without)] {
+        let name = unique("bigrecord");
+        k.create_topic(&name, 1);
+        k.set_topic_config(&name, "max.message.bytes", &(4 << 20).to_string());
+        k.produce_raw(&name, &records);
+        assert_eq!(k.read_all_raw(&name).len(), records.len(), "all produced");
+        let cfg = k.write_config(&name, &goals, "");
+        if let Some(max) = max_record_bytes {
+            let text = std::fs::read_to_string(&cfg)
+                .unwrap()
+                .replace("[input]", &format!("[input]\nmax_record_bytes = {max}"));
+            std::fs::write(&cfg, text).unwrap();
+        }
+        let out = run_goalpost(&cfg, &["--until-caught-up", "--close-all-at-end"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "goalpost run failed:\n{stderr}");
+        let dead = k.read_all_raw(&format!("{name}-dlq"));
+        if max_record_bytes.is_some() {
+            assert!(stderr.contains("rejected 0 "), "{stderr}");
+            assert!(dead.is_empty(), "nothing dead-lettered");
+        } else {
+            assert!(stderr.contains("rejected 1 "), "{stderr}");
+            assert_eq!(dead.len(), 1, "the big record dead-lettered");
+            let reason = dead[0].3.iter().find(|(n, _)| n == "goalpost.reason");
+            assert_eq!(reason.unwrap().1, b"oversized");
+        }
+        let live = k.read_all(&format!("{name}-out"));
+        assert_exactly_once(&live);
+        assert_same_results(&goals, replayed, &live);
+    }
+}
