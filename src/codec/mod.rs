@@ -10,9 +10,6 @@ use thiserror::Error;
 
 use crate::limits::Limits;
 
-/// The default record limit, for the Kafka config and the demo until they read [`Limits`].
-pub const MAX_RECORD_BYTES: usize = Limits::DEFAULT.record_bytes;
-
 /// Wire formats for events.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Format {

@@ -204,7 +204,7 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
         input: InputConfig {
             topics: vec![INPUT_TOPIC.into()],
             format: Format::Json,
-            max_record_bytes: codec::MAX_RECORD_BYTES,
+            max_record_bytes: crate::limits::Limits::DEFAULT.record_bytes,
             // The feeder runs weeks of event time a second, so it soon passes the wall clock:
             // no plausibility bound on event time.
             max_future: codec::future::MaxFuture(None),

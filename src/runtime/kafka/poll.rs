@@ -8,7 +8,6 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::config::InputConfig;
 use crate::codec::{self, Format};
-use crate::limits::Limits;
 use crate::model::{SalesEvent, Timestamp};
 
 /// A partition this instance reads, without its topic name (no allocation per record).
@@ -171,7 +170,7 @@ pub fn decode_batch(
     polled: &[Polled<'_>],
     out: &mut Decoded,
 ) {
-    let limits = Limits::with_record_bytes(input.max_record_bytes);
+    let limits = input.limits();
     // The wall clock is read at most once per batch, plus once per suspect event.
     let mut future =
         codec::future::FutureBound::new(input.max_future, codec::future::FutureFrom::Wall);

@@ -19,7 +19,6 @@ use super::restore::{decode_partition, read_partitions, Restored, RestoredRouter
 use super::txn::KAFKA_TIMEOUT;
 use super::worker::{RouterTask, Worker};
 use crate::engine::{GroupKey, Owner, Router};
-use crate::limits::Limits;
 
 /// The group consumer's context: runs the worker's side of each rebalance, and notes broker
 /// disruptions.
@@ -294,8 +293,7 @@ impl Worker {
 
     /// The router of input partition `up`, with its restored clock and dedupe memory.
     fn restored_router(&self, up: u32, r: RestoredRouter) -> RouterTask {
-        let limits = Limits::with_record_bytes(self.cfg.input.max_record_bytes);
-        let mut router = Router::new(self.goals.clone(), up, &limits);
+        let mut router = Router::new(self.goals.clone(), up, &self.cfg.input.limits());
         router.set_dedupe_max_ids(self.cfg.app.dedupe_max_ids);
         router.track_changes();
         let stream_time = r.stream_time;

@@ -261,6 +261,41 @@ fn http_defaults_to_loopback_and_needs_a_token_elsewhere() {
 }
 
 #[test]
+fn input_max_record_bytes_gives_the_limits_up_to_the_consumers_fetch_max_bytes() {
+    let read = |extra: &str| {
+        RunConfig::from_toml(&format!("{MIN}{extra}\n"), Path::new("c.toml"))
+            .map(|c| c.input.limits())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(read(""), Ok(crate::limits::Limits::DEFAULT));
+    let two_mib = read("max_record_bytes = 2097152").unwrap();
+    assert_eq!(two_mib.record_bytes, 2 << 20);
+    assert_eq!(
+        two_mib.event_id_bytes,
+        crate::limits::Limits::DEFAULT.event_id_bytes
+    );
+    assert!(read("max_record_bytes = 52428800").is_ok());
+    let e = read("max_record_bytes = 52428801").unwrap_err();
+    assert!(
+        e.contains("input.max_record_bytes = 52428801 exceeds the consumer's fetch.max.bytes = 52428800 (librdkafka's default")
+            && e.contains("allowed up to 52428800"),
+        "{e}"
+    );
+    let props = |p: &str| format!("max_record_bytes = 3000000\n[kafka.properties]\n{p}");
+    let e = read(&props("\"fetch.max.bytes\" = \"2000000\"")).unwrap_err();
+    assert!(
+        e.contains("fetch.max.bytes = 2000000 (set in kafka.properties); allowed up to 2000000"),
+        "{e}"
+    );
+    assert!(read(&props("\"fetch.max.bytes\" = \"3000000\"")).is_ok());
+    // librdkafka caps the default at queued.max.messages.kbytes, and raises it to
+    // message.max.bytes.
+    assert!(read(&props("\"queued.max.messages.kbytes\" = \"2000\"")).is_err());
+    let both = "\"queued.max.messages.kbytes\" = \"2000\"\n\"message.max.bytes\" = \"3000000\"";
+    assert!(read(&props(both)).is_ok());
+}
+
+#[test]
 fn input_max_future_defaults_to_an_hour_and_can_be_off() {
     let read = |line: &str| {
         RunConfig::from_toml(&format!("{MIN}{line}\n"), Path::new("c.toml"))

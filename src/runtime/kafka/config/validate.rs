@@ -32,6 +32,7 @@ impl RunConfig {
             return Err("input.topics is empty: name at least one topic".into());
         }
         check_app(&self.app)?;
+        self.input.check_max_record_bytes(&self.kafka.properties)?;
         self.check_topic_roles()?;
         self.http.validate()?;
         check_owned_properties(&self.kafka.properties)
