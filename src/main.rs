@@ -227,11 +227,8 @@ fn main() {
     if let Err(e) = result {
         // A closed stdout (e.g. `| head`) ends the run quietly.
         if e.chain().any(|c| {
-            let io = match c.downcast_ref::<replay::ReplayError>() {
-                Some(replay::ReplayError::Io(io)) => Some(io),
-                None => c.downcast_ref::<io::Error>(),
-            };
-            io.is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            c.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
         }) {
             std::process::exit(0);
         }

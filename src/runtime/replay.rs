@@ -92,17 +92,9 @@ impl Default for ReplayOptions {
 /// Why a replay could not run to the end.
 #[derive(Debug, Error)]
 pub enum ReplayError {
-    /// Reading input or writing output failed.
-    #[error("I/O error during replay: {0}")]
-    Io(io::Error),
-}
-
-// By hand, not `#[from]`: that would also make the error the source, and `{e:#}` would print its
-// text twice.
-impl From<io::Error> for ReplayError {
-    fn from(e: io::Error) -> Self {
-        ReplayError::Io(e)
-    }
+    /// Reading input or writing output failed; the cause is the I/O error (`source()`).
+    #[error("I/O error during replay")]
+    Io(#[from] io::Error),
 }
 
 /// Where rejected records go.
