@@ -129,7 +129,7 @@ impl BatchWriter {
     }
 }
 
-/// One contribution of a [`BatchView`], borrowing its strings from the record.
+/// One contribution of a repartition batch, borrowing its strings from the record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContributionView<'a> {
     /// The goal's id.
@@ -142,21 +142,6 @@ pub struct ContributionView<'a> {
     pub event_time: Timestamp,
     /// What the event adds.
     pub delta: Delta<'a>,
-}
-
-/// A repartition batch read without copying its strings.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct BatchView<'a> {
-    /// The upstream (input) partition.
-    pub upstream: u32,
-    /// The contributions, in order.
-    pub contributions: Vec<ContributionView<'a>>,
-    /// The upstream's stream time after them.
-    pub stream_time: Option<Timestamp>,
-    /// The upstream is idle.
-    pub idle: bool,
-    /// Non-zero for a sentinel.
-    pub sentinel: u64,
 }
 
 fn read_contribution(b: &[u8]) -> Result<ContributionView<'_>, WireError> {
@@ -211,19 +196,6 @@ fn read_contribution(b: &[u8]) -> Result<ContributionView<'_>, WireError> {
         return Err(invalid(WHAT, "no delta"));
     }
     Ok(c)
-}
-
-/// Reads a repartition batch, borrowing its strings from `bytes`.
-pub fn read_batch(bytes: &[u8]) -> Result<BatchView<'_>, WireError> {
-    let mut contributions = Vec::new();
-    let header = read_batch_each(bytes, |c| contributions.push(c))?;
-    Ok(BatchView {
-        upstream: header.upstream,
-        contributions,
-        stream_time: header.stream_time,
-        idle: header.idle,
-        sentinel: header.sentinel,
-    })
 }
 
 /// A repartition batch without its contributions: what [`read_batch_each`] returns.

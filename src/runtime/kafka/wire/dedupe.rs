@@ -6,12 +6,6 @@ use super::proto::{bytes_field_len, put_bytes_field, put_key, LEN};
 use crate::engine::AddedIds;
 use crate::model::Timestamp;
 
-/// A router's new dedupe entries as the bytes of a `DedupeBatchRecord` (internal.proto), written
-/// straight from the shared buffer of ids (no `String` per id).
-pub fn dedupe_batch_to_bytes(added: &AddedIds) -> Vec<u8> {
-    encode_dedupe_range(added, 0..added.len())
-}
-
 /// A router's new dedupe entries as `DedupeBatchRecord`s of at most about `max_bytes` each, in
 /// order, each with the latest time in it: a transaction can add more ids than one record may
 /// hold (`message.max.bytes`). An entry larger than `max_bytes` gets a record of its own.
@@ -38,7 +32,8 @@ pub fn dedupe_batches_to_bytes(added: &AddedIds, max_bytes: usize) -> Vec<(Vec<u
     out
 }
 
-fn encode_dedupe_range(added: &AddedIds, range: std::ops::Range<usize>) -> Vec<u8> {
+/// The entries of `added` in `range` as one `DedupeBatchRecord`.
+pub(super) fn encode_dedupe_range(added: &AddedIds, range: std::ops::Range<usize>) -> Vec<u8> {
     let times = &added.times()[range.clone()];
     let ids = || range.clone().map(|i| added.id(i));
     let times_len: usize = times

@@ -15,15 +15,11 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use batch::{
-    read_batch, read_batch_each, BatchHeader, BatchView, BatchWriter, ContributionView,
-};
-pub use dedupe::{dedupe_batch_to_bytes, dedupe_batches_to_bytes};
+pub use batch::{read_batch_each, BatchHeader, BatchWriter, ContributionView};
+pub use dedupe::dedupe_batches_to_bytes;
 pub use keys::ChangelogKey;
-pub use partition::{fnv1a, goal_hash, owner_partition, owner_partition_after};
-pub use state::{
-    window_state_from_bytes, window_state_from_records, window_state_records, window_state_to_bytes,
-};
+pub use partition::{fnv1a, goal_hash, owner_partition_after};
+pub use state::{window_state_from_records, window_state_records, window_state_to_bytes};
 
 /// Generated internal types.
 #[allow(missing_docs, clippy::all)]

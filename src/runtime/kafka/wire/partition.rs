@@ -25,11 +25,6 @@ impl Fnv {
     }
 }
 
-/// The owner partition of a goal and group.
-pub fn owner_partition(goal_id: &str, group: &[&str], partitions: u32) -> u32 {
-    owner_partition_after(goal_hash(goal_id), group, partitions)
-}
-
 /// The hash state after a goal's id: computed once per goal, then continued per group by
 /// [`owner_partition_after`].
 pub fn goal_hash(goal_id: &str) -> u64 {
@@ -38,7 +33,7 @@ pub fn goal_hash(goal_id: &str) -> u64 {
     h.0
 }
 
-/// [`owner_partition`] from the goal's [`goal_hash`].
+/// The owner partition of a goal and group, from the goal's [`goal_hash`].
 pub fn owner_partition_after(goal_hash: u64, group: &[&str], partitions: u32) -> u32 {
     let mut h = Fnv(goal_hash);
     for g in group {

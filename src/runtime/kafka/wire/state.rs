@@ -123,11 +123,6 @@ pub fn window_state_from_records<'a>(
     Ok((window_state_from_record(whole)?, r.parts))
 }
 
-/// Decodes a window state held in one record.
-pub fn window_state_from_bytes(bytes: &[u8]) -> Result<WindowState, WireError> {
-    window_state_from_records(bytes, |_| None).map(|(ws, _)| ws)
-}
-
 fn window_state_from_record(r: pb::WindowStateRecord) -> Result<WindowState, WireError> {
     use pb::window_state_record::Aggregate as A;
     const W: &str = "window state";

@@ -9,8 +9,16 @@ use crate::aggregate::Delta;
 use crate::engine::Contribution;
 use crate::model::Timestamp;
 use crate::runtime::kafka::wire::{
-    pb, read_batch, window_state_from_records, BatchWriter, ChangelogKey,
+    pb, read_batch_each, window_state_from_records, BatchHeader, BatchWriter, ChangelogKey,
+    ContributionView, WireError,
 };
+
+/// A repartition batch read whole: its header and its contributions, in order.
+fn read_batch(bytes: &[u8]) -> Result<(BatchHeader, Vec<ContributionView<'_>>), WireError> {
+    let mut contributions = Vec::new();
+    let header = read_batch_each(bytes, |c| contributions.push(c))?;
+    Ok((header, contributions))
+}
 
 #[test]
 fn garbage_never_panics_the_batch_reader() {
@@ -122,10 +130,11 @@ fn batches_match_the_generated_protobuf_code() {
     let view = read_batch(&bytes).unwrap();
     let again = read_batch(&reencoded).unwrap();
     assert_eq!(view, again);
-    assert_eq!(view.upstream, 7);
-    assert_eq!(view.stream_time, Some(Timestamp::from_nanos(42)));
-    assert!(view.idle);
-    for (v, (goal, c)) in view.contributions.iter().zip(sample()) {
+    let (header, contributions) = view;
+    assert_eq!(header.upstream, 7);
+    assert_eq!(header.stream_time, Some(Timestamp::from_nanos(42)));
+    assert!(header.idle);
+    for (v, (goal, c)) in contributions.iter().zip(sample()) {
         assert_eq!(v.goal_id, goal);
         assert_eq!(v.group, c.group);
         assert_eq!(v.event_id, c.event_id);
@@ -138,8 +147,8 @@ fn batches_match_the_generated_protobuf_code() {
         ..Default::default()
     };
     let sentinel = sentinel.encode_to_vec();
-    let view = read_batch(&sentinel).unwrap();
-    assert_eq!((view.upstream, view.sentinel), (u32::MAX, 99));
+    let (header, _) = read_batch(&sentinel).unwrap();
+    assert_eq!((header.upstream, header.sentinel), (u32::MAX, 99));
 }
 
 #[test]

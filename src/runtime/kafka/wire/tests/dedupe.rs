@@ -2,9 +2,15 @@
 
 use prost::Message;
 
-use crate::engine::DedupeMemory;
+use crate::engine::{AddedIds, DedupeMemory};
 use crate::model::{Duration, Timestamp};
-use crate::runtime::kafka::wire::{dedupe_batch_to_bytes, dedupe_batches_to_bytes, pb};
+use crate::runtime::kafka::wire::dedupe::encode_dedupe_range;
+use crate::runtime::kafka::wire::{dedupe_batches_to_bytes, pb};
+
+/// All of `added` as one `DedupeBatchRecord`, however large.
+fn dedupe_batch_to_bytes(added: &AddedIds) -> Vec<u8> {
+    encode_dedupe_range(added, 0..added.len())
+}
 
 #[test]
 fn dedupe_batches_decode_as_the_generated_message() {

@@ -1,6 +1,11 @@
 //! Owner partitions stay where they are.
 
-use crate::runtime::kafka::wire::{fnv1a, owner_partition};
+use crate::runtime::kafka::wire::{fnv1a, goal_hash, owner_partition_after};
+
+/// The owner partition of a goal and group hashed in one go.
+fn owner_partition(goal_id: &str, group: &[&str], partitions: u32) -> u32 {
+    owner_partition_after(goal_hash(goal_id), group, partitions)
+}
 
 const PINNED: u64 = 16_048_211_455_552_563_759;
 
