@@ -249,8 +249,9 @@ impl Peers {
         }
     }
 
-    /// The same with at most `n` peer requests in flight (tests).
-    pub fn with_max_calls(mut self, n: usize) -> Peers {
+    /// The same with at most `n` peer requests in flight.
+    #[cfg(test)]
+    pub(crate) fn with_max_calls(mut self, n: usize) -> Peers {
         self.calls = Arc::new(tokio::sync::Semaphore::new(n));
         self
     }

@@ -31,7 +31,8 @@ impl WindowSpec {
     }
 
     /// Upper bound on how many windows contain one instant: 1, or `ceil(size / every)` for
-    /// hopping windows.
+    /// hopping windows. The runtime does not use it: it is the bound the window tests and the
+    /// goal fuzz tests hold [`windows_for`](Self::windows_for) to.
     pub fn max_windows_per_instant(&self) -> usize {
         match self {
             WindowSpec::Hopping { size, every } => {
