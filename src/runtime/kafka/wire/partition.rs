@@ -1,7 +1,7 @@
 //! Owner partitions: a stable hash of goal and group, the same on every instance and version.
 
-/// Stable 64-bit FNV-1a over length-prefixed parts, used to partition by (goal, group): the same
-/// on every instance and version.
+/// Stable 64-bit FNV-1a over length-prefixed parts, the same on every instance and version: the
+/// hash behind owner partitions ([`goal_hash`], [`owner_partition_after`]) and marker ids.
 pub fn fnv1a(parts: &[&[u8]]) -> u64 {
     let mut h = Fnv::new();
     for part in parts {
