@@ -369,135 +369,124 @@ fn cmd_run(
 }
 
 fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
-    use goalpost::runtime::kafka::config::{redact_secrets_in, redacted_properties, RunConfig};
     let mut out = io::stdout().lock();
-    // A goal file's errors are listed one per line, after its path.
-    let load_or_exit = |path: &Path| match GoalSet::load(path) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("{}: {e}", path.display());
-            std::process::exit(1);
-        }
-    };
-    let goals: GoalSet = match (config, goals_path) {
-        (Some(config), _) => {
-            let text = match std::fs::read_to_string(config) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("cannot read config `{}`: {e}", config.display());
-                    std::process::exit(1);
-                }
-            };
-            let cfg = match RunConfig::from_toml(&text, config) {
-                Ok(c) => c,
-                Err(e) => {
-                    // A TOML error quotes the offending line, which may hold a secret.
-                    eprintln!("{}", redact_secrets_in(&e.to_string(), &text));
-                    std::process::exit(1);
-                }
-            };
-            // `RunConfig::from_toml` lets a non-empty KAFKA_BOOTSTRAP override the file.
-            let from_env = match std::env::var("KAFKA_BOOTSTRAP") {
-                Ok(b) if !b.trim().is_empty() => " (from KAFKA_BOOTSTRAP)",
-                _ => "",
-            };
-            let rows: Vec<(&str, String)> = vec![
-                (
-                    "bootstrap servers",
-                    format!("{}{from_env}", cfg.kafka.bootstrap_servers),
-                ),
-                ("application id", cfg.app.application_id.clone()),
-                (
-                    "input topics",
-                    format!(
-                        "{} ({})",
-                        cfg.input.topics.join(", "),
-                        cfg.input.format.as_str()
-                    ),
-                ),
-                (
-                    "output topic",
-                    format!("{} ({})", cfg.output.topic, cfg.output.format.as_str()),
-                ),
-                ("dead-letter topic", cfg.dead_letter_topic()),
-                (
-                    "internal topics",
-                    format!("{}, {}", cfg.repartition_topic(), cfg.changelog_topic()),
-                ),
-                (
-                    "http listen",
-                    if cfg.http.enabled {
-                        let token = match (&cfg.http.token_file, &cfg.http.token_env) {
-                            (Some(f), _) => format!("bearer token from file {}", f.display()),
-                            (None, Some(var)) => format!("bearer token from ${var}"),
-                            (None, None) => "no bearer token".to_string(),
-                        };
-                        format!("{} ({token})", cfg.http.listen)
-                    } else {
-                        "disabled".to_string()
-                    },
-                ),
-                ("goals", cfg.goals.display().to_string()),
-            ];
-            // Everything `run` checks before connecting: the goal file, what depends on it, and
-            // the HTTP token.
-            let goals = load_or_exit(&cfg.goals);
-            if let Err(e) = cfg.check_goals(&goals, config) {
-                eprintln!("{e}");
-                std::process::exit(1);
-            }
-            if cfg.http.enabled {
-                if let Err(e) = goalpost::serve::resolve_token(&cfg.http) {
-                    eprintln!("config `{}`: {e}", config.display());
-                    std::process::exit(1);
-                }
-            }
-            writeln!(out, "config {} OK", config.display())?;
-            for (name, value) in rows {
-                writeln!(out, "  {name:<18} {value}")?;
-            }
-            let properties = redacted_properties(&cfg.kafka.properties);
-            if properties.is_empty() {
-                writeln!(out, "  {:<18} none", "kafka properties")?;
-            } else {
-                writeln!(out, "  kafka properties (secrets redacted):")?;
-                for (k, v) in &properties {
-                    writeln!(out, "    {k} = {v}")?;
-                }
-            }
-            writeln!(out)?;
-            goals
-        }
-        (None, Some(path)) => load_or_exit(path),
+    let goals = match (config, goals_path) {
+        (Some(config), _) => check_config(config, &mut out)?,
+        (None, Some(path)) => load_goals_or_exit(path),
         (None, None) => bail!("give --goals FILE or --config FILE"),
     };
-    let rows: Vec<[String; 5]> = goals
-        .goals
-        .iter()
-        .map(|g| {
-            let metric = match &g.measure {
-                Measure::Simple {
-                    metric,
-                    field: Some(f),
-                    ..
-                } => format!("{metric}({f})"),
-                Measure::Simple { metric, .. } => metric.to_string(),
-                Measure::Ratio { .. } => "ratio".to_string(),
-            };
-            let group = if g.group_by_names.is_empty() {
-                "-".to_string()
-            } else {
-                g.group_by_names.join(",")
-            };
-            [
-                g.id.to_string(),
-                metric,
-                group,
-                g.window.describe(),
-                format!("{} {}", g.direction.as_str(), g.target.normalize()),
-            ]
-        })
-        .collect();
+    print_goal_table(&mut out, &goals)
+}
+
+/// `check`'s way out: the message on stderr, exit status 1.
+fn exit_with(message: impl std::fmt::Display) -> ! {
+    eprintln!("{message}");
+    std::process::exit(1);
+}
+
+/// Loads a goal file for `check`; its errors are listed one per line, after its path.
+fn load_goals_or_exit(path: &Path) -> GoalSet {
+    GoalSet::load(path).unwrap_or_else(|e| exit_with(format_args!("{}: {e}", path.display())))
+}
+
+/// Checks everything `run` checks before connecting (the config, the goal file, what depends on
+/// it, and the HTTP token), prints the config and returns its goals.
+fn check_config(config: &Path, out: &mut impl Write) -> Result<GoalSet> {
+    use goalpost::runtime::kafka::config::{redact_secrets_in, RunConfig};
+    let text = std::fs::read_to_string(config).unwrap_or_else(|e| {
+        exit_with(format_args!(
+            "cannot read config `{}`: {e}",
+            config.display()
+        ))
+    });
+    // A TOML error quotes the offending line, which may hold a secret.
+    let cfg = RunConfig::from_toml(&text, config)
+        .unwrap_or_else(|e| exit_with(redact_secrets_in(&e.to_string(), &text)));
+    let goals = load_goals_or_exit(&cfg.goals);
+    if let Err(e) = cfg.check_goals(&goals, config) {
+        exit_with(e);
+    }
+    if cfg.http.enabled {
+        if let Err(e) = goalpost::serve::resolve_token(&cfg.http) {
+            exit_with(format_args!("config `{}`: {e}", config.display()));
+        }
+    }
+    print_config(out, config, &cfg)?;
+    Ok(goals)
+}
+
+/// Prints a checked config: its settings, then its Kafka properties with secrets redacted.
+fn print_config(
+    out: &mut impl Write,
+    config: &Path,
+    cfg: &goalpost::runtime::kafka::RunConfig,
+) -> Result<()> {
+    writeln!(out, "config {} OK", config.display())?;
+    for (name, value) in config_rows(cfg) {
+        writeln!(out, "  {name:<18} {value}")?;
+    }
+    let properties = goalpost::runtime::kafka::config::redacted_properties(&cfg.kafka.properties);
+    if properties.is_empty() {
+        writeln!(out, "  {:<18} none", "kafka properties")?;
+    } else {
+        writeln!(out, "  kafka properties (secrets redacted):")?;
+        for (k, v) in &properties {
+            writeln!(out, "    {k} = {v}")?;
+        }
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The settings `check --config` shows, as (name, value) rows.
+fn config_rows(cfg: &goalpost::runtime::kafka::RunConfig) -> Vec<(&'static str, String)> {
+    // `RunConfig::from_toml` lets a non-empty KAFKA_BOOTSTRAP override the file.
+    let from_env = match std::env::var("KAFKA_BOOTSTRAP") {
+        Ok(b) if !b.trim().is_empty() => " (from KAFKA_BOOTSTRAP)",
+        _ => "",
+    };
+    let http = &cfg.http;
+    let http_listen = if http.enabled {
+        let token = match (&http.token_file, &http.token_env) {
+            (Some(f), _) => format!("bearer token from file {}", f.display()),
+            (None, Some(var)) => format!("bearer token from ${var}"),
+            (None, None) => "no bearer token".to_string(),
+        };
+        format!("{} ({token})", http.listen)
+    } else {
+        "disabled".to_string()
+    };
+    vec![
+        (
+            "bootstrap servers",
+            format!("{}{from_env}", cfg.kafka.bootstrap_servers),
+        ),
+        ("application id", cfg.app.application_id.clone()),
+        (
+            "input topics",
+            format!(
+                "{} ({})",
+                cfg.input.topics.join(", "),
+                cfg.input.format.as_str()
+            ),
+        ),
+        (
+            "output topic",
+            format!("{} ({})", cfg.output.topic, cfg.output.format.as_str()),
+        ),
+        ("dead-letter topic", cfg.dead_letter_topic()),
+        (
+            "internal topics",
+            format!("{}, {}", cfg.repartition_topic(), cfg.changelog_topic()),
+        ),
+        ("http listen", http_listen),
+        ("goals", cfg.goals.display().to_string()),
+    ]
+}
+
+/// Prints the goals as a table (id, metric, group-by, window, target), then the totals line.
+fn print_goal_table(out: &mut impl Write, goals: &GoalSet) -> Result<()> {
+    let rows: Vec<[String; 5]> = goals.goals.iter().map(goal_row).collect();
     let header = ["ID", "METRIC", "GROUP BY", "WINDOW", "TARGET"];
     let mut widths = header.map(str::len);
     for r in &rows {
@@ -526,6 +515,31 @@ fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
         goals.dedupe_horizon
     )?;
     Ok(())
+}
+
+/// One goal's cells in the `check` table.
+fn goal_row(g: &goalpost::goals::Goal) -> [String; 5] {
+    let metric = match &g.measure {
+        Measure::Simple {
+            metric,
+            field: Some(f),
+            ..
+        } => format!("{metric}({f})"),
+        Measure::Simple { metric, .. } => metric.to_string(),
+        Measure::Ratio { .. } => "ratio".to_string(),
+    };
+    let group = if g.group_by_names.is_empty() {
+        "-".to_string()
+    } else {
+        g.group_by_names.join(",")
+    };
+    [
+        g.id.to_string(),
+        metric,
+        group,
+        g.window.describe(),
+        format!("{} {}", g.direction.as_str(), g.target.normalize()),
+    ]
 }
 
 fn parse_start(text: &str) -> Result<Timestamp> {

@@ -208,153 +208,162 @@ pub fn replay<R: BufRead, W: Write>(
     dead_letters: &mut dyn DeadLetterSink,
     progress: &mut dyn ReplayProgress,
 ) -> Result<Summary, ReplayError> {
-    let limits = options.limits;
-    let max = limits.record_bytes;
-    let mut pipeline = Pipeline::with_limits(goals.clone(), &limits, options.dedupe_max_ids);
-    let mut future = options.future;
-    let mut summary = Summary {
-        counts: Counts::new(goals.goals.len()),
-        goals: goals.goals.iter().map(|g| g.id.to_string()).collect(),
-        ..Summary::default()
+    let mut replay = Replay {
+        pipeline: Pipeline::with_limits(goals.clone(), &options.limits, options.dedupe_max_ids),
+        future: options.future,
+        limits: options.limits,
+        summary: Summary {
+            counts: Counts::new(goals.goals.len()),
+            goals: goals.goals.iter().map(|g| g.id.to_string()).collect(),
+            ..Summary::default()
+        },
+        ev: SalesEvent::default(),
+        batch: Vec::new(),
+        bytes_read: 0,
+        out,
+        dead_letters,
+        progress,
     };
-    let mut ev = SalesEvent::default();
-    let mut batch: Vec<Attainment> = Vec::new();
-    let mut bytes_read: u64 = 0;
+    match format {
+        Format::Json => replay.json_lines(input)?,
+        Format::Proto => replay.proto_frames(input)?,
+    }
+    Ok(replay.finish()?)
+}
 
-    let mut handle = |position: u64,
-                      raw: &[u8],
-                      decoded: Result<(), DecodeError>,
-                      ev: &SalesEvent,
-                      summary: &mut Summary,
-                      batch: &mut Vec<Attainment>,
-                      bytes_read: u64|
-     -> io::Result<()> {
-        let decoded = decoded.and_then(|()| match future.as_mut() {
+/// One replay in progress: the engine, the sinks and the counts so far.
+struct Replay<'a, W> {
+    pipeline: Pipeline,
+    future: Option<FutureBound>,
+    limits: Limits,
+    summary: Summary,
+    /// The decoded event, reused from record to record.
+    ev: SalesEvent,
+    /// Attainment events of the current record, written out after each record.
+    batch: Vec<Attainment>,
+    /// Input bytes consumed so far, for progress reports.
+    bytes_read: u64,
+    out: &'a mut JsonLines<W>,
+    dead_letters: &'a mut dyn DeadLetterSink,
+    progress: &'a mut dyn ReplayProgress,
+}
+
+impl<W: Write> Replay<'_, W> {
+    /// Reads JSON lines; blank lines are skipped but still numbered.
+    fn json_lines<R: BufRead>(&mut self, mut input: R) -> io::Result<()> {
+        let max = self.limits.record_bytes;
+        let mut line = Vec::with_capacity(1024);
+        let mut line_no: u64 = 0;
+        loop {
+            line.clear();
+            let n = read_line_limited(&mut input, &mut line, max + 2)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.bytes_read += n as u64;
+            line_no += 1;
+            let body = trim_line(&line);
+            if body.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if n > max + 2 {
+                let e = DecodeError::new(
+                    RejectReason::Oversized,
+                    format!("line of {n} bytes exceeds the limit of {max} bytes"),
+                );
+                self.record(line_no, body, Err(e))?;
+            } else {
+                self.decode(Format::Json, line_no, body)?;
+            }
+        }
+    }
+
+    /// Reads length-delimited protobuf frames.
+    fn proto_frames<R: BufRead>(&mut self, input: R) -> io::Result<()> {
+        let max = self.limits.record_bytes;
+        let mut frames = FrameReader::new(input, max);
+        let mut frame_no: u64 = 0;
+        while let Some(frame) = frames.next_frame()? {
+            frame_no += 1;
+            match frame {
+                Frame::Message(body) => {
+                    self.bytes_read += body.len() as u64;
+                    self.decode(Format::Proto, frame_no, &body)?;
+                }
+                Frame::Broken(e, raw) => self.record(frame_no, &raw, Err(e))?,
+                Frame::Oversized(len) => {
+                    let e = DecodeError::new(
+                        RejectReason::Oversized,
+                        format!("message of {len} bytes exceeds the limit of {max} bytes"),
+                    );
+                    self.record(frame_no, &[], Err(e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes one record of `format` into `self.ev` and records the outcome.
+    fn decode(&mut self, format: Format, position: u64, body: &[u8]) -> io::Result<()> {
+        let decoded = codec::decode_event(format, body, &mut self.ev, &self.limits);
+        self.record(position, body, decoded)
+    }
+
+    /// Takes one record at `position` (line or frame number): `decoded` says whether `self.ev`
+    /// holds its event. Applies the future bound, then rejects it (dead letter) or hands the event
+    /// to the engine, and writes the attainment events it caused.
+    fn record(
+        &mut self,
+        position: u64,
+        raw: &[u8],
+        decoded: Result<(), DecodeError>,
+    ) -> io::Result<()> {
+        let ev = &self.ev;
+        let decoded = decoded.and_then(|()| match self.future.as_mut() {
             Some(bound) => bound.check(ev.occurred_at, Timestamp::now),
             None => Ok(()),
         });
         match decoded {
             Err(e) => {
-                summary.counts.reject(e.reason);
-                dead_letters.reject(position, &e, raw)?;
+                self.summary.counts.reject(e.reason);
+                self.dead_letters.reject(position, &e, raw)?;
             }
             Ok(()) => {
-                let routed = pipeline.process(ev, batch);
-                summary.counts.route(routed);
-                if let (Routed::Accepted { .. }, Some(bound)) = (routed, future.as_mut()) {
+                let routed = self.pipeline.process(ev, &mut self.batch);
+                self.summary.counts.route(routed);
+                if let (Routed::Accepted { .. }, Some(bound)) = (routed, self.future.as_mut()) {
                     bound.accepted(ev.occurred_at);
                 }
             }
         }
-        if !batch.is_empty() {
-            out.write_all(batch)?;
-            batch.clear();
+        if !self.batch.is_empty() {
+            self.out.write_all(&self.batch)?;
+            self.batch.clear();
         }
-        if summary.counts.read % 8192 == 0 {
-            progress.update(summary.counts.read, bytes_read);
+        let read = self.summary.counts.read;
+        if read % 8192 == 0 {
+            self.progress.update(read, self.bytes_read);
         }
         Ok(())
-    };
-
-    match format {
-        Format::Json => {
-            let mut input = input;
-            let mut line = Vec::with_capacity(1024);
-            let mut line_no: u64 = 0;
-            loop {
-                line.clear();
-                let n = read_line_limited(&mut input, &mut line, max + 2)?;
-                if n == 0 {
-                    break;
-                }
-                bytes_read += n as u64;
-                line_no += 1;
-                let body = trim_line(&line);
-                if body.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let decoded = if n > max + 2 {
-                    Err(DecodeError::new(
-                        RejectReason::Oversized,
-                        format!("line of {n} bytes exceeds the limit of {max} bytes"),
-                    ))
-                } else {
-                    codec::decode_event(Format::Json, body, &mut ev, &limits)
-                };
-                handle(
-                    line_no,
-                    body,
-                    decoded,
-                    &ev,
-                    &mut summary,
-                    &mut batch,
-                    bytes_read,
-                )?;
-            }
-        }
-        Format::Proto => {
-            let mut frames = FrameReader::new(input, max);
-            let mut frame_no: u64 = 0;
-            while let Some(frame) = frames.next_frame()? {
-                frame_no += 1;
-                match frame {
-                    Frame::Message(body) => {
-                        bytes_read += body.len() as u64;
-                        let decoded = codec::decode_event(Format::Proto, &body, &mut ev, &limits);
-                        handle(
-                            frame_no,
-                            &body,
-                            decoded,
-                            &ev,
-                            &mut summary,
-                            &mut batch,
-                            bytes_read,
-                        )?;
-                    }
-                    Frame::Broken(e, raw) => {
-                        handle(
-                            frame_no,
-                            &raw,
-                            Err(e),
-                            &ev,
-                            &mut summary,
-                            &mut batch,
-                            bytes_read,
-                        )?;
-                    }
-                    Frame::Oversized(len) => {
-                        let e = DecodeError::new(
-                            RejectReason::Oversized,
-                            format!("message of {len} bytes exceeds the limit of {max} bytes"),
-                        );
-                        handle(
-                            frame_no,
-                            &[],
-                            Err(e),
-                            &ev,
-                            &mut summary,
-                            &mut batch,
-                            bytes_read,
-                        )?;
-                    }
-                }
-            }
-        }
     }
 
-    pipeline.finish(&mut batch);
-    out.write_all(&batch)?;
-    progress.update(summary.counts.read, bytes_read);
+    /// Closes every window at the end of input, writes what that caused and returns the counts.
+    fn finish(mut self) -> io::Result<Summary> {
+        self.pipeline.finish(&mut self.batch);
+        self.out.write_all(&self.batch)?;
+        let mut summary = self.summary;
+        self.progress.update(summary.counts.read, self.bytes_read);
 
-    let owner = pipeline.owner().stats();
-    summary.counts.add_router(pipeline.router().stats());
-    summary.counts.add_owner(owner);
-    summary.dedupe_evicted = pipeline.router().dedupe_evicted();
-    summary.windows_closed = owner.windows_closed;
-    summary.attainments = owner.attainments;
-    let c = &summary.counts;
-    debug_assert_eq!(c.read, c.accepted + c.duplicates + c.rejected_total());
-    Ok(summary)
+        let owner = self.pipeline.owner().stats();
+        summary.counts.add_router(self.pipeline.router().stats());
+        summary.counts.add_owner(owner);
+        summary.dedupe_evicted = self.pipeline.router().dedupe_evicted();
+        summary.windows_closed = owner.windows_closed;
+        summary.attainments = owner.attainments;
+        let c = &summary.counts;
+        debug_assert_eq!(c.read, c.accepted + c.duplicates + c.rejected_total());
+        Ok(summary)
+    }
 }
 
 /// Reads one line (through `\n`) but keeps at most `keep` bytes of it; returns the full length
