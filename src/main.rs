@@ -222,7 +222,8 @@ fn main() {
             partitions,
             seed,
             listen: (!no_http).then_some(listen),
-        }),
+        })
+        .map_err(anyhow::Error::from),
     };
     if let Err(e) = result {
         // A closed stdout (e.g. `| head`) ends the run quietly.

@@ -21,6 +21,7 @@
 //! not abort in normal operation, so none of this changes its output.
 
 mod cluster;
+mod error;
 mod feed;
 mod numbers;
 mod printer;
@@ -34,13 +35,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use anyhow::{bail, Context as _, Result};
-
 use crate::codec::{self, Format};
 use crate::goals::GoalSet;
 use crate::runtime::kafka::config::{AppConfig, InputConfig, KafkaConfig, OutputConfig};
 use crate::runtime::kafka::{self, RunConfig, RunReport};
 pub use cluster::{create_topics, mock_cluster_owner};
+pub use error::DemoError;
 pub use feed::{feed_events, FeedStats};
 pub use run::run;
 
@@ -138,24 +138,21 @@ pub fn example_goals() -> GoalSet {
 }
 
 /// `goalpost demo`: runs until Ctrl-C, SIGTERM or `--seconds`, printing to stdout and stderr.
-pub fn main(args: DemoArgs) -> Result<()> {
+pub fn main(args: DemoArgs) -> Result<(), DemoError> {
     if args.rate == 0 {
-        bail!("--rate must be at least 1 event per second");
+        return Err(DemoError::Rate { rate: args.rate });
     }
-    if !(1..=256).contains(&args.partitions) {
-        bail!("--partitions must be between 1 and 256");
+    if !DemoError::PARTITIONS.contains(&args.partitions) {
+        return Err(DemoError::Partitions {
+            partitions: args.partitions,
+        });
     }
-    if let Some(addr) = args.listen {
-        if !addr.ip().is_loopback() {
-            bail!(
-                "--listen {addr}: the demo serves HTTP on loopback addresses only (it has no \
-                 token); use `goalpost run` with [http] token_file or token_env for anything else"
-            );
-        }
+    if let Some(addr) = args.listen.filter(|a| !a.ip().is_loopback()) {
+        return Err(DemoError::Listen { addr });
     }
     let goals = match &args.goals {
         None => example_goals(),
-        Some(p) => GoalSet::load(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        Some(p) => GoalSet::load(p)?,
     };
     // Warnings only, so that the attainment lines stay readable; RUST_LOG overrides.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -164,7 +161,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
         .with_env_filter(filter)
         .with_writer(io::stderr)
         .try_init();
-    let stop = kafka::shutdown_flag().context("cannot install signal handlers")?;
+    let stop = kafka::shutdown_flag().map_err(DemoError::Signals)?;
     let cfg = DemoConfig {
         rate: args.rate,
         duration: args.seconds.map(StdDuration::from_secs),
@@ -178,10 +175,10 @@ pub fn main(args: DemoArgs) -> Result<()> {
     let mut status = io::stderr();
     let report = run(&cfg, stop, &mut out, &mut status)?;
     out.flush()?;
-    match report.pipeline {
-        Ok(_) => Ok(()),
-        Err(e) => bail!("the pipeline stopped: {e}"),
-    }
+    report
+        .pipeline
+        .map(drop)
+        .map_err(DemoError::PipelineStopped)
 }
 
 /// The pipeline's configuration for a cluster at `bootstrap`.

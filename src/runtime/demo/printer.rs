@@ -2,11 +2,10 @@
 //! attainment event, at most so many a second, and counts what it received.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{self, Write};
 use std::str::FromStr;
 use std::time::{Duration as StdDuration, Instant};
 
-use anyhow::{Context as _, Result};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -17,7 +16,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::numbers::{clock, number, percent, thousands};
-use super::{Received, APPLICATION_ID};
+use super::{DemoError, Received, APPLICATION_ID};
 use crate::goals::GoalSet;
 use crate::model::{AttainmentKind, Outcome, Timestamp};
 use crate::window::{CalendarUnit, WindowSpec};
@@ -26,7 +25,7 @@ pub(super) fn printer_consumer(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
-) -> Result<BaseConsumer> {
+) -> Result<BaseConsumer, DemoError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("{APPLICATION_ID}-printer"))
@@ -34,15 +33,15 @@ pub(super) fn printer_consumer(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create()
-        .context("cannot create the printer's consumer")?;
+        .map_err(DemoError::kafka("create the printer's consumer"))?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .context("cannot build the printer's assignment")?;
+            .map_err(DemoError::kafka("build the printer's assignment"))?;
     }
     consumer
         .assign(&tpl)
-        .context("cannot assign the output topic to the printer")?;
+        .map_err(DemoError::kafka("assign the output topic to the printer"))?;
     Ok(consumer)
 }
 
@@ -101,7 +100,7 @@ impl<'g> Printer<'g> {
         consumer: &BaseConsumer,
         timeout: StdDuration,
         out: &mut dyn Write,
-    ) -> Result<()> {
+    ) -> io::Result<()> {
         let mut wait = timeout;
         let mut printed = false;
         loop {
@@ -125,7 +124,7 @@ impl<'g> Printer<'g> {
     }
 
     /// Counts one record and prints it unless this second's budget is spent.
-    pub(super) fn record(&mut self, payload: &[u8], out: &mut dyn Write) -> Result<bool> {
+    pub(super) fn record(&mut self, payload: &[u8], out: &mut dyn Write) -> io::Result<bool> {
         let Ok(r) = serde_json::from_slice::<Record<'_>>(payload) else {
             self.received.unreadable += 1;
             return Ok(false);
@@ -169,7 +168,7 @@ impl<'g> Printer<'g> {
     }
 
     /// Prints "… and N more …" for what this second's budget left out, and starts a new second.
-    pub(super) fn flush_suppressed(&mut self, out: &mut dyn Write) -> Result<()> {
+    pub(super) fn flush_suppressed(&mut self, out: &mut dyn Write) -> io::Result<()> {
         let names = [
             ("milestone", "milestones"),
             ("breach", "breaches"),

@@ -1,13 +1,12 @@
 //! One demo run: the mock cluster, the optional HTTP server, the pipeline and feeder threads,
 //! the printer's loop, the drain and the summary.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant};
 
-use anyhow::{Context as _, Result};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::Producer;
@@ -16,7 +15,7 @@ use super::cluster::{create_topics, mock_cluster_owner};
 use super::feed::{feed_events, FeedStats};
 use super::numbers::thousands;
 use super::printer::{printer_consumer, Printer};
-use super::{run_config, DemoConfig, DemoReport};
+use super::{run_config, DemoConfig, DemoError, DemoReport};
 use crate::runtime::kafka::{self, RunConfig, RunOptions, RunReport};
 use crate::serve::{self, Serving};
 
@@ -32,13 +31,13 @@ pub fn run(
     stop: Arc<AtomicBool>,
     out: &mut dyn Write,
     status: &mut dyn Write,
-) -> Result<DemoReport> {
+) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
     let holder = mock_cluster_owner()?;
     let mock: MockCluster<'_, _> = holder
         .client()
         .mock_cluster()
-        .context("the mock Kafka cluster did not start")?;
+        .ok_or(DemoError::NoMockCluster)?;
     let bootstrap = mock.bootstrap_servers();
     let run_cfg = run_config(&bootstrap);
     let topics = create_topics(&mock, &run_cfg, cfg.partitions)?;
@@ -95,7 +94,7 @@ fn announce(
     bootstrap: &str,
     topics: &[String],
     status: &mut dyn Write,
-) -> Result<()> {
+) -> io::Result<()> {
     writeln!(
         status,
         "demo: mock Kafka cluster at {bootstrap}; topics {} ({} partitions each)",
@@ -121,7 +120,7 @@ fn start_http(
     cfg: &DemoConfig,
     run_cfg: &RunConfig,
     status: &mut dyn Write,
-) -> Result<Option<Serving>> {
+) -> Result<Option<Serving>, DemoError> {
     let Some(listen) = cfg.listen else {
         return Ok(None);
     };
@@ -137,7 +136,7 @@ fn start_http(
             ..Default::default()
         },
     )
-    .context("cannot start the HTTP server")?;
+    .map_err(DemoError::Http)?;
     writeln!(
         status,
         "demo: dashboard at http://{}/ (query API under /v1, metrics at /metrics)",
@@ -166,7 +165,7 @@ impl Threads {
         bootstrap: &str,
         serving: Option<Serving>,
         feed: &Arc<FeedStats>,
-    ) -> Result<Threads> {
+    ) -> Result<Threads, DemoError> {
         let pipeline_stop = Arc::new(AtomicBool::new(false));
         let pipeline = {
             let stop = pipeline_stop.clone();
@@ -181,7 +180,10 @@ impl Threads {
                     };
                     kafka::run(run_cfg, goals, options, stop, serving).map_err(|e| e.to_string())
                 })
-                .context("cannot start the pipeline thread")?
+                .map_err(|cause| DemoError::Spawn {
+                    thread: "pipeline",
+                    cause,
+                })?
         };
         let feeder_stop = Arc::new(AtomicBool::new(false));
         let spawned = {
@@ -200,10 +202,13 @@ impl Threads {
                 feeder,
                 feeder_stop,
             }),
-            Err(e) => {
+            Err(cause) => {
                 pipeline_stop.store(true, Ordering::Relaxed);
                 let _ = pipeline.join();
-                Err(e).context("cannot start the feeder thread")
+                Err(DemoError::Spawn {
+                    thread: "feeder",
+                    cause,
+                })
             }
         }
     }
@@ -253,7 +258,7 @@ impl Session<'_> {
         threads: &Threads,
         out: &mut dyn Write,
         status: &mut dyn Write,
-    ) -> Result<Option<&'static str>> {
+    ) -> io::Result<Option<&'static str>> {
         let mut last_status = Instant::now();
         let mut last_fed = 0;
         loop {
@@ -293,7 +298,7 @@ impl Session<'_> {
 
     /// Prints what is still on its way: until `expected` attainment events have arrived (for up
     /// to 10 s), or for 1 s when the count is unknown.
-    fn drain(&mut self, expected: Option<u64>, out: &mut dyn Write) -> Result<()> {
+    fn drain(&mut self, expected: Option<u64>, out: &mut dyn Write) -> io::Result<()> {
         let drain_until =
             Instant::now() + StdDuration::from_secs(if expected.is_some() { 10 } else { 1 });
         while Instant::now() < drain_until
@@ -307,7 +312,7 @@ impl Session<'_> {
     }
 }
 
-fn write_summary(report: &DemoReport, feed: &FeedStats, status: &mut dyn Write) -> Result<()> {
+fn write_summary(report: &DemoReport, feed: &FeedStats, status: &mut dyn Write) -> io::Result<()> {
     let secs = report.elapsed.as_secs_f64();
     writeln!(status, "demo finished after {secs:.1} s")?;
     let failed = if report.feed_failures > 0 {

@@ -94,3 +94,57 @@ fn demo_runs_the_pipeline_on_the_mock_cluster() {
     assert_eq!(report.received.total(), pipeline.attainments, "{status}");
     assert!(!out.is_empty());
 }
+
+/// The argument checks name the value given and what is allowed, before anything starts.
+#[test]
+fn argument_checks_name_the_value_and_what_is_allowed() {
+    let args = DemoArgs {
+        rate: 0,
+        seconds: Some(1),
+        goals: None,
+        partitions: 3,
+        seed: 1,
+        listen: None,
+    };
+    let e = main(args.clone()).unwrap_err();
+    assert!(matches!(e, DemoError::Rate { rate: 0 }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "--rate 0: must be at least 1 event per second"
+    );
+    for partitions in [0, 257] {
+        let e = main(DemoArgs {
+            rate: 1,
+            partitions,
+            ..args.clone()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("--partitions {partitions}: must be between 1 and 256")
+        );
+    }
+    let e = main(DemoArgs {
+        rate: 1,
+        listen: Some("0.0.0.0:8080".parse().unwrap()),
+        ..args
+    })
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("--listen 0.0.0.0:8080: the demo serves HTTP on loopback addresses only"),
+        "{e}"
+    );
+}
+
+/// A failed write keeps its `io::Error` as the source, so a closed stdout can be recognized.
+#[test]
+fn write_errors_keep_the_io_error_as_source() {
+    let e = DemoError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+    let source = std::error::Error::source(&e).expect("a source");
+    let io = source
+        .downcast_ref::<std::io::Error>()
+        .expect("an io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
+    assert!(!e.to_string().contains("pipe"), "{e}");
+}
