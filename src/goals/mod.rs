@@ -5,6 +5,7 @@
 //! key and what is allowed.
 
 mod field;
+mod pace;
 mod parse;
 
 use std::fmt;
@@ -14,6 +15,7 @@ use rust_decimal::Decimal;
 use thiserror::Error;
 
 pub use field::{FieldRef, Filter, FIELD_NAMES_HELP};
+pub use pace::{Pace, PaceError};
 
 use crate::model::Duration;
 use crate::window::WindowSpec;
