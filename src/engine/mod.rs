@@ -9,12 +9,17 @@
 mod dedupe;
 mod owner;
 mod router;
+mod status;
 
 use std::sync::Arc;
 
 pub use dedupe::{AddedIds, DedupeMemory, DEFAULT_DEDUPE_MAX_IDS};
 pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, WindowState};
 pub use router::{Contribution, GroupValues, Progress, Routed, Router, RouterStats};
+pub use status::{
+    elapsed_fraction, expected, projected, Condition, Evaluation, StatusRule, StatusState,
+    StatusTracker, Transition,
+};
 
 use crate::goals::GoalSet;
 use crate::limits::Limits;
