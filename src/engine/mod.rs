@@ -8,12 +8,14 @@
 
 mod dedupe;
 mod owner;
+mod roster;
 mod router;
 
 use std::sync::Arc;
 
 pub use dedupe::{AddedIds, DedupeMemory, DEFAULT_DEDUPE_MAX_IDS};
 pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, WindowState};
+pub use roster::{CsvProblem, Member, RecordChange, Roster, RosterError, RosterPlace};
 pub use router::{Contribution, GroupValues, Progress, Routed, Router, RouterStats};
 
 use crate::goals::GoalSet;
