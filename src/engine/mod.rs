@@ -8,6 +8,7 @@
 
 mod dedupe;
 mod owner;
+mod roster;
 mod router;
 mod status;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 pub use dedupe::{AddedIds, DedupeMemory, DEFAULT_DEDUPE_MAX_IDS};
 pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, WindowState};
+pub use roster::{CsvProblem, Member, RecordChange, Roster, RosterError, RosterPlace};
 pub use router::{Contribution, GroupValues, Progress, Routed, Router, RouterStats};
 pub use status::{
     elapsed_fraction, expected, projected, Condition, Evaluation, StatusRule, StatusState,

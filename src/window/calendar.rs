@@ -1,5 +1,5 @@
 //! Calendar periods in a time zone: which local period an instant falls in, and the UTC instants
-//! at which periods begin.
+//! at which periods (and other local wall-clock times) begin.
 //!
 //! A period begins at local midnight of its first date. When that midnight does not exist (a DST
 //! gap) the period begins at the first instant after the gap; when it occurs twice it begins at
@@ -45,7 +45,7 @@ pub(super) fn window_containing(spec: &CalendarSpec, t: Timestamp) -> Window {
 }
 
 /// The local wall-clock date-time of `t` in `tz`.
-fn to_local(tz: Tz, t: Timestamp) -> NaiveDateTime {
+pub(super) fn to_local(tz: Tz, t: Timestamp) -> NaiveDateTime {
     let utc = t.to_datetime().naive_utc();
     let offset = tz.offset_from_utc_datetime(&utc).fix().local_minus_utc();
     utc.checked_add_signed(chrono::TimeDelta::seconds(i64::from(offset)))
@@ -115,18 +115,27 @@ fn first_of(year: i32, month: u32) -> NaiveDate {
 /// the DST gap if midnight is skipped, or the earlier midnight if it is repeated. Saturates at
 /// the ends of the `Timestamp` range.
 pub(super) fn period_start(tz: Tz, date: NaiveDate) -> Timestamp {
-    let midnight = date.and_time(NaiveTime::MIN);
-    let local_secs = midnight.and_utc().timestamp();
-    let utc_secs = match tz.offset_from_local_datetime(&midnight) {
-        LocalResult::Single(o) => local_secs - i64::from(o.fix().local_minus_utc()),
+    local_instant(tz, date.and_time(NaiveTime::MIN))
+}
+
+/// The instant at which the local wall-clock time `local` occurs in `tz`: the end of the DST gap
+/// if it is skipped, or its earlier occurrence if it is repeated. Saturates at the ends of the
+/// `Timestamp` range.
+pub(super) fn local_instant(tz: Tz, local: NaiveDateTime) -> Timestamp {
+    let as_utc = local.and_utc();
+    let local_secs = as_utc.timestamp();
+    let subsec = i128::from(as_utc.timestamp_subsec_nanos());
+    let (utc_secs, subsec) = match tz.offset_from_local_datetime(&local) {
+        LocalResult::Single(o) => (local_secs - i64::from(o.fix().local_minus_utc()), subsec),
         LocalResult::Ambiguous(a, b) => {
             let a = local_secs - i64::from(a.fix().local_minus_utc());
             let b = local_secs - i64::from(b.fix().local_minus_utc());
-            a.min(b)
+            (a.min(b), subsec)
         }
-        LocalResult::None => gap_end(tz, local_secs),
+        // Offsets change on whole seconds, so the gap ends on a whole second.
+        LocalResult::None => (gap_end(tz, local_secs), 0),
     };
-    let nanos = i128::from(utc_secs) * i128::from(NANOS_PER_SEC);
+    let nanos = i128::from(utc_secs) * i128::from(NANOS_PER_SEC) + subsec;
     Timestamp::from_nanos(nanos.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
 }
 

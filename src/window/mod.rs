@@ -19,6 +19,7 @@ mod assign;
 mod calendar;
 mod describe;
 mod spec;
+mod ticks;
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,6 +33,7 @@ use crate::model::time::Duration;
 pub use crate::model::time::Window;
 
 pub use spec::{parse_weekday, WindowError};
+pub use ticks::{elapsed_fraction, ticks, TickError, TickSpec};
 
 /// The most windows a hopping spec may put one instant in (`ceil(size / every)`).
 pub const MAX_HOPPING_WINDOWS: usize = 10_000;

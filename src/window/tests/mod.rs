@@ -9,6 +9,7 @@ mod calendar;
 mod fixed;
 mod props;
 mod spec;
+mod ticks;
 
 const HOUR: i64 = 3_600_000_000_000;
 const DAY: i64 = 24 * HOUR;
