@@ -164,6 +164,52 @@ pub struct Goal {
     pub max_groups: usize,
     /// Most distinct values per `count_distinct` window; more are skipped and counted as overflow.
     pub max_distinct: usize,
+    /// How the target accrues over a window (`pace`, default linear); used by `status`.
+    pub pace: Pace,
+    /// Look-ahead status evaluation (`status`), if enabled.
+    pub status: Option<StatusSpec>,
+    /// The roster naming the groups expected in every window (`roster`): an index into
+    /// [`GoalSet::rosters`].
+    pub roster: Option<usize>,
+}
+
+/// A goal's `status = { every, tolerance, for }`: when and how at-risk / on-track is evaluated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusSpec {
+    /// The interval between ticks (`every`), within each window.
+    pub every: Duration,
+    /// How far below the expected value an `at_least` group may fall before it is at risk, as a
+    /// fraction of the expected value in `[0, 1]` (`tolerance`, default 0).
+    pub tolerance: Decimal,
+    /// How long, in ticks' event time, a group must stay at risk before `at_risk` fires (`for`,
+    /// default 0: at the first at-risk tick).
+    pub hold: Duration,
+}
+
+/// Where a roster's members come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RosterFormat {
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per line.
+    JsonLines,
+}
+
+/// One `[rosters.NAME]` table: the declaration of a roster, not its members (the runtimes load
+/// those: the file for `replay` and `run`, or the compacted topic on Kafka).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterDecl {
+    /// The name goals refer to (`roster = "NAME"`).
+    pub name: Arc<str>,
+    /// The member file (`file`), relative to the goal file's directory, and its format (`format`,
+    /// or from the extension: `.csv`, `.jsonl` / `.ndjson`).
+    pub file: Option<(String, RosterFormat)>,
+    /// The compacted topic read by `run` instead of the file (`topic`).
+    pub topic: Option<String>,
+    /// `group_by` field -> column, for fields whose column has another name (`columns`).
+    pub columns: Vec<(String, String)>,
+    /// Whether events of groups not on the roster are skipped for the goals listing it (`strict`).
+    pub strict: bool,
 }
 
 /// `max_groups` when the goal file does not set it.
@@ -202,6 +248,8 @@ pub struct GoalSet {
     pub goals: Vec<Goal>,
     /// How long event ids are remembered for deduplication (`[dedupe] horizon`, default 7d).
     pub dedupe_horizon: Duration,
+    /// The `[rosters.*]` tables, in name order.
+    pub rosters: Vec<RosterDecl>,
 }
 
 /// One problem in a goal file.

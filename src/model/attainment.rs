@@ -17,15 +17,24 @@ pub enum AttainmentKind {
     Breached,
     /// A window closed; carries the outcome.
     Final,
+    /// A group has been behind its pace for the goal's `status.for` (look-ahead status).
+    AtRisk,
+    /// A group reported at risk is back on pace.
+    OnTrack,
 }
 
 impl AttainmentKind {
     /// All kinds, in output order of the summary.
-    pub const ALL: [AttainmentKind; 3] = [
+    pub const ALL: [AttainmentKind; 5] = [
         AttainmentKind::Milestone,
         AttainmentKind::Breached,
         AttainmentKind::Final,
+        AttainmentKind::AtRisk,
+        AttainmentKind::OnTrack,
     ];
+
+    /// How many kinds there are.
+    pub const COUNT: usize = Self::ALL.len();
 
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
@@ -33,6 +42,8 @@ impl AttainmentKind {
             AttainmentKind::Milestone => "milestone",
             AttainmentKind::Breached => "breached",
             AttainmentKind::Final => "final",
+            AttainmentKind::AtRisk => "at_risk",
+            AttainmentKind::OnTrack => "on_track",
         }
     }
 
@@ -112,19 +123,27 @@ pub struct Attainment {
     pub outcome: Option<Outcome>,
     /// The event whose contribution crossed the threshold (milestone and breached events only).
     pub triggered_by: Option<String>,
-    /// Milestone and breached: the triggering event's time. Final: the window end.
+    /// Milestone and breached: the triggering event's time. Final: the window end. At risk and
+    /// on track: the tick.
     pub event_time: Timestamp,
+    /// At risk and on track: the value expected at the tick (target × pace).
+    pub expected: Option<Decimal>,
+    /// At risk and on track: the value projected at the window's end, when there is one.
+    pub projected: Option<Decimal>,
+    /// At risk and on track: the tick at which the status was evaluated (`value` is as of it).
+    pub tick: Option<Timestamp>,
 }
 
 /// The deterministic id of an attainment event: the first 16 bytes of SHA-256 over goal, group,
-/// window, kind and milestone, in hex. Equal inputs give equal ids on every runtime, so consumers
-/// can deduplicate by it.
+/// window, kind, milestone and tick, in hex. Equal inputs give equal ids on every runtime, so
+/// consumers can deduplicate by it.
 pub fn attainment_id(
     goal_id: &str,
     group: &[(Arc<str>, String)],
     window: &Window,
     kind: AttainmentKind,
     milestone: Option<Decimal>,
+    tick: Option<Timestamp>,
 ) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
@@ -142,6 +161,9 @@ pub fn attainment_id(
     field(kind.as_str().as_bytes());
     if let Some(m) = milestone {
         field(m.normalize().to_string().as_bytes());
+    }
+    if let Some(t) = tick {
+        field(&t.as_nanos().to_be_bytes());
     }
     let digest = h.finalize();
     let mut out = String::with_capacity(32);

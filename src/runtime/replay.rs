@@ -29,7 +29,7 @@ pub struct Summary {
     /// Windows closed.
     pub windows_closed: u64,
     /// Attainment events, by kind, in [`crate::model::AttainmentKind::ALL`] order.
-    pub attainments: [u64; 3],
+    pub attainments: [u64; crate::model::AttainmentKind::COUNT],
 }
 
 impl fmt::Display for Summary {

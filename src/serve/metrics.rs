@@ -133,7 +133,7 @@ pub struct Telemetry {
     /// [`RESTORE_REMAINING`].
     pub restore_remaining: Gauge,
     /// [`ATTAINMENTS`], per goal index, indexed like [`AttainmentKind::ALL`].
-    pub attainments: Vec<[Counter; 3]>,
+    pub attainments: Vec<[Counter; AttainmentKind::COUNT]>,
     /// [`READY`].
     pub ready: Gauge,
     /// [`ASSIGNED_PARTITIONS`] of input topics.

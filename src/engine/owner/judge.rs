@@ -154,7 +154,7 @@ fn emit(
     };
     stats.attainments[kind as usize] += 1;
     out.push(Attainment {
-        attainment_id: attainment_id(&goal.id, &group, &window, kind, milestone),
+        attainment_id: attainment_id(&goal.id, &group, &window, kind, milestone, None),
         goal_id: goal.id.clone(),
         kind,
         group,
@@ -166,5 +166,8 @@ fn emit(
         outcome,
         triggered_by: triggered_by.map(str::to_string),
         event_time,
+        expected: None,
+        projected: None,
+        tick: None,
     });
 }

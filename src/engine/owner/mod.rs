@@ -67,7 +67,7 @@ pub struct OwnerStats {
     /// Windows closed (finals emitted).
     pub windows_closed: u64,
     /// Attainment events emitted, by kind (see [`crate::model::AttainmentKind::ALL`]).
-    pub attainments: [u64; 3],
+    pub attainments: [u64; crate::model::AttainmentKind::COUNT],
 }
 
 impl OwnerStats {

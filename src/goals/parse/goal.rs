@@ -106,6 +106,9 @@ pub(super) fn parse_goal(cx: &mut Ctx, t: &Table) -> Option<Goal> {
         grace: grace?,
         max_groups: max_groups?,
         max_distinct: max_distinct?,
+        pace: crate::goals::Pace::Linear,
+        status: None,
+        roster: None,
     })
 }
 

@@ -65,6 +65,7 @@ pub(super) fn parse_goal_file(text: &str) -> Result<GoalSet, GoalFileError> {
         Ok(GoalSet {
             goals,
             dedupe_horizon,
+            rosters: Vec::new(),
         })
     } else {
         Err(GoalFileError::Invalid(cx.problems))

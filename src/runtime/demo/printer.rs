@@ -78,7 +78,7 @@ pub(super) struct Printer<'g> {
     second_started: Instant,
     printed_this_second: usize,
     /// Not printed since the last "… and N more" line: milestones, breaches, finals.
-    suppressed: [u64; 3],
+    suppressed: [u64; 5],
     pub(super) received: Received,
 }
 
@@ -89,7 +89,7 @@ impl<'g> Printer<'g> {
             max_per_sec,
             second_started: Instant::now(),
             printed_this_second: 0,
-            suppressed: [0; 3],
+            suppressed: [0; 5],
             received: Received::default(),
         }
     }
@@ -153,6 +153,8 @@ impl<'g> Printer<'g> {
                 }
                 2
             }
+            AttainmentKind::AtRisk => 3,
+            AttainmentKind::OnTrack => 4,
         };
         if self.second_started.elapsed() >= StdDuration::from_secs(1) {
             self.flush_suppressed(out)?;
@@ -173,6 +175,8 @@ impl<'g> Printer<'g> {
             ("milestone", "milestones"),
             ("breach", "breaches"),
             ("final", "finals"),
+            ("at risk", "at risk"),
+            ("on track", "on track"),
         ];
         let parts: Vec<String> = self
             .suppressed
@@ -191,7 +195,7 @@ impl<'g> Printer<'g> {
             writeln!(out, "{}  … and {}", clock(), parts.join(", "))?;
             out.flush()?;
         }
-        self.suppressed = [0; 3];
+        self.suppressed = [0; 5];
         self.printed_this_second = 0;
         self.second_started = Instant::now();
         Ok(())
@@ -207,6 +211,8 @@ impl<'g> Printer<'g> {
             (AttainmentKind::Final, Some(Outcome::InsufficientData)) => "final no-data".to_string(),
             (AttainmentKind::Final, Some(o)) => format!("final {o}"),
             (AttainmentKind::Final, None) => "final".to_string(),
+            (AttainmentKind::AtRisk, _) => "at risk".to_string(),
+            (AttainmentKind::OnTrack, _) => "on track".to_string(),
         };
         let mut s = format!("{}  {label:<15} {}", clock(), r.goal_id);
         if !r.group.is_empty() {
