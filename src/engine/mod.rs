@@ -8,6 +8,7 @@
 
 mod dedupe;
 mod owner;
+pub mod partition;
 mod roster;
 mod router;
 mod status;
@@ -15,12 +16,11 @@ mod status;
 use std::sync::Arc;
 
 pub use dedupe::{AddedIds, DedupeMemory, DEFAULT_DEDUPE_MAX_IDS};
-pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, WindowState};
+pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, Pacing, WindowState};
 pub use roster::{CsvProblem, Member, RecordChange, Roster, RosterError, RosterPlace};
 pub use router::{Contribution, GroupValues, Progress, Routed, Router, RouterStats};
 pub use status::{
-    elapsed_fraction, expected, projected, Condition, Evaluation, StatusRule, StatusState,
-    StatusTracker, Transition,
+    expected, projected, Condition, Evaluation, StatusRule, StatusState, StatusTracker, Transition,
 };
 
 use crate::goals::GoalSet;
@@ -71,6 +71,11 @@ impl Pipeline {
         self.owner.close_all(out);
     }
 
+    /// Gives the goals their rosters, indexed by goal (see [`Owner::set_rosters`]).
+    pub fn set_rosters(&mut self, rosters: Vec<Option<Roster>>) {
+        self.owner.set_rosters(rosters, (0, 1));
+    }
+
     /// The router half.
     pub fn router(&self) -> &Router {
         &self.router
@@ -82,5 +87,7 @@ impl Pipeline {
     }
 }
 
+#[cfg(test)]
+mod lookahead_tests;
 #[cfg(test)]
 mod tests;

@@ -9,22 +9,7 @@
 use rust_decimal::Decimal;
 
 use crate::goals::{Direction, Pace};
-use crate::model::{Duration, Timestamp, Window};
-
-/// The fraction of `window` elapsed at `tick`: `(tick - start) / (end - start)`, 0 at or before
-/// the start, 1 at or after the end (so always 1 for an empty window).
-pub fn elapsed_fraction(window: Window, tick: Timestamp) -> Decimal {
-    if tick >= window.end {
-        return Decimal::ONE;
-    }
-    if tick <= window.start {
-        return Decimal::ZERO;
-    }
-    let start = i128::from(window.start.as_nanos());
-    let done = i128::from(tick.as_nanos()) - start;
-    let length = i128::from(window.end.as_nanos()) - start;
-    Decimal::from(done) / Decimal::from(length)
-}
+use crate::model::{Duration, Timestamp};
 
 /// The value expected by now: `target × pace(elapsed)`.
 pub fn expected(target: Decimal, pace: &Pace, elapsed: Decimal) -> Decimal {
@@ -263,33 +248,6 @@ mod tests {
     }
 
     use Condition::{AtRisk as R, Between as B, OnTrack as K};
-
-    #[test]
-    fn elapsed_fraction_is_clamped_and_exact() {
-        let w = Window {
-            start: day(10),
-            end: day(14),
-        };
-        assert_eq!(elapsed_fraction(w, day(9)), Decimal::ZERO);
-        assert_eq!(elapsed_fraction(w, day(10)), Decimal::ZERO);
-        assert_eq!(elapsed_fraction(w, day(11)), d("0.25"));
-        assert_eq!(elapsed_fraction(w, day(14)), Decimal::ONE);
-        assert_eq!(elapsed_fraction(w, day(20)), Decimal::ONE);
-        let empty = Window {
-            start: day(3),
-            end: day(3),
-        };
-        assert_eq!(elapsed_fraction(empty, day(3)), Decimal::ONE);
-        let everything = Window {
-            start: Timestamp::MIN,
-            end: Timestamp::MAX,
-        };
-        let half_way = Decimal::from(1u64 << 63) / Decimal::from(u64::MAX);
-        assert_eq!(
-            elapsed_fraction(everything, Timestamp::from_nanos(0)),
-            half_way
-        );
-    }
 
     #[test]
     fn expected_follows_the_pace() {

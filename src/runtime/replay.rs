@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::codec::future::FutureBound;
 use crate::codec::proto::{Frame, FrameReader};
 use crate::codec::{self, json, DecodeError, Format, RejectReason};
-use crate::engine::{Pipeline, Routed};
+use crate::engine::{Pipeline, Roster, Routed};
 use crate::goals::GoalSet;
 use crate::limits::Limits;
 use crate::model::{Attainment, SalesEvent, Timestamp};
@@ -77,6 +77,8 @@ pub struct ReplayOptions {
     pub future: Option<FutureBound>,
     /// Size limits on records, ids and values.
     pub limits: Limits,
+    /// The goals' rosters, indexed by goal (empty: no goal has one).
+    pub rosters: Vec<Option<Roster>>,
 }
 
 impl Default for ReplayOptions {
@@ -85,6 +87,7 @@ impl Default for ReplayOptions {
             dedupe_max_ids: crate::engine::DEFAULT_DEDUPE_MAX_IDS,
             future: None,
             limits: Limits::DEFAULT,
+            rosters: Vec::new(),
         }
     }
 }
@@ -208,8 +211,11 @@ pub fn replay<R: BufRead, W: Write>(
     dead_letters: &mut dyn DeadLetterSink,
     progress: &mut dyn ReplayProgress,
 ) -> Result<Summary, ReplayError> {
+    let mut pipeline =
+        Pipeline::with_limits(goals.clone(), &options.limits, options.dedupe_max_ids);
+    pipeline.set_rosters(options.rosters);
     let mut replay = Replay {
-        pipeline: Pipeline::with_limits(goals.clone(), &options.limits, options.dedupe_max_ids),
+        pipeline,
         future: options.future,
         limits: options.limits,
         summary: Summary {

@@ -126,6 +126,7 @@ fn window_state() -> impl Strategy<Value = WindowState> {
             aggregate,
             reached,
             breached,
+            pacing: None,
         },
     )
 }

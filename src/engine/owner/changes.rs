@@ -27,6 +27,8 @@ pub enum OwnerChange {
         stream_time: Option<Timestamp>,
         /// Whether it is idle.
         idle: bool,
+        /// The earliest event time it reported.
+        earliest: Option<Timestamp>,
     },
     /// The watermark.
     Watermark(Timestamp),
@@ -88,6 +90,7 @@ impl Owner {
                 partition: p,
                 stream_time: u.stream_time,
                 idle: u.idle,
+                earliest: u.earliest,
             });
         }
         if std::mem::take(&mut t.watermark) {
@@ -112,6 +115,13 @@ impl Owner {
         let gs = &mut self.states[goal];
         gs.closing
             .insert((state.end.saturating_add(g.grace), group.clone(), start));
+        if let (Some(pacing), Some((_, every))) = (state.pacing.as_ref(), gs.rule.as_ref()) {
+            let window = crate::window::Window {
+                start,
+                end: state.end,
+            };
+            gs.book.restore(g, every, window, pacing.next);
+        }
         let windows = &mut gs.groups.entry(group).or_default().windows;
         if windows.insert(start, state).is_none() {
             *gs.groups_per_window.entry(start).or_default() += 1;
@@ -119,12 +129,22 @@ impl Owner {
     }
 
     /// Restores an upstream partition's clock from a changelog.
-    pub fn restore_upstream(&mut self, partition: u32, stream_time: Option<Timestamp>, idle: bool) {
+    pub fn restore_upstream(
+        &mut self,
+        partition: u32,
+        stream_time: Option<Timestamp>,
+        idle: bool,
+        earliest: Option<Timestamp>,
+    ) {
         let idx = partition as usize;
         if idx >= self.upstream.len() {
             self.upstream.resize(idx + 1, Upstream::default());
         }
-        self.upstream[idx] = Upstream { stream_time, idle };
+        self.upstream[idx] = Upstream {
+            stream_time,
+            idle,
+            earliest,
+        };
     }
 
     /// Restores the watermark from a changelog.

@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 
 use super::{GroupKey, OwnerStats, WindowState};
 use crate::engine::router::Contribution;
+use crate::engine::status::{Evaluation, Transition};
 use crate::goals::{Direction, Goal};
 use crate::model::attainment::attainment_id;
 use crate::model::{Attainment, AttainmentKind, Outcome, Timestamp};
@@ -125,6 +126,43 @@ pub(super) fn judge(
                 );
             }
         }
+    }
+}
+
+/// Emits a status transition decided at `tick`, with the evaluation behind it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn emit_status(
+    goal: &Goal,
+    group: &[&str],
+    window: Window,
+    tick: Timestamp,
+    evaluation: &Evaluation,
+    transition: Transition,
+    out: &mut Vec<Attainment>,
+    stats: &mut OwnerStats,
+) {
+    let kind = match transition {
+        Transition::AtRisk => AttainmentKind::AtRisk,
+        Transition::OnTrack => AttainmentKind::OnTrack,
+    };
+    emit(
+        goal,
+        group,
+        window,
+        kind,
+        Some(evaluation.value),
+        None,
+        None,
+        None,
+        tick,
+        out,
+        stats,
+    );
+    if let Some(a) = out.last_mut() {
+        a.expected = Some(evaluation.expected);
+        a.projected = evaluation.projected;
+        a.tick = Some(tick);
+        a.attainment_id = attainment_id(&goal.id, &a.group, &window, kind, None, Some(tick));
     }
 }
 

@@ -1,12 +1,17 @@
 //! The Owner: the per-(goal, group) half of the engine, holding window state.
 //!
 //! This file holds the state, applies contributions and moves the watermark; `judge.rs` decides
-//! milestones, breaches and finals and builds their attainment events, `changes.rs` tracks changes
-//! for a changelog and restores from one, and `group.rs` is the group key.
+//! milestones, breaches and finals and builds their attainment events, `pacing.rs` holds the
+//! look-ahead status of a window and its tick schedule, `ticks.rs` decides due ticks and closes
+//! windows in event-time order, `expected.rs` opens the windows a roster expects, `changes.rs`
+//! tracks changes for a changelog and restores from one, and `group.rs` is the group key.
 
 mod changes;
+mod expected;
 mod group;
 mod judge;
+mod pacing;
+mod ticks;
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,14 +21,18 @@ use hashbrown::HashMap;
 
 use self::changes::Tracking;
 use self::group::GroupRef;
+use self::pacing::{rule_of, TickBook};
+use super::roster::Roster;
 use super::router::{Contribution, Progress};
+use super::status::StatusRule;
 use crate::aggregate::Aggregate;
 use crate::goals::GoalSet;
 use crate::model::{Attainment, Timestamp};
-use crate::window::{Window, WindowSpec};
+use crate::window::{TickSpec, Window, WindowSpec};
 
 pub use self::changes::OwnerChange;
 pub use self::group::GroupKey;
+pub use self::pacing::Pacing;
 
 /// The state of one window of one goal and group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +45,8 @@ pub struct WindowState {
     pub reached: u64,
     /// Whether the breach has been reported.
     pub breached: bool,
+    /// Look-ahead status, for goals with `status`.
+    pub pacing: Option<Box<Pacing>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -54,6 +65,12 @@ struct GoalState {
     cached: Option<Window>,
     /// Open windows by start: how many groups each holds (for `max_groups`).
     groups_per_window: HashMap<Timestamp, usize>,
+    /// The status rule and tick interval, for goals with `status`.
+    rule: Option<(StatusRule, TickSpec)>,
+    /// Tick schedules of the open windows, for goals with `status`.
+    book: TickBook,
+    /// For goals with a roster: the windows its members have been given (see `expected.rs`).
+    expected_span: Option<expected::Span>,
 }
 
 /// Counters kept by an owner.
@@ -64,6 +81,10 @@ pub struct OwnerStats {
     /// Per goal: contributions skipped, for some or all of their windows, because of the goal's
     /// `max_groups` or `max_distinct` (see [`Applied::Overflow`]).
     pub overflow: Vec<u64>,
+    /// Per goal with a roster: contributions of groups not on it, applied all the same.
+    pub unlisted: Vec<u64>,
+    /// Per goal with a `strict` roster: contributions of groups not on it, skipped.
+    pub off_roster: Vec<u64>,
     /// Windows closed (finals emitted).
     pub windows_closed: u64,
     /// Attainment events emitted, by kind (see [`crate::model::AttainmentKind::ALL`]).
@@ -76,6 +97,8 @@ impl OwnerStats {
         OwnerStats {
             late: vec![0; goals],
             overflow: vec![0; goals],
+            unlisted: vec![0; goals],
+            off_roster: vec![0; goals],
             ..OwnerStats::default()
         }
     }
@@ -85,6 +108,8 @@ impl OwnerStats {
 struct Upstream {
     stream_time: Option<Timestamp>,
     idle: bool,
+    /// The earliest event time the upstream reported.
+    earliest: Option<Timestamp>,
 }
 
 /// Where a contribution went.
@@ -98,6 +123,8 @@ pub enum Applied {
     /// group is new there and the window already holds `max_groups` groups on this owner, or its
     /// `count_distinct` value is new there and the window already holds `max_distinct` values.
     Overflow,
+    /// The goal's roster is `strict` and does not list the group: skipped and counted.
+    OffRoster,
 }
 
 /// Holds the windows of the goals and groups routed to it, closes them as the watermark advances
@@ -111,17 +138,28 @@ pub struct Owner {
     stats: OwnerStats,
     scratch: Vec<Window>,
     tracking: Option<Tracking>,
+    /// Per goal: the members its roster expects in every window, if it has one.
+    rosters: Vec<Option<Roster>>,
+    /// This owner's partition and the number of owner partitions: roster members are given
+    /// windows only by the owner of their group.
+    ownership: (u32, u32),
 }
 
 impl GoalState {
     /// Removes a window that closed, and its group once the group holds no window.
-    fn remove_window(&mut self, key: &GroupKey, start: Timestamp) -> Option<WindowState> {
+    fn remove_window(
+        &mut self,
+        key: &GroupKey,
+        start: Timestamp,
+        grace: crate::model::Duration,
+    ) -> Option<WindowState> {
         let group = self.groups.get_mut(key)?;
         let ws = group.windows.remove(&start)?;
         if let Some(n) = self.groups_per_window.get_mut(&start) {
             *n -= 1;
             if *n == 0 {
                 self.groups_per_window.remove(&start);
+                self.book.forget(start, grace);
             }
         }
         if group.windows.is_empty() {
@@ -136,12 +174,17 @@ impl Owner {
     pub fn new(goals: Arc<GoalSet>, upstream_partitions: u32) -> Self {
         let n = goals.goals.len();
         Owner {
-            states: (0..n)
-                .map(|_| GoalState {
+            states: goals
+                .goals
+                .iter()
+                .map(|goal| GoalState {
                     groups: HashMap::new(),
                     closing: BTreeSet::new(),
                     cached: None,
                     groups_per_window: HashMap::new(),
+                    rule: rule_of(goal),
+                    book: TickBook::default(),
+                    expected_span: None,
                 })
                 .collect(),
             goals,
@@ -150,7 +193,45 @@ impl Owner {
             stats: OwnerStats::zero(n),
             scratch: Vec::new(),
             tracking: None,
+            rosters: vec![None; n],
+            ownership: (0, 1),
         }
+    }
+
+    /// Gives the goals their rosters (indexed by goal, `None` for goals without one), and says
+    /// which owner partition of how many this is (`(0, 1)` for replay).
+    pub fn set_rosters(&mut self, rosters: Vec<Option<Roster>>, ownership: (u32, u32)) {
+        let n = self.goals.goals.len();
+        self.rosters = rosters;
+        self.rosters.resize(n, None);
+        self.ownership = ownership;
+        self.roster_changed();
+    }
+
+    /// The goals' rosters, indexed by goal.
+    pub fn rosters(&self) -> &[Option<Roster>] {
+        &self.rosters
+    }
+
+    /// The roster of goal `goal`, to change it (a record of a roster topic); call
+    /// [`Owner::roster_changed`] after changing it.
+    pub fn roster_mut(&mut self, goal: usize) -> Option<&mut Roster> {
+        self.rosters.get_mut(goal)?.as_mut()
+    }
+
+    /// Says the rosters changed: members added are given the windows still open at the next
+    /// watermark advance (or [`Owner::open_expected`]).
+    pub fn roster_changed(&mut self) {
+        for s in &mut self.states {
+            if let Some(span) = s.expected_span.as_mut() {
+                span.changed = true;
+            }
+        }
+    }
+
+    /// The earliest event time reported by any upstream partition.
+    pub fn earliest(&self) -> Option<Timestamp> {
+        self.upstream.iter().filter_map(|u| u.earliest).min()
     }
 
     /// Whether this owner holds no state at all.
@@ -216,6 +297,9 @@ impl Owner {
 
     /// Applies one contribution, emitting milestone and breach events into `out`.
     pub fn apply(&mut self, c: &Contribution<'_>, out: &mut Vec<Attainment>) -> Applied {
+        if let Some(skip) = self.check_roster(c) {
+            return skip;
+        }
         let goal = &self.goals.goals[c.goal];
         let state = &mut self.states[c.goal];
         let watermark = self.watermark;
@@ -251,6 +335,8 @@ impl Owner {
                 .entry(GroupKey::from_values(&c.group))
                 .or_default(),
         };
+        let roster = self.rosters[c.goal].as_ref();
+        let earliest = self.upstream.iter().filter_map(|u| u.earliest).min();
         let mut skipped = false;
         let dirty_before = group.dirty.len();
         for w in &self.scratch {
@@ -268,18 +354,24 @@ impl Owner {
                         GroupKey::from_values(&c.group),
                         w.start,
                     ));
-                    e.insert(WindowState {
-                        end: w.end,
-                        aggregate: Aggregate::empty(goal.metric()),
-                        reached: 0,
-                        breached: false,
-                    })
+                    let opening = ticks::Opening {
+                        goal,
+                        rule: state.rule.as_ref(),
+                        expected: roster.is_some_and(|r| expected::lists(r, &c.group, w)),
+                        earliest,
+                    };
+                    let ws = opening.open(&mut state.book, &c.group, *w, out, &mut self.stats);
+                    e.insert(ws)
                 }
             };
             if !ws.aggregate.apply_within(&c.delta, goal.max_distinct) {
                 // A new window holds at least this value, so it is never left empty here.
                 skipped = true;
                 continue;
+            }
+            if let Some(pacing) = ws.pacing.as_mut() {
+                let ticks = state.book.ticks(w.start);
+                pacing.apply(goal.metric(), &c.delta, c.event_time, &ticks);
             }
             judge::judge(goal, &c.group, *w, ws, c, out, &mut self.stats);
             if self.tracking.is_some() {
@@ -299,6 +391,25 @@ impl Owner {
         Applied::Applied
     }
 
+    /// For a goal with a roster: counts a contribution of a group the roster does not list, and
+    /// says to skip it when the roster is `strict`.
+    fn check_roster(&mut self, c: &Contribution<'_>) -> Option<Applied> {
+        let roster = self.rosters[c.goal].as_ref()?;
+        if expected::listed(roster, &c.group) {
+            return None;
+        }
+        let strict = self.goals.goals[c.goal]
+            .roster
+            .and_then(|r| self.goals.rosters.get(r))
+            .is_some_and(|r| r.strict);
+        if strict {
+            self.stats.off_roster[c.goal] += 1;
+            return Some(Applied::OffRoster);
+        }
+        self.stats.unlisted[c.goal] += 1;
+        None
+    }
+
     /// Records an upstream partition's progress and closes the windows the watermark passed.
     pub fn progress(&mut self, p: Progress, out: &mut Vec<Attainment>) {
         let idx = p.partition as usize;
@@ -310,6 +421,9 @@ impl Owner {
         u.idle = false;
         if u.stream_time.is_none_or(|t| p.stream_time > t) {
             u.stream_time = Some(p.stream_time);
+        }
+        if u.earliest.is_none_or(|t| p.earliest < t) {
+            u.earliest = Some(p.earliest);
         }
         if *u != before {
             if let Some(t) = self.tracking.as_mut() {
@@ -346,32 +460,17 @@ impl Owner {
             if let Some(t) = self.tracking.as_mut() {
                 t.watermark = true;
             }
+            self.open_expected(out);
             self.close_until(candidate, out);
+        } else {
+            self.open_expected(out);
         }
     }
 
-    /// Closes every open window: the end of input is the end of time.
+    /// Closes every open window: the end of input is the end of time. The ticks still undecided
+    /// are decided first, from everything applied.
     pub fn close_all(&mut self, out: &mut Vec<Attainment>) {
         self.close_until(Timestamp::MAX, out);
-    }
-    fn close_until(&mut self, watermark: Timestamp, out: &mut Vec<Attainment>) {
-        for (index, state) in self.states.iter_mut().enumerate() {
-            let goal = &self.goals.goals[index];
-            while let Some(first) = state.closing.first() {
-                if first.0 > watermark {
-                    break;
-                }
-                let (_, key, start) = state.closing.pop_first().expect("non-empty");
-                let Some(ws) = state.remove_window(&key, start) else {
-                    continue;
-                };
-                if let Some(t) = self.tracking.as_mut() {
-                    t.closed.push((index, key.clone(), start));
-                }
-                self.stats.windows_closed += 1;
-                judge::emit_final(goal, &key, start, &ws, out, &mut self.stats);
-            }
-        }
     }
 }
 

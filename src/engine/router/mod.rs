@@ -35,13 +35,16 @@ pub struct Contribution<'e> {
 }
 
 /// An upstream partition's stream time, sent to every owner after the contributions of the event
-/// that advanced it.
+/// that advanced it (or that lowered its earliest time).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Progress {
     /// The input partition.
     pub partition: u32,
     /// Its stream time: the largest `occurred_at` among its accepted events.
     pub stream_time: Timestamp,
+    /// The smallest `occurred_at` among its accepted events: where the log starts, which decides
+    /// the first window a roster's members get.
+    pub earliest: Timestamp,
 }
 
 /// What the router did with an event.
@@ -49,7 +52,7 @@ pub struct Progress {
 pub enum Routed {
     /// Seen within the dedupe horizon: counted, not applied, stream time unchanged.
     Duplicate,
-    /// Accepted; `progress` is set when it advanced stream time.
+    /// Accepted; `progress` is set when it advanced stream time or lowered the earliest time.
     Accepted {
         /// The new stream time of this partition, if it moved.
         progress: Option<Progress>,
@@ -90,6 +93,8 @@ pub struct Router {
     /// Longest group-by or `count_distinct` value (see [`Limits::value_bytes`]).
     value_bytes: usize,
     stream_time: Option<Timestamp>,
+    /// The smallest `occurred_at` accepted.
+    earliest: Option<Timestamp>,
     dedupe: DedupeMemory,
     /// Evictions of the dedupe memory while restoring (not counted) or already taken.
     evicted_restoring: u64,
@@ -109,6 +114,7 @@ impl Router {
             partition,
             value_bytes: limits.value_bytes,
             stream_time: None,
+            earliest: None,
             evicted_restoring: 0,
             evicted_taken: 0,
             stats: RouterStats::zero(n),
@@ -265,18 +271,30 @@ impl Router {
             });
         }
 
-        if self.stream_time.is_none_or(|st| ev.occurred_at > st) {
-            self.stream_time = Some(ev.occurred_at);
-            self.dedupe.expire(ev.occurred_at);
-            Routed::Accepted {
-                progress: Some(Progress {
-                    partition: self.partition,
-                    stream_time: ev.occurred_at,
-                }),
-            }
-        } else {
-            Routed::Accepted { progress: None }
+        let t = ev.occurred_at;
+        let later = self.stream_time.is_none_or(|st| t > st);
+        let earlier = self.earliest.is_none_or(|e| t < e);
+        if later {
+            self.stream_time = Some(t);
+            self.dedupe.expire(t);
         }
+        if earlier {
+            self.earliest = Some(t);
+        }
+        let progress = match (self.stream_time, self.earliest) {
+            (Some(stream_time), Some(earliest)) if later || earlier => Some(Progress {
+                partition: self.partition,
+                stream_time,
+                earliest,
+            }),
+            _ => None,
+        };
+        Routed::Accepted { progress }
+    }
+
+    /// The smallest `occurred_at` accepted so far (see [`Progress::earliest`]).
+    pub fn earliest(&self) -> Option<Timestamp> {
+        self.earliest
     }
 }
 

@@ -156,6 +156,7 @@ fn owner_change_records(
             partition,
             stream_time,
             idle,
+            earliest: _, // TODO(i15-kafka): persist the earliest time.
         } => {
             let rec = pb::UpstreamRecord {
                 stream_time: stream_time.map(Timestamp::as_nanos),

@@ -7,6 +7,7 @@ use crate::engine::GroupKey;
 /// A window state holding `n` distinct values (large enough to be split for n in thousands).
 fn distinct(n: usize) -> WindowState {
     WindowState {
+        pacing: None,
         end: Timestamp::from_nanos(1_000),
         aggregate: Aggregate::Distinct((0..n).map(|i| format!("v{i:06}").into()).collect()),
         reached: 0,

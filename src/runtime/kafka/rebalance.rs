@@ -283,7 +283,7 @@ impl Worker {
             o.restore_window(g, group, w.start, w.state);
         }
         for (up, stream_time, idle) in restored.upstreams {
-            o.restore_upstream(up, stream_time, idle);
+            o.restore_upstream(up, stream_time, idle, None); // TODO(i15-kafka): earliest
         }
         if let Some(wm) = restored.watermark {
             o.restore_watermark(wm);

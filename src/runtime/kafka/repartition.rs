@@ -160,6 +160,8 @@ impl Repartition {
                     Progress {
                         partition: upstream,
                         stream_time,
+                        // TODO(i15-kafka): carry the router's earliest time.
+                        earliest: stream_time,
                     },
                     out,
                 ),
@@ -410,6 +412,8 @@ pub fn apply_batch(
         let progress = Progress {
             partition: batch.upstream,
             stream_time,
+            // TODO(i15-kafka): carry the router's earliest time.
+            earliest: stream_time,
         };
         owner.progress(progress, out);
     }

@@ -25,6 +25,7 @@ fn window(goal: &str, n: usize) -> (Vec<u8>, WindowState) {
         Timestamp::from_nanos(0),
     );
     let ws = WindowState {
+        pacing: None,
         end: Timestamp::from_nanos(1_000),
         aggregate: Aggregate::Distinct((0..n).map(|i| format!("v{i:06}").into()).collect()),
         reached: 0,

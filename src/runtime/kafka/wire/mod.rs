@@ -1,7 +1,7 @@
 //! Records of the internal topics: repartition batches and changelog keys and values.
 //!
 //! By format: `batch` (repartition batches), `dedupe` (dedupe batches), `state` (window states),
-//! `keys` (changelog keys) and `partition` (the owner partition hash); `proto` holds the
+//! `keys` (changelog keys), with the owner partition hash from `engine::partition`; `proto` holds the
 //! hand-written protobuf encoding and reading they share.
 
 use thiserror::Error;
@@ -9,16 +9,15 @@ use thiserror::Error;
 mod batch;
 mod dedupe;
 mod keys;
-mod partition;
 mod proto;
 mod state;
 #[cfg(test)]
 mod tests;
 
+pub use crate::engine::partition::{fnv1a, goal_hash, owner_partition_after};
 pub use batch::{read_batch_each, BatchHeader, BatchWriter, ContributionView};
 pub use dedupe::dedupe_batches_to_bytes;
 pub use keys::ChangelogKey;
-pub use partition::{fnv1a, goal_hash, owner_partition_after};
 pub use state::{window_state_from_records, window_state_records, window_state_to_bytes};
 
 /// Generated internal types.

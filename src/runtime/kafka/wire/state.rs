@@ -150,7 +150,9 @@ fn window_state_from_record(r: pb::WindowStateRecord) -> Result<WindowState, Wir
             den: r.den,
         },
     };
+    // TODO(i15-kafka): encode and restore the look-ahead status.
     Ok(WindowState {
+        pacing: None,
         end: Timestamp::from_nanos(r.end),
         aggregate,
         reached: r.reached,
