@@ -82,6 +82,11 @@ pub fn load_rosters(
     Ok(out)
 }
 
+/// The directory relative roster `file` paths start from: that of the goal file at `goals_path`.
+pub fn base_dir(goals_path: &Path) -> &Path {
+    goals_path.parent().unwrap_or(Path::new("."))
+}
+
 /// One line per declared roster for `check`: where its members come from and how many rows its
 /// file has. `loaded` is what [`load_rosters`] returned for `goals`.
 pub fn describe_rosters(goals: &GoalSet, loaded: &[Option<Roster>]) -> Vec<String> {
