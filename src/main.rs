@@ -250,13 +250,10 @@ fn cmd_replay(
     format: Format,
     output: Option<&Path>,
     dead_letter: Option<&Path>,
-    options: replay::ReplayOptions,
+    mut options: replay::ReplayOptions,
 ) -> Result<()> {
     let goals = Arc::new(load_goals(goals_path)?);
-    let rosters = load_rosters(&goals, base_dir(goals_path), RosterSource::Replay)?;
-    // TODO(lead): engine: pass `rosters` to `replay::replay` once it takes them; until then they
-    // are loaded only so that their errors show.
-    drop(rosters);
+    options.rosters = load_rosters(&goals, base_dir(goals_path), RosterSource::Replay)?;
     let total = match events {
         Some(p) if p != Path::new("-") => std::fs::metadata(p).ok().map(|m| m.len()),
         _ => None,

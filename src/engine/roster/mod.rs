@@ -241,6 +241,14 @@ impl Roster {
         self.groups.contains_key(&values)
     }
 
+    /// Whether the group with these values is expected in `window`: a row of it is active there.
+    pub fn expects(&self, group: &[&str], window: &Window) -> bool {
+        let values: Vec<String> = group.iter().map(|v| v.to_string()).collect();
+        self.groups
+            .get(&values)
+            .is_some_and(|rows| rows.iter().any(|r| r.member.is_active_in(window)))
+    }
+
     /// How many distinct groups are listed.
     pub fn len(&self) -> usize {
         self.groups.len()
