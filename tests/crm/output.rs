@@ -27,6 +27,12 @@ pub(crate) struct Attainment {
     pub(crate) outcome: Option<String>,
     pub(crate) triggered_by: Option<String>,
     pub(crate) event_time: String,
+    /// At risk and on track: the value expected at the tick.
+    pub(crate) expected: Option<Decimal>,
+    /// At risk and on track: the value projected at the window's end (`None` when absent or null).
+    pub(crate) projected: Option<Decimal>,
+    /// At risk and on track: the tick, as RFC 3339 text.
+    pub(crate) tick: Option<String>,
 }
 
 /// A JSON number, exactly: the raw text parsed as a decimal (`None` for `null`).
@@ -77,6 +83,9 @@ pub(crate) fn parse_attainment(line: &str) -> Attainment {
         outcome: text("outcome"),
         triggered_by: text("triggered_by"),
         event_time: need("event_time"),
+        expected: num("expected"),
+        projected: num("projected"),
+        tick: text("tick"),
     }
 }
 
