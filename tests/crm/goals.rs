@@ -317,7 +317,7 @@ pub(crate) fn lookahead_specs() -> Vec<LookSpec> {
         target,
         at_most: false,
         min_denominator: 0,
-        milestones: &[],
+        milestones: &["1"],
     };
     vec![
         LookSpec {

@@ -137,14 +137,7 @@ fn crm_dataset_replay_matches_independent_computation() {
             .find(|s| s.id == id)
             .unwrap_or_else(|| panic!("unknown goal {id}"))
     };
-    let key_of = |a: &Attainment| -> Key {
-        (
-            a.goal_id.clone(),
-            a.group.clone(),
-            a.window_start.clone(),
-            a.window_end.clone(),
-        )
-    };
+    let key_of = Attainment::key;
     let base_fields = [
         "attainment_id",
         "goal_id",
@@ -430,18 +423,37 @@ fn crm_lookahead_status_and_roster_finals_match_independent_computation() {
     assert!(dead.is_empty(), "no dead letters expected, got:\n{dead}");
     let attainments: Vec<Attainment> = stdout.lines().map(parse_attainment).collect();
     check_lookahead_summary(&stderr, &input, &looks, &attainments);
-    let mut ids = HashSet::new();
-    for a in &attainments {
-        assert!(ids.insert(&a.attainment_id), "id twice: {}", a.line);
-        let known = ["final", "at_risk", "on_track"].contains(&a.kind.as_str());
-        assert!(known, "unexpected kind: {}", a.line);
-    }
-    let (finals, changes): (Vec<&Attainment>, Vec<&Attainment>) =
-        attainments.iter().partition(|a| a.kind == "final");
+    let [finals, milestones, changes] = by_kind(&attainments);
     let changes: Vec<status::Transition> = changes.into_iter().map(status::reported).collect();
 
     roster::check_finals(&looks, &finals, &want_finals);
+    roster::check_milestones(&milestones, &want_finals);
     status::check_transitions(&changes, &want_changes);
+}
+
+/// The finals, milestones and status changes of a run, checking that no attainment_id repeats
+/// and that there is no other kind.
+fn by_kind(attainments: &[Attainment]) -> [Vec<&Attainment>; 3] {
+    let ids: HashSet<&str> = attainments
+        .iter()
+        .map(|a| a.attainment_id.as_str())
+        .collect();
+    assert_eq!(ids.len(), attainments.len(), "an attainment_id twice");
+    let of = |kinds: &[&str]| -> Vec<&Attainment> {
+        let picked = attainments
+            .iter()
+            .filter(|a| kinds.contains(&a.kind.as_str()));
+        picked.collect()
+    };
+    let (finals, milestones) = (of(&["final"]), of(&["milestone"]));
+    let changes = of(&["at_risk", "on_track"]);
+    let known = finals.len() + milestones.len() + changes.len();
+    assert_eq!(
+        known,
+        attainments.len(),
+        "kinds other than final, milestone, at_risk, on_track"
+    );
+    [finals, milestones, changes]
 }
 
 /// The replay's summary: every line read, the copies dropped, no goal late or skipping events,
@@ -470,7 +482,7 @@ fn check_lookahead_summary(
             look.spec.id
         );
     }
-    for kind in ["final", "at_risk", "on_track"] {
+    for kind in ["milestone", "final", "at_risk", "on_track"] {
         let n = attainments.iter().filter(|a| a.kind == kind).count() as u64;
         if let Some(counted) = count(kind) {
             assert_eq!(counted, n, "{kind} events counted\n{stderr}");

@@ -7,6 +7,7 @@ use std::process::Output;
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 
+use crate::expected::Key;
 use crate::support::bin::goalpost;
 
 /// One attainment event, with every number read exactly from its JSON text.
@@ -33,6 +34,18 @@ pub(crate) struct Attainment {
     pub(crate) projected: Option<Decimal>,
     /// At risk and on track: the tick, as RFC 3339 text.
     pub(crate) tick: Option<String>,
+}
+
+impl Attainment {
+    /// The goal, group and window it belongs to.
+    pub(crate) fn key(&self) -> Key {
+        (
+            self.goal_id.clone(),
+            self.group.clone(),
+            self.window_start.clone(),
+            self.window_end.clone(),
+        )
+    }
 }
 
 /// A JSON number, exactly: the raw text parsed as a decimal (`None` for `null`).

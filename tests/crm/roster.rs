@@ -1,7 +1,7 @@
 //! Roster windows, computed independently: every agent of `sales_teams.csv` gets every quarter the
 //! log spans, with or without deals, and one final per quarter and goal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -118,12 +118,7 @@ pub(crate) fn check_finals(
         let look = looks.iter().find(|l| l.spec.id == a.goal_id).unwrap();
         assert_eq!(a.target, look.spec.target(), "{}", a.line);
         assert_eq!(a.event_time, a.window_end, "{}", a.line);
-        let key = (
-            a.goal_id.clone(),
-            a.group.clone(),
-            a.window_start.clone(),
-            a.window_end.clone(),
-        );
+        let key = a.key();
         let Some(exp) = expected.get(&key) else {
             extra.push(a.line.as_str());
             continue;
@@ -154,5 +149,26 @@ pub(crate) fn check_finals(
         "{} roster finals differ from the independent computation:\n{}",
         mismatches.len(),
         mismatches.join("\n")
+    );
+}
+
+/// Checks that the milestone events (the default milestone, 1.0) are those of the windows whose
+/// final is attained: the values only grow, so the final decides.
+pub(crate) fn check_milestones(milestones: &[&Attainment], finals: &BTreeMap<Key, Expected>) {
+    let reported: BTreeSet<Key> = milestones.iter().map(|a| a.key()).collect();
+    assert_eq!(
+        reported.len(),
+        milestones.len(),
+        "a window reached 1.0 twice"
+    );
+    let attained: BTreeSet<Key> = finals
+        .iter()
+        .filter(|(_, e)| e.outcome == "attained")
+        .map(|(k, _)| k.clone())
+        .collect();
+    let differ: Vec<&Key> = reported.symmetric_difference(&attained).take(10).collect();
+    assert!(
+        differ.is_empty(),
+        "milestones differ from the attained finals, first: {differ:?}"
     );
 }

@@ -222,12 +222,7 @@ pub(crate) fn reported(a: &Attainment) -> Transition {
         .unwrap_or_else(|| panic!("no tick: {}", a.line));
     assert_eq!(a.event_time, tick, "event_time is the tick: {}", a.line);
     Transition {
-        key: (
-            a.goal_id.clone(),
-            a.group.clone(),
-            a.window_start.clone(),
-            a.window_end.clone(),
-        ),
+        key: a.key(),
         tick,
         kind: if a.kind == "at_risk" {
             "at_risk"
