@@ -10,8 +10,13 @@
 //! offset -05:00, some neighbours are swapped (out of order by up to a day, which the goals' 2-day
 //! grace absorbs), and about 1% of the events are sent twice (dedupe must drop the copies).
 //!
-//! `goals` holds the goal file and the same goals described for the computation, `expected` the
-//! independent computation, `output` the reading of goalpost's output.
+//! A second replay of the same events runs a goal file of look-ahead goals on a roster (issue 15):
+//! every agent of `sales_teams.csv` gets a final in every quarter the log spans, and the at-risk /
+//! on-track transitions at weekly ticks are checked against their own independent computation.
+//!
+//! `goals` holds both goal files and the same goals described for the computation, `input` the
+//! events file, `expected` the independent computation of finals, `roster` and `status` that of
+//! roster windows and look-ahead status, `output` the reading of goalpost's output.
 
 mod expected;
 mod goals;
