@@ -46,7 +46,7 @@ pub enum RosterLoadError {
         cause: std::io::Error,
     },
     /// The member file was refused for one goal listing the roster.
-    #[error("roster `{roster}`, file `{file}`, for goal `{goal}`: {source}")]
+    #[error("roster `{roster}`, file `{file}`, for goal `{goal}`: {cause}")]
     Members {
         /// The roster's name.
         roster: String,
@@ -54,8 +54,8 @@ pub enum RosterLoadError {
         file: String,
         /// The goal whose `group_by` the members were read for.
         goal: String,
-        /// What is wrong, and where in the file.
-        source: Box<RosterError>,
+        /// What is wrong, and where in the file (in the message, so not also a `source()`).
+        cause: Box<RosterError>,
     },
 }
 
@@ -154,11 +154,11 @@ fn build(goal: &Goal, decl: &RosterDecl, text: Option<&str>) -> Result<Roster, R
         }
         _ => Roster::new(&group_by, &columns),
     };
-    read.map_err(|source| RosterLoadError::Members {
+    read.map_err(|cause| RosterLoadError::Members {
         roster: decl.name.to_string(),
         file: decl.file.as_ref().map_or("", |(f, _)| f).to_string(),
         goal: goal.id.to_string(),
-        source: Box::new(source),
+        cause: Box::new(cause),
     })
 }
 
