@@ -280,6 +280,7 @@ fn push_decimal(out: &mut Vec<u8>, d: Option<Decimal>) {
 
 /// Appends one attainment event as a JSON object (no newline). Decimals are JSON numbers written
 /// exactly (no exponent, no binary rounding); fields that do not apply to the kind are omitted.
+/// `expected`, `projected` and `tick` (look-ahead status only) come last.
 pub fn encode_attainment(a: &Attainment, out: &mut Vec<u8>) {
     let mut first = true;
     out.push(b'{');
@@ -321,7 +322,25 @@ pub fn encode_attainment(a: &Attainment, out: &mut Vec<u8>) {
     }
     push_key(out, &mut first, "event_time");
     push_str(out, &a.event_time.to_rfc3339());
+    push_look_ahead(out, &mut first, a);
     out.push(b'}');
+}
+
+/// The fields of `at_risk` and `on_track` events, after every other field and only when set, so
+/// the events of goals without `status` keep their exact bytes.
+fn push_look_ahead(out: &mut Vec<u8>, first: &mut bool, a: &Attainment) {
+    if let Some(e) = a.expected {
+        push_key(out, first, "expected");
+        push_decimal(out, Some(e));
+    }
+    if let Some(p) = a.projected {
+        push_key(out, first, "projected");
+        push_decimal(out, Some(p));
+    }
+    if let Some(t) = a.tick {
+        push_key(out, first, "tick");
+        push_str(out, &t.to_rfc3339());
+    }
 }
 
 /// Appends one event as a JSON object (no newline). `amount` is written as a JSON number with its

@@ -4,6 +4,9 @@ pub mod future;
 pub mod json;
 pub mod proto;
 
+#[cfg(test)]
+mod attainment_tests;
+
 use std::fmt;
 
 use thiserror::Error;

@@ -140,6 +140,9 @@ pub fn encode_attainment(a: &Attainment, out: &mut Vec<u8>) {
         outcome: a.outcome.map(|o| o.as_str().to_string()),
         triggered_by: a.triggered_by.clone(),
         event_time: Some(to_pb_ts(a.event_time)),
+        expected: d(a.expected),
+        projected: d(a.projected),
+        tick: a.tick.map(to_pb_ts),
     };
     m.encode(out).expect("a Vec grows as needed");
 }

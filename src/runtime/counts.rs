@@ -28,6 +28,12 @@ pub struct Counts {
     /// Per goal, in file order: contributions skipped for the goal's `max_groups` or
     /// `max_distinct`.
     pub overflow: Vec<u64>,
+    /// Per goal with a roster, in file order: contributions of groups the roster does not list,
+    /// applied all the same.
+    pub unlisted: Vec<u64>,
+    /// Per goal with a `strict` roster, in file order: contributions of groups it does not list,
+    /// skipped.
+    pub off_roster: Vec<u64>,
 }
 
 impl Counts {
@@ -37,6 +43,8 @@ impl Counts {
             late: vec![0; goals],
             skipped: vec![0; goals],
             overflow: vec![0; goals],
+            unlisted: vec![0; goals],
+            off_roster: vec![0; goals],
             ..Counts::default()
         }
     }
@@ -79,10 +87,12 @@ impl Counts {
         add(&mut self.skipped, &stats.skipped);
     }
 
-    /// Adds an owner's per-goal counts (`late`, `overflow`).
+    /// Adds an owner's per-goal counts (`late`, `overflow`, `unlisted`, `off_roster`).
     pub fn add_owner(&mut self, stats: &OwnerStats) {
         add(&mut self.late, &stats.late);
         add(&mut self.overflow, &stats.overflow);
+        add(&mut self.unlisted, &stats.unlisted);
+        add(&mut self.off_roster, &stats.off_roster);
     }
 }
 

@@ -30,6 +30,21 @@ pub struct Summary {
     pub windows_closed: u64,
     /// Attainment events, by kind, in [`crate::model::AttainmentKind::ALL`] order.
     pub attainments: [u64; crate::model::AttainmentKind::COUNT],
+    /// Whether a goal evaluates look-ahead status: only then does the summary count `at_risk`
+    /// and `on_track`, so summaries of goal files without `status` stay as they were.
+    pub look_ahead: bool,
+}
+
+impl Summary {
+    /// Zero counts for `goals`.
+    pub fn new(goals: &GoalSet) -> Self {
+        Summary {
+            counts: Counts::new(goals.goals.len()),
+            goals: goals.goals.iter().map(|g| g.id.to_string()).collect(),
+            look_ahead: goals.goals.iter().any(|g| g.status.is_some()),
+            ..Summary::default()
+        }
+    }
 }
 
 impl fmt::Display for Summary {
@@ -64,7 +79,15 @@ impl fmt::Display for Summary {
             f,
             "attainment events: milestone {}  breached {}  final {}",
             self.attainments[0], self.attainments[1], self.attainments[2]
-        )
+        )?;
+        if self.look_ahead {
+            write!(
+                f,
+                "  at_risk {}  on_track {}",
+                self.attainments[3], self.attainments[4]
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -218,11 +241,7 @@ pub fn replay<R: BufRead, W: Write>(
         pipeline,
         future: options.future,
         limits: options.limits,
-        summary: Summary {
-            counts: Counts::new(goals.goals.len()),
-            goals: goals.goals.iter().map(|g| g.id.to_string()).collect(),
-            ..Summary::default()
-        },
+        summary: Summary::new(&goals),
         ev: SalesEvent::default(),
         batch: Vec::new(),
         bytes_read: 0,
@@ -410,4 +429,50 @@ fn trim_line(line: &[u8]) -> &[u8] {
         end -= 1;
     }
     &line[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::goals::StatusSpec;
+    use crate::model::{AttainmentKind, Decimal, Duration};
+
+    fn one_goal() -> GoalSet {
+        GoalSet::from_toml(
+            "[[goals]]\nid = \"wins\"\nmetric = \"count\"\nfilter = { event_type = \"deal_won\" }\n\
+             window = { tumbling = \"1d\" }\ntarget = 4\n",
+        )
+        .unwrap()
+    }
+
+    fn last_line(summary: &Summary) -> String {
+        summary.to_string().lines().last().unwrap().to_string()
+    }
+
+    #[test]
+    fn the_summary_counts_at_risk_and_on_track_only_for_goals_with_status() {
+        let mut goals = one_goal();
+        let mut summary = Summary::new(&goals);
+        assert!(!summary.look_ahead);
+        summary.attainments = [1, 2, 3, 0, 0];
+        assert_eq!(
+            last_line(&summary),
+            "attainment events: milestone 1  breached 2  final 3"
+        );
+
+        goals.goals[0].status = Some(StatusSpec {
+            every: Duration::from_secs(3600),
+            tolerance: Decimal::ZERO,
+            hold: Duration::ZERO,
+        });
+        let mut summary = Summary::new(&goals);
+        assert!(summary.look_ahead);
+        summary.attainments = [1, 2, 3, 4, 5];
+        assert_eq!(AttainmentKind::ALL[3], AttainmentKind::AtRisk);
+        assert_eq!(AttainmentKind::ALL[4], AttainmentKind::OnTrack);
+        assert_eq!(
+            last_line(&summary),
+            "attainment events: milestone 1  breached 2  final 3  at_risk 4  on_track 5"
+        );
+    }
 }

@@ -253,6 +253,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn attainments_are_counted_for_every_kind_including_at_risk_and_on_track() {
+        // The runtime indexes a goal's counters by `kind as usize`.
+        for (i, kind) in AttainmentKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "{kind}");
+        }
+        let goals = GoalSet::from_toml(
+            "[[goals]]\nid = \"wins\"\nmetric = \"count\"\nfilter = { event_type = \"deal_won\" }\n\
+             window = { tumbling = \"1d\" }\ntarget = 4\n",
+        )
+        .unwrap();
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let t = Telemetry::new(&goals, &[]);
+            t.attainments[0][AttainmentKind::AtRisk as usize].increment(2);
+            t.attainments[0][AttainmentKind::OnTrack as usize].increment(1);
+        });
+        let text = handle.render();
+        let series = |kind: &str| {
+            text.lines()
+                .find(|l| l.starts_with(ATTAINMENTS) && l.contains(&format!("kind=\"{kind}\"")))
+                .map(str::to_string)
+        };
+        let at_risk = series("at_risk").unwrap_or_else(|| panic!("no at_risk series: {text}"));
+        assert!(
+            at_risk.contains("goal=\"wins\"") && at_risk.ends_with(" 2"),
+            "{at_risk}"
+        );
+        let on_track = series("on_track").unwrap_or_else(|| panic!("no on_track series: {text}"));
+        assert!(on_track.ends_with(" 1"), "{on_track}");
+    }
+
+    #[test]
     fn progress_gauges_of_closed_windows_are_dropped() {
         let goals = GoalSet::from_toml(
             "[[goals]]\nid = \"wins\"\nmetric = \"count\"\nfilter = { event_type = \"deal_won\" }\n\

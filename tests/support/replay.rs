@@ -18,7 +18,18 @@ pub struct Attainment {
     pub kind: String,
     pub value: String,
     pub outcome: String,
+    /// At risk and on track only (empty otherwise): the expected and projected values, the tick.
+    pub expected: String,
+    pub projected: String,
+    pub tick: String,
     pub raw: String,
+}
+
+impl Attainment {
+    /// Whether it is a look-ahead status event (`at_risk` or `on_track`).
+    pub fn is_look_ahead(&self) -> bool {
+        self.kind == "at_risk" || self.kind == "on_track"
+    }
 }
 
 pub fn parse_attainment(line: &str) -> Attainment {
@@ -36,6 +47,9 @@ pub fn parse_attainment(line: &str) -> Attainment {
         kind: s("kind"),
         value: s("value"),
         outcome: s("outcome"),
+        expected: s("expected"),
+        projected: s("projected"),
+        tick: s("tick"),
         raw: line.to_string(),
     }
 }
@@ -133,11 +147,28 @@ pub fn assert_same_results(goals_toml: &str, replayed: &[Attainment], live: &[At
     let monotone = monotone_goals(goals_toml);
     let crossings = |v: &[Attainment]| -> BTreeSet<String> {
         v.iter()
-            .filter(|a| a.kind != "final" && monotone.contains(&a.goal_id))
+            .filter(|a| a.kind != "final" && !a.is_look_ahead() && monotone.contains(&a.goal_id))
             .map(|a| a.attainment_id.clone())
             .collect()
     };
     let (rc, lc) = (crossings(replayed), crossings(live));
     assert!(!rc.is_empty());
     assert_eq!(rc, lc, "milestones and breaches of monotone goals");
+    assert_eq!(
+        look_ahead(replayed),
+        look_ahead(live),
+        "at_risk and on_track (value, expected, projected) by attainment id"
+    );
+}
+
+/// The look-ahead status events of every goal by id: they are decided from the events before
+/// their tick only, so they must match whatever the order of the input.
+fn look_ahead(v: &[Attainment]) -> BTreeMap<&str, (&str, &str, &str)> {
+    v.iter()
+        .filter(|a| a.is_look_ahead())
+        .map(|a| {
+            let fields = (a.value.as_str(), a.expected.as_str(), a.projected.as_str());
+            (a.attainment_id.as_str(), fields)
+        })
+        .collect()
 }

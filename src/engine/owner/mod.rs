@@ -336,7 +336,6 @@ impl Owner {
                 .or_default(),
         };
         let roster = self.rosters[c.goal].as_ref();
-        let earliest = self.upstream.iter().filter_map(|u| u.earliest).min();
         let mut skipped = false;
         let dirty_before = group.dirty.len();
         for w in &self.scratch {
@@ -358,7 +357,7 @@ impl Owner {
                         goal,
                         rule: state.rule.as_ref(),
                         expected: roster.is_some_and(|r| expected::lists(r, &c.group, w)),
-                        earliest,
+                        earliest: self.upstream.iter().filter_map(|u| u.earliest).min(),
                     };
                     let ws = opening.open(&mut state.book, &c.group, *w, out, &mut self.stats);
                     e.insert(ws)

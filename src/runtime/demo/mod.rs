@@ -37,6 +37,7 @@ use std::time::Duration as StdDuration;
 
 use crate::codec::{self, Format};
 use crate::goals::GoalSet;
+use crate::model::{AttainmentKind, Outcome};
 use crate::runtime::kafka::config::{AppConfig, InputConfig, KafkaConfig, OutputConfig};
 use crate::runtime::kafka::{self, RunConfig, RunReport};
 pub use cluster::{create_topics, mock_cluster_owner};
@@ -87,6 +88,10 @@ pub struct Received {
     pub missed: u64,
     /// Finals with outcome `insufficient_data`.
     pub insufficient: u64,
+    /// At-risk events (look-ahead status).
+    pub at_risk: u64,
+    /// On-track events (look-ahead status).
+    pub on_track: u64,
     /// Records that were not attainment events this version can read.
     pub unreadable: u64,
     /// Events counted but not printed, to keep the output readable.
@@ -96,7 +101,42 @@ pub struct Received {
 impl Received {
     /// Attainment events received, of every kind.
     pub fn total(&self) -> u64 {
-        self.milestones + self.breaches + self.finals + self.unreadable
+        self.milestones
+            + self.breaches
+            + self.finals
+            + self.at_risk
+            + self.on_track
+            + self.unreadable
+    }
+
+    /// Counts one event of `kind` (finals by `outcome` too).
+    pub fn count(&mut self, kind: AttainmentKind, outcome: Option<Outcome>) {
+        match kind {
+            AttainmentKind::Milestone => self.milestones += 1,
+            AttainmentKind::Breached => self.breaches += 1,
+            AttainmentKind::Final => self.finals += 1,
+            AttainmentKind::AtRisk => self.at_risk += 1,
+            AttainmentKind::OnTrack => self.on_track += 1,
+        }
+        match (kind, outcome) {
+            (AttainmentKind::Final, Some(Outcome::Attained)) => self.attained += 1,
+            (AttainmentKind::Final, Some(Outcome::Missed)) => self.missed += 1,
+            (AttainmentKind::Final, Some(Outcome::InsufficientData)) => self.insufficient += 1,
+            _ => {}
+        }
+    }
+
+    /// `, N at risk, M on track` when any look-ahead event was received, else nothing: the
+    /// count lines of goals without `status` stay as they were.
+    pub fn look_ahead_counts(&self) -> String {
+        if self.at_risk + self.on_track == 0 {
+            return String::new();
+        }
+        format!(
+            ", {} at risk, {} on track",
+            numbers::thousands(self.at_risk),
+            numbers::thousands(self.on_track)
+        )
     }
 }
 

@@ -66,6 +66,10 @@ struct Record<'a> {
     outcome: Option<String>,
     #[serde(default)]
     triggered_by: Option<String>,
+    #[serde(borrow, default)]
+    expected: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    projected: Option<&'a RawValue>,
 }
 
 fn decimal(raw: Option<&RawValue>) -> Option<Decimal> {
@@ -77,8 +81,8 @@ pub(super) struct Printer<'g> {
     max_per_sec: usize,
     second_started: Instant,
     printed_this_second: usize,
-    /// Not printed since the last "… and N more" line: milestones, breaches, finals.
-    suppressed: [u64; 5],
+    /// Not printed since the last "… and N more" line, indexed like [`AttainmentKind::ALL`].
+    suppressed: [u64; AttainmentKind::COUNT],
     pub(super) received: Received,
 }
 
@@ -89,7 +93,7 @@ impl<'g> Printer<'g> {
             max_per_sec,
             second_started: Instant::now(),
             printed_this_second: 0,
-            suppressed: [0; 5],
+            suppressed: [0; AttainmentKind::COUNT],
             received: Received::default(),
         }
     }
@@ -134,33 +138,12 @@ impl<'g> Printer<'g> {
             return Ok(false);
         };
         let outcome = r.outcome.as_deref().and_then(Outcome::from_name);
-        let slot = match kind {
-            AttainmentKind::Milestone => {
-                self.received.milestones += 1;
-                0
-            }
-            AttainmentKind::Breached => {
-                self.received.breaches += 1;
-                1
-            }
-            AttainmentKind::Final => {
-                self.received.finals += 1;
-                match outcome {
-                    Some(Outcome::Attained) => self.received.attained += 1,
-                    Some(Outcome::Missed) => self.received.missed += 1,
-                    Some(Outcome::InsufficientData) => self.received.insufficient += 1,
-                    None => {}
-                }
-                2
-            }
-            AttainmentKind::AtRisk => 3,
-            AttainmentKind::OnTrack => 4,
-        };
+        self.received.count(kind, outcome);
         if self.second_started.elapsed() >= StdDuration::from_secs(1) {
             self.flush_suppressed(out)?;
         }
         if self.printed_this_second >= self.max_per_sec {
-            self.suppressed[slot] += 1;
+            self.suppressed[kind as usize] += 1;
             self.received.not_printed += 1;
             return Ok(false);
         }
@@ -195,25 +178,14 @@ impl<'g> Printer<'g> {
             writeln!(out, "{}  … and {}", clock(), parts.join(", "))?;
             out.flush()?;
         }
-        self.suppressed = [0; 5];
+        self.suppressed = [0; AttainmentKind::COUNT];
         self.printed_this_second = 0;
         self.second_started = Instant::now();
         Ok(())
     }
 
     fn line(&self, r: &Record<'_>, kind: AttainmentKind, outcome: Option<Outcome>) -> String {
-        let label = match (kind, outcome) {
-            (AttainmentKind::Milestone, _) => match decimal(r.milestone) {
-                Some(m) => format!("milestone {}", percent(m)),
-                None => "milestone".to_string(),
-            },
-            (AttainmentKind::Breached, _) => "breached".to_string(),
-            (AttainmentKind::Final, Some(Outcome::InsufficientData)) => "final no-data".to_string(),
-            (AttainmentKind::Final, Some(o)) => format!("final {o}"),
-            (AttainmentKind::Final, None) => "final".to_string(),
-            (AttainmentKind::AtRisk, _) => "at risk".to_string(),
-            (AttainmentKind::OnTrack, _) => "on track".to_string(),
-        };
+        let label = label(r, kind, outcome);
         let mut s = format!("{}  {label:<15} {}", clock(), r.goal_id);
         if !r.group.is_empty() {
             let g: Vec<String> = r.group.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -222,8 +194,18 @@ impl<'g> Printer<'g> {
         s.push(' ');
         s.push_str(&self.window_label(&r.goal_id, &r.window_start, &r.window_end));
         let target = decimal(Some(r.target));
-        match decimal(r.value) {
-            Some(v) => {
+        match (decimal(r.value), decimal(r.expected)) {
+            (Some(v), Some(e)) => {
+                s.push_str(&format!("  value {} (expected {}", number(v), number(e)));
+                if let Some(p) = decimal(r.projected) {
+                    s.push_str(&format!(", projected {}", number(p)));
+                }
+                if let Some(t) = target {
+                    s.push_str(&format!(" of {}", number(t)));
+                }
+                s.push(')');
+            }
+            (Some(v), None) => {
                 s.push_str(&format!("  value {}", number(v)));
                 match (decimal(r.progress), target) {
                     (Some(p), Some(t)) => {
@@ -233,7 +215,7 @@ impl<'g> Printer<'g> {
                     _ => {}
                 }
             }
-            None => s.push_str("  no value"),
+            (None, _) => s.push_str("  no value"),
         }
         if let Some(t) = &r.triggered_by {
             s.push_str("  by ");
@@ -289,13 +271,30 @@ impl<'g> Printer<'g> {
     pub(super) fn counts_line(&self) -> String {
         let r = &self.received;
         format!(
-            "attainment events: {} milestone, {} breached, {} final ({} attained, {} missed, {} no data)",
+            "attainment events: {} milestone, {} breached, {} final ({} attained, {} missed, {} no data){}",
             thousands(r.milestones),
             thousands(r.breaches),
             thousands(r.finals),
             thousands(r.attained),
             thousands(r.missed),
-            thousands(r.insufficient)
+            thousands(r.insufficient),
+            r.look_ahead_counts()
         )
+    }
+}
+
+/// The label of an event: its kind, with the milestone or the outcome.
+fn label(r: &Record<'_>, kind: AttainmentKind, outcome: Option<Outcome>) -> String {
+    match (kind, outcome) {
+        (AttainmentKind::Milestone, _) => match decimal(r.milestone) {
+            Some(m) => format!("milestone {}", percent(m)),
+            None => "milestone".to_string(),
+        },
+        (AttainmentKind::Breached, _) => "breached".to_string(),
+        (AttainmentKind::Final, Some(Outcome::InsufficientData)) => "final no-data".to_string(),
+        (AttainmentKind::Final, Some(o)) => format!("final {o}"),
+        (AttainmentKind::Final, None) => "final".to_string(),
+        (AttainmentKind::AtRisk, _) => "at risk".to_string(),
+        (AttainmentKind::OnTrack, _) => "on track".to_string(),
     }
 }

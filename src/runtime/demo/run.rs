@@ -344,7 +344,7 @@ fn write_summary(report: &DemoReport, feed: &FeedStats, status: &mut dyn Write) 
     let r = &report.received;
     writeln!(
         status,
-        "  received  {} attainment events: {} milestone, {} breached, {} final ({} attained, {} missed, {} insufficient data){}{}",
+        "  received  {} attainment events: {} milestone, {} breached, {} final ({} attained, {} missed, {} insufficient data){}{}{}",
         thousands(r.total()),
         thousands(r.milestones),
         thousands(r.breaches),
@@ -352,6 +352,7 @@ fn write_summary(report: &DemoReport, feed: &FeedStats, status: &mut dyn Write) 
         thousands(r.attained),
         thousands(r.missed),
         thousands(r.insufficient),
+        r.look_ahead_counts(),
         if r.not_printed > 0 {
             format!("; {} not printed", thousands(r.not_printed))
         } else {

@@ -60,6 +60,41 @@ fn lines_are_short_and_throttled() {
     assert_eq!(p.received.not_printed, 1);
 }
 
+#[test]
+fn at_risk_and_on_track_lines_show_value_expected_and_projected() {
+    let goals = example_goals();
+    let mut p = Printer::new(&goals, 1);
+    let mut out = Vec::new();
+    let at_risk = br#"{"attainment_id":"r","goal_id":"region-monthly-revenue","kind":"at_risk","group":{"region":"East"},"window_start":"2026-01-01T05:00:00Z","window_end":"2026-02-01T05:00:00Z","value":62500.00,"target":250000,"progress":0.25,"event_time":"2026-01-16T05:00:00Z","expected":120000,"projected":129166.67,"tick":"2026-01-16T05:00:00Z"}"#;
+    let on_track = br#"{"attainment_id":"t","goal_id":"region-monthly-revenue","kind":"on_track","group":{"region":"East"},"window_start":"2026-01-01T05:00:00Z","window_end":"2026-02-01T05:00:00Z","value":200000,"target":250000,"progress":0.8,"event_time":"2026-01-23T05:00:00Z","expected":180000,"tick":"2026-01-23T05:00:00Z"}"#;
+    assert!(p.record(at_risk, &mut out).unwrap());
+    assert!(!p.record(on_track, &mut out).unwrap());
+    p.flush_suppressed(&mut out).unwrap();
+    assert!(p.record(on_track, &mut out).unwrap());
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].ends_with(
+            "at risk         region-monthly-revenue {region=East} 2026-01  value 62,500 (expected 120,000, projected 129,166.67 of 250,000)"
+        ),
+        "{text}"
+    );
+    assert!(lines[1].ends_with("… and 1 more on track"), "{text}");
+    assert!(
+        lines[2].ends_with(
+            "on track        region-monthly-revenue {region=East} 2026-01  value 200,000 (expected 180,000 of 250,000)"
+        ),
+        "{text}"
+    );
+    assert_eq!((p.received.at_risk, p.received.on_track), (1, 2));
+    assert_eq!(p.received.total(), 3);
+    assert_eq!(p.received.unreadable, 0);
+    assert!(p
+        .counts_line()
+        .ends_with("0 no data), 1 at risk, 2 on track"));
+}
+
 /// The whole demo on the mock cluster: no broker needed.
 #[test]
 fn demo_runs_the_pipeline_on_the_mock_cluster() {

@@ -53,6 +53,12 @@ pub struct AttainmentJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     triggered_by: Option<String>,
     event_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expected: Option<Num>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    projected: Option<Num>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tick: Option<String>,
 }
 
 /// Why an answer of another instance was refused.
@@ -93,14 +99,14 @@ fn check_time(field: &'static str, value: &str) -> Result<(), PeerDataError> {
 }
 
 impl AttainmentJson {
-    /// Checks the fields a type alone does not: kinds, outcomes, times.
+    /// Checks the fields a type alone does not: kinds, outcomes, times (`tick` when present).
     pub fn check(&self) -> Result<(), PeerDataError> {
         let kinds = crate::model::AttainmentKind::ALL.map(|k| k.as_str());
         one_of(
             "kind",
             &self.kind,
             kinds.contains(&self.kind.as_str()),
-            "milestone, breached or final",
+            "milestone, breached, final, at_risk or on_track",
         )?;
         if let Some(o) = &self.outcome {
             let ok = crate::model::Outcome::from_name(o).is_some();
@@ -108,6 +114,9 @@ impl AttainmentJson {
         }
         check_time("window_start", &self.window_start)?;
         check_time("window_end", &self.window_end)?;
+        if let Some(t) = &self.tick {
+            check_time("tick", t)?;
+        }
         check_time("event_time", &self.event_time)
     }
 }

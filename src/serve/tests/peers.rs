@@ -76,6 +76,28 @@ fn peer_types_refuse_strings_unknown_kinds_and_bad_times() {
 }
 
 #[test]
+fn a_peers_look_ahead_events_are_kept_byte_for_byte_and_checked() {
+    let a = r#"{"attainment_id":"r1","goal_id":"wins","kind":"at_risk","group":{"region":"w"},"window_start":"2026-01-01T00:00:00Z","window_end":"2026-01-02T00:00:00Z","value":1,"target":4,"progress":0.25,"event_time":"2026-01-01T12:00:00Z","expected":2,"projected":2.5,"tick":"2026-01-01T12:00:00Z"}"#;
+    let ok: crate::serve::hub::RawJson = serde_json::from_str(a).unwrap();
+    assert_eq!(ok.0, a);
+    let on_track = a
+        .replace("at_risk", "on_track")
+        .replace(",\"projected\":2.5", "");
+    let ok: crate::serve::hub::RawJson = serde_json::from_str(&on_track).unwrap();
+    assert_eq!(ok.0, on_track);
+    for bad in [
+        a.replace("\"expected\":2", "\"expected\":\"<b>2</b>\""),
+        a.replace("\"tick\":\"2026-01-01T12:00:00Z\"", "\"tick\":\"<img>\""),
+        a.replace("at_risk", "at_peril"),
+    ] {
+        assert!(
+            serde_json::from_str::<crate::serve::hub::RawJson>(&bad).is_err(),
+            "accepted {bad}"
+        );
+    }
+}
+
+#[test]
 fn peers_get_the_peer_secret_and_untrusted_members_get_nothing() {
     let trusted = fake_peer(goal_body(&[view("west", 1, "good")]), Duration::ZERO);
     let untrusted = fake_peer(goal_body(&[view("north", 3, "evil")]), Duration::ZERO);
