@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 
 use goalpost::aggregate::{Aggregate, Delta};
-use goalpost::engine::{Contribution, DedupeMemory, WindowState};
+use goalpost::engine::{
+    Contribution, DedupeMemory, Pacing, StatusState, StatusTracker, WindowState,
+};
 use goalpost::model::{Decimal, Duration, Timestamp};
 use goalpost::runtime::kafka::wire::{
     self, pb, BatchHeader, BatchWriter, ChangelogKey, ContributionView, WireError,
@@ -71,19 +73,19 @@ fn parts() -> impl Strategy<Value = Parts> {
     )
 }
 
-/// A batch as written by a router: upstream, contributions, stream time, idle.
-type Batch = (u32, Vec<Parts>, Option<i64>, bool);
+/// A batch as written by a router: upstream, contributions, (stream time, earliest time), idle.
+type Batch = (u32, Vec<Parts>, Option<(i64, i64)>, bool);
 
 fn batch() -> impl Strategy<Value = Batch> {
     (
         any::<u32>(),
         prop::collection::vec(parts(), 0..6),
-        prop::option::of(any::<i64>()),
+        prop::option::of((any::<i64>(), any::<i64>())),
         any::<bool>(),
     )
 }
 
-fn encode_batch((upstream, contributions, stream_time, idle): &Batch) -> Vec<u8> {
+fn encode_batch((upstream, contributions, progress, idle): &Batch) -> Vec<u8> {
     let mut w = BatchWriter::new(*upstream);
     for (goal_id, group, event_id, t, delta) in contributions {
         w.push(
@@ -97,8 +99,9 @@ fn encode_batch((upstream, contributions, stream_time, idle): &Batch) -> Vec<u8>
             },
         );
     }
-    if let Some(t) = stream_time {
+    if let Some((t, earliest)) = progress {
         w.set_stream_time(Timestamp::from_nanos(*t));
+        w.set_earliest(Timestamp::from_nanos(*earliest));
     }
     if *idle {
         w.set_idle();
@@ -106,29 +109,74 @@ fn encode_batch((upstream, contributions, stream_time, idle): &Batch) -> Vec<u8>
     w.finish()
 }
 
-fn aggregate() -> impl Strategy<Value = Aggregate> {
-    prop_oneof![
-        any::<u64>().prop_map(Aggregate::Count),
-        decimal().prop_map(Aggregate::Sum),
-        (decimal(), any::<u64>()).prop_map(|(sum, count)| Aggregate::Avg { sum, count }),
-        prop::option::of(decimal()).prop_map(Aggregate::Min),
-        prop::option::of(decimal()).prop_map(Aggregate::Max),
-        prop::collection::hash_set(text(), 0..8)
-            .prop_map(|s| Aggregate::Distinct(s.into_iter().map(Box::from).collect())),
-        (any::<u64>(), any::<u64>()).prop_map(|(num, den)| Aggregate::Ratio { num, den }),
-    ]
+/// An aggregate of metric `kind` (0..7: count, sum, avg, min, max, count_distinct, ratio).
+fn aggregate_of(kind: usize) -> BoxedStrategy<Aggregate> {
+    match kind {
+        0 => any::<u64>().prop_map(Aggregate::Count).boxed(),
+        1 => decimal().prop_map(Aggregate::Sum).boxed(),
+        2 => (decimal(), any::<u64>())
+            .prop_map(|(sum, count)| Aggregate::Avg { sum, count })
+            .boxed(),
+        3 => prop::option::of(decimal()).prop_map(Aggregate::Min).boxed(),
+        4 => prop::option::of(decimal()).prop_map(Aggregate::Max).boxed(),
+        5 => prop::collection::hash_set(text(), 0..8)
+            .prop_map(|s| Aggregate::Distinct(s.into_iter().map(Box::from).collect()))
+            .boxed(),
+        _ => (any::<u64>(), any::<u64>())
+            .prop_map(|(num, den)| Aggregate::Ratio { num, den })
+            .boxed(),
+    }
+}
+
+fn tracker() -> impl Strategy<Value = StatusTracker> {
+    let state = prop_oneof![
+        Just(StatusState::OnTrack),
+        any::<i64>().prop_map(|t| StatusState::Pending {
+            since: Timestamp::from_nanos(t)
+        }),
+        Just(StatusState::AtRisk),
+    ];
+    (state, prop::option::of(any::<i64>())).prop_map(|(state, last)| StatusTracker {
+        state,
+        last_tick: last.map(Timestamp::from_nanos),
+    })
+}
+
+/// A look-ahead status whose aggregates are of metric `kind`, with panes after tick `next`.
+fn pacing(kind: usize) -> impl Strategy<Value = Pacing> {
+    (
+        aggregate_of(kind),
+        prop::collection::btree_map(1..64u32, aggregate_of(kind), 0..4),
+        prop_oneof![0..16u32, Just(u32::MAX - 64)],
+        prop::option::of(any::<i64>()),
+        tracker(),
+    )
+        .prop_map(|(before, panes, next, first, tracker)| Pacing {
+            before,
+            panes: panes.into_iter().map(|(k, a)| (next + k, a)).collect(),
+            next,
+            first: first.map(Timestamp::from_nanos),
+            tracker,
+        })
 }
 
 fn window_state() -> impl Strategy<Value = WindowState> {
-    (any::<i64>(), aggregate(), any::<u64>(), any::<bool>()).prop_map(
-        |(end, aggregate, reached, breached)| WindowState {
-            end: Timestamp::from_nanos(end),
-            aggregate,
-            reached,
-            breached,
-            pacing: None,
-        },
-    )
+    (0..7usize).prop_flat_map(|kind| {
+        (
+            any::<i64>(),
+            aggregate_of(kind),
+            any::<u64>(),
+            any::<bool>(),
+            prop::option::of(pacing(kind)),
+        )
+            .prop_map(|(end, aggregate, reached, breached, pacing)| WindowState {
+                end: Timestamp::from_nanos(end),
+                aggregate,
+                reached,
+                breached,
+                pacing: pacing.map(Box::new),
+            })
+    })
 }
 
 fn changelog_key() -> impl Strategy<Value = ChangelogKey> {
@@ -153,16 +201,26 @@ fn changelog_value() -> impl Strategy<Value = Vec<u8>> {
     let opt_time = prop::option::of(any::<i64>());
     prop_oneof![
         window_state().prop_map(|ws| wire::window_state_to_bytes(&ws)),
-        (opt_time.clone(), any::<bool>()).prop_map(|(stream_time, idle)| {
-            pb::UpstreamRecord { stream_time, idle }.encode_to_vec()
-        }),
-        (opt_time, any::<u64>()).prop_map(|(stream_time, next_batch)| {
-            pb::RouterClockRecord {
-                stream_time,
-                next_batch,
+        (opt_time.clone(), any::<bool>(), opt_time.clone()).prop_map(
+            |(stream_time, idle, earliest)| {
+                pb::UpstreamRecord {
+                    stream_time,
+                    idle,
+                    earliest,
+                }
+                .encode_to_vec()
             }
-            .encode_to_vec()
-        }),
+        ),
+        (opt_time.clone(), any::<u64>(), opt_time).prop_map(
+            |(stream_time, next_batch, earliest)| {
+                pb::RouterClockRecord {
+                    stream_time,
+                    next_batch,
+                    earliest,
+                }
+                .encode_to_vec()
+            }
+        ),
         any::<i64>().prop_map(|watermark| pb::WatermarkRecord { watermark }.encode_to_vec()),
         prop::collection::vec((text(), any::<i64>()), 0..6).prop_map(|entries| {
             let (ids, times) = entries.into_iter().unzip();
@@ -209,9 +267,10 @@ proptest! {
     fn batches_round_trip(b in batch()) {
         let bytes = encode_batch(&b);
         let (header, read) = read_batch(&bytes).expect("a written batch reads back");
-        let (upstream, contributions, stream_time, idle) = &b;
+        let (upstream, contributions, progress, idle) = &b;
         prop_assert_eq!(header.upstream, *upstream);
-        prop_assert_eq!(header.stream_time, stream_time.map(Timestamp::from_nanos));
+        prop_assert_eq!(header.stream_time, progress.map(|p| Timestamp::from_nanos(p.0)));
+        prop_assert_eq!(header.earliest, progress.map(|p| Timestamp::from_nanos(p.1)));
         prop_assert_eq!(header.idle, *idle);
         prop_assert_eq!(header.sentinel, 0);
         prop_assert_eq!(read.len(), contributions.len());

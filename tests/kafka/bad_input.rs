@@ -184,7 +184,7 @@ fn unreadable_internal_records_are_dead_lettered_and_the_stream_goes_on() {
     };
     let far_upstream = pb::UpstreamRecord {
         stream_time: Some(5),
-        idle: false,
+        ..Default::default()
     };
     let bad_changelog: Vec<(Vec<u8>, Vec<u8>)> = vec![
         (b"zz-not-a-key".to_vec(), b"x".to_vec()),

@@ -197,6 +197,12 @@ impl Router {
         self.evicted_restoring += self.dedupe.evicted() - evicted_before;
     }
 
+    /// Restores the smallest `occurred_at` accepted, from a changelog (`None`: unknown, e.g. a
+    /// clock written before it was kept: the next event accepted sets it).
+    pub fn restore_earliest(&mut self, earliest: Option<Timestamp>) {
+        self.earliest = earliest;
+    }
+
     /// Routes one event: contributions go to `emit`, in goal order.
     pub fn route<'e>(
         &mut self,

@@ -129,6 +129,7 @@ fn router_records(
         let rec = pb::RouterClockRecord {
             stream_time: task.router.stream_time().map(Timestamp::as_nanos),
             next_batch: task.next_batch,
+            earliest: task.router.earliest().map(Timestamp::as_nanos),
         };
         let key = ChangelogKey::RouterClock(upstream).to_bytes();
         records.push((part, key, Some(rec.encode_to_vec())));
@@ -156,11 +157,12 @@ fn owner_change_records(
             partition,
             stream_time,
             idle,
-            earliest: _, // TODO(i15-kafka): persist the earliest time.
+            earliest,
         } => {
             let rec = pb::UpstreamRecord {
                 stream_time: stream_time.map(Timestamp::as_nanos),
                 idle,
+                earliest: earliest.map(Timestamp::as_nanos),
             };
             let key = ChangelogKey::Upstream(partition).to_bytes();
             vec![(key, Some(rec.encode_to_vec()))]

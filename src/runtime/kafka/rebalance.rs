@@ -285,8 +285,8 @@ impl Worker {
             let group = GroupKey(w.group.into_iter().map(Box::from).collect());
             o.restore_window(g, group, w.start, w.state);
         }
-        for (up, stream_time, idle) in restored.upstreams {
-            o.restore_upstream(up, stream_time, idle, None); // TODO(i15-kafka): earliest
+        for u in restored.upstreams {
+            o.restore_upstream(u.partition, u.stream_time, u.idle, u.earliest);
         }
         if let Some(wm) = restored.watermark {
             o.restore_watermark(wm);
@@ -301,6 +301,7 @@ impl Worker {
         router.track_changes();
         let stream_time = r.stream_time;
         router.restore(stream_time, r.ids);
+        router.restore_earliest(r.earliest);
         tracing::info!(
             upstream = up,
             remembered_ids = router.dedupe().len(),

@@ -43,8 +43,13 @@ pub enum Link {
 pub enum Item<'a, 'c> {
     /// A contribution, with its goal's id.
     Contribution(&'a str, &'a Contribution<'c>),
-    /// The router's new stream time.
-    Progress(Timestamp),
+    /// The router's new stream time, and the earliest event time it accepted.
+    Progress {
+        /// Its stream time.
+        stream_time: Timestamp,
+        /// Its earliest accepted event time.
+        earliest: Timestamp,
+    },
     /// The router's partition is idle.
     Idle,
 }
@@ -156,12 +161,14 @@ impl Repartition {
                     counts.report.local_contributions += 1;
                     owner.apply(c, out);
                 }
-                Item::Progress(stream_time) => owner.progress(
+                Item::Progress {
+                    stream_time,
+                    earliest,
+                } => owner.progress(
                     Progress {
                         partition: upstream,
                         stream_time,
-                        // TODO(i15-kafka): carry the router's earliest time.
-                        earliest: stream_time,
+                        earliest,
                     },
                     out,
                 ),
@@ -175,8 +182,12 @@ impl Repartition {
             .or_insert_with(|| wire::BatchWriter::new(upstream));
         let (goal_id, c) = match item {
             Item::Contribution(goal_id, c) => (goal_id, c),
-            Item::Progress(t) => {
-                batch.set_stream_time(t);
+            Item::Progress {
+                stream_time,
+                earliest,
+            } => {
+                batch.set_stream_time(stream_time);
+                batch.set_earliest(earliest);
                 return false;
             }
             Item::Idle => {
@@ -412,8 +423,7 @@ pub fn apply_batch(
         let progress = Progress {
             partition: batch.upstream,
             stream_time,
-            // TODO(i15-kafka): carry the router's earliest time.
-            earliest: stream_time,
+            earliest: batch.earliest.unwrap_or(stream_time),
         };
         owner.progress(progress, out);
     }

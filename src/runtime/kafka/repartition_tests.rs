@@ -117,7 +117,10 @@ fn while_a_barrier_is_out_full_batches_are_held_and_applied_in_order_when_it_ret
         &mut owned,
         1,
         0,
-        Item::Progress(Timestamp::from_nanos(5)),
+        Item::Progress {
+            stream_time: Timestamp::from_nanos(5),
+            earliest: Timestamp::from_nanos(2),
+        },
         &mut out,
         &mut counts,
     );
@@ -150,39 +153,90 @@ fn markers_are_distinct_and_odd() {
     assert_eq!(header.sentinel, a);
 }
 
+/// What [`apply_batch`] reports into, besides the owner.
+struct Sinks {
+    counts: Counters,
+    warnings: WarnLimit,
+    out: Vec<Attainment>,
+}
+
+impl Sinks {
+    fn new() -> Self {
+        Sinks {
+            counts: Counters::new(1),
+            warnings: WarnLimit::new(Duration::from_secs(10)),
+            out: Vec::new(),
+        }
+    }
+
+    /// A context for `upstreams` input partitions.
+    fn context<'a>(
+        &'a mut self,
+        goal_index: &'a hashbrown::HashMap<String, usize>,
+        upstreams: usize,
+    ) -> BatchContext<'a> {
+        BatchContext {
+            goal_index,
+            upstreams,
+            counts: &mut self.counts,
+            warnings: &mut self.warnings,
+            out: &mut self.out,
+        }
+    }
+}
+
 #[test]
 fn a_batch_read_back_is_applied_whole_or_not_at_all() {
     let goals = Arc::new(GoalSet::from_toml(GOALS).unwrap());
     let index: hashbrown::HashMap<String, usize> = [("deals".to_string(), 0)].into();
     let mut owner = Owner::new(goals, 2);
-    let (mut counts, mut warnings, mut out) = (
-        Counters::new(1),
-        WarnLimit::new(Duration::from_secs(10)),
-        Vec::new(),
-    );
+    let mut sinks = Sinks::new();
     let mut writer = wire::BatchWriter::new(1);
     writer.push("deals", &contribution("e1"));
     writer.push("gone", &contribution("e2"));
     let bytes = writer.finish();
-    let cx = BatchContext {
-        goal_index: &index,
-        upstreams: 2,
-        counts: &mut counts,
-        warnings: &mut warnings,
-        out: &mut out,
-    };
+    let cx = sinks.context(&index, 2);
     let (header, applied) = apply_batch(Some(&mut owner), 0, &bytes, cx).unwrap();
     assert_eq!((header.upstream, applied), (1, 1));
-    assert_eq!(counts.report.unknown_goal, 1);
+    assert_eq!(sinks.counts.report.unknown_goal, 1);
     assert_eq!(owner.open_windows(), 1);
     // From an upstream partition the input does not have: an error, nothing applied.
-    let cx = BatchContext {
-        goal_index: &index,
-        upstreams: 1,
-        counts: &mut counts,
-        warnings: &mut warnings,
-        out: &mut out,
-    };
+    let cx = sinks.context(&index, 1);
     assert!(apply_batch(Some(&mut owner), 0, &bytes, cx).is_err());
-    assert_eq!(counts.report.unknown_goal, 1);
+    assert_eq!(sinks.counts.report.unknown_goal, 1);
+}
+
+/// The router's earliest time reaches an owner directly and through the topic; a batch of an
+/// older version, without it, reads as its stream time.
+#[test]
+fn progress_carries_the_earliest_time_both_ways() {
+    let (mut owned, mut out, mut counts) = (owners(&[0, 1]), Vec::new(), Counters::new(1));
+    let mut r = repartition(1);
+    r.go_local(0);
+    let progress = || Item::Progress {
+        stream_time: Timestamp::from_nanos(50),
+        earliest: Timestamp::from_nanos(20),
+    };
+    r.deliver_all(&mut owned, 0, progress, &mut out, &mut counts);
+    assert_eq!(owned[&0].earliest(), Some(Timestamp::from_nanos(20)));
+    let batches = r.go_local(1);
+    assert_eq!(batches.len(), 1);
+    let (index, mut sinks) = (hashbrown::HashMap::new(), Sinks::new());
+    let mut apply = |owner: &mut Owner, bytes: &[u8]| {
+        apply_batch(Some(owner), 1, bytes, sinks.context(&index, 2)).unwrap();
+    };
+    let owner = owned.get_mut(&1).unwrap();
+    apply(owner, &batches[0]);
+    assert_eq!(owner.earliest(), Some(Timestamp::from_nanos(20)));
+    let mut old = wire::BatchWriter::new(1);
+    old.set_stream_time(Timestamp::from_nanos(70));
+    apply(owner, &old.finish());
+    assert_eq!(owner.earliest(), Some(Timestamp::from_nanos(20)));
+    let mut fresh = Owner::new(Arc::new(GoalSet::from_toml(GOALS).unwrap()), 2);
+    apply(&mut fresh, &wire::BatchWriter::new(1).finish());
+    assert_eq!(fresh.earliest(), None, "no progress, no earliest time");
+    let mut old = wire::BatchWriter::new(1);
+    old.set_stream_time(Timestamp::from_nanos(70));
+    apply(&mut fresh, &old.finish());
+    assert_eq!(fresh.earliest(), Some(Timestamp::from_nanos(70)));
 }

@@ -34,8 +34,8 @@ pub struct RouterTask {
     pub router: Router,
     /// The assignment epoch in which this task was created: records polled before it are stale.
     pub since_epoch: u64,
-    /// Stream time last sent to the owners.
-    pub sent: Option<Timestamp>,
+    /// Stream time and earliest time last sent to the owners.
+    pub sent: Option<(Timestamp, Timestamp)>,
     /// Dedupe batches in the changelog: number -> latest time in it.
     pub batches: BTreeMap<u64, Timestamp>,
     pub next_batch: u64,
@@ -45,6 +45,17 @@ pub struct RouterTask {
     /// Records seen since the last idle check (cheaper than reading the clock per record).
     pub records_since_check: u64,
     pub idle_sent: bool,
+}
+
+impl RouterTask {
+    /// The router's stream time and earliest accepted event time, when they differ from what
+    /// the owners were last sent. The earliest time of a router restored from a changelog that
+    /// did not hold it is unknown until an earlier event comes: its stream time stands for it.
+    pub fn unsent_progress(&self) -> Option<(Timestamp, Timestamp)> {
+        let stream_time = self.router.stream_time()?;
+        let progress = (stream_time, self.router.earliest().unwrap_or(stream_time));
+        (self.sent != Some(progress)).then_some(progress)
+    }
 }
 
 /// A sentinel sent to the owned repartition partitions (see `Worker::caught_up`).
@@ -390,12 +401,15 @@ impl Worker {
             let (repart, owners) = (&mut self.repart, &mut self.owners);
             let (out, counts) = (&mut self.attainments, &mut self.counts);
             for (&upstream, task) in self.routers.iter_mut() {
-                let st = task.router.stream_time();
-                let Some(t) = st.filter(|_| st != task.sent) else {
+                let Some((stream_time, earliest)) = task.unsent_progress() else {
                     continue;
                 };
-                repart.deliver_all(owners, upstream, || Item::Progress(t), out, counts);
-                task.sent = st;
+                let item = || Item::Progress {
+                    stream_time,
+                    earliest,
+                };
+                repart.deliver_all(owners, upstream, item, out, counts);
+                task.sent = Some((stream_time, earliest));
             }
             self.emit_attainments();
         }
@@ -404,10 +418,7 @@ impl Worker {
 
     /// Whether the next commit has anything to write even without an open transaction.
     fn has_pending_work(&self) -> bool {
-        let progress = self
-            .routers
-            .values()
-            .any(|t| t.router.stream_time().is_some() && t.router.stream_time() != t.sent);
+        let progress = self.routers.values().any(|t| t.unsent_progress().is_some());
         progress || !self.repart.is_empty() || !self.cleanup.is_empty()
     }
 

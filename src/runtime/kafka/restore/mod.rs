@@ -47,12 +47,27 @@ pub struct RestoredWindow {
 pub struct RestoredRouter {
     /// Its stream time.
     pub stream_time: Option<Timestamp>,
+    /// The smallest event time it accepted (`None` in a clock of an older version: unknown).
+    pub earliest: Option<Timestamp>,
     /// The next dedupe batch number to write.
     pub next_batch: u64,
     /// Dedupe batches in the changelog: number -> latest time in it.
     pub batches: BTreeMap<u64, Timestamp>,
     /// The remembered event ids, by time.
     pub ids: Vec<(String, Timestamp)>,
+}
+
+/// An owner's restored view of one upstream partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestoredUpstream {
+    /// The upstream (input) partition.
+    pub partition: u32,
+    /// Its stream time.
+    pub stream_time: Option<Timestamp>,
+    /// Whether it is idle.
+    pub idle: bool,
+    /// The earliest event time it reported (`None` in a record of an older version: unknown).
+    pub earliest: Option<Timestamp>,
 }
 
 /// A changelog record that cannot be read back: skipped, and dead-lettered with its origin.
@@ -74,8 +89,8 @@ pub struct Unreadable {
 pub struct Restored {
     /// The owner's open windows.
     pub windows: Vec<RestoredWindow>,
-    /// The owner's view of each upstream partition: (upstream, stream time, idle).
-    pub upstreams: Vec<(u32, Option<Timestamp>, bool)>,
+    /// The owner's view of each upstream partition.
+    pub upstreams: Vec<RestoredUpstream>,
     /// The owner's watermark.
     pub watermark: Option<Timestamp>,
     /// The routers asked for that have state here.
@@ -216,8 +231,12 @@ fn decode_entry(
         ChangelogKey::Upstream(up) if roles.owner => {
             let up = upstream_in_range("upstream", up, roles.upstreams).map_err(mine)?;
             let r: pb::UpstreamRecord = record("upstream", value).map_err(mine)?;
-            let stream_time = r.stream_time.map(Timestamp::from_nanos);
-            out.upstreams.push((up, stream_time, r.idle));
+            out.upstreams.push(RestoredUpstream {
+                partition: up,
+                stream_time: r.stream_time.map(Timestamp::from_nanos),
+                idle: r.idle,
+                earliest: r.earliest.map(Timestamp::from_nanos),
+            });
         }
         ChangelogKey::Watermark if roles.owner => {
             let r: pb::WatermarkRecord = record("watermark", value).map_err(mine)?;
@@ -246,6 +265,7 @@ fn decode_router_entry(
             let r: pb::RouterClockRecord = record("router clock", value)?;
             let router = out.routers.entry(up).or_default();
             router.stream_time = r.stream_time.map(Timestamp::from_nanos);
+            router.earliest = r.earliest.map(Timestamp::from_nanos);
             router.next_batch = router.next_batch.max(r.next_batch);
         }
         ChangelogKey::DedupeBatch { upstream, batch } => {

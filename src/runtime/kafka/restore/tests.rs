@@ -46,6 +46,7 @@ fn a_partition_restores_with_its_unreadable_records_set_aside() {
         let v = pb::UpstreamRecord {
             stream_time: Some(t),
             idle: false,
+            earliest: Some(t - 7),
         };
         (ChangelogKey::Upstream(up).to_bytes(), v.encode_to_vec())
     };
@@ -59,6 +60,7 @@ fn a_partition_restores_with_its_unreadable_records_set_aside() {
     let clock = pb::RouterClockRecord {
         stream_time: Some(40),
         next_batch: 3,
+        earliest: Some(15),
     };
     records.push((
         ChangelogKey::RouterClock(2).to_bytes(),
@@ -99,11 +101,17 @@ fn a_partition_restores_with_its_unreadable_records_set_aside() {
     );
     assert_eq!(
         r.upstreams,
-        vec![(1, Some(Timestamp::from_nanos(77)), false)]
+        vec![RestoredUpstream {
+            partition: 1,
+            stream_time: Some(Timestamp::from_nanos(77)),
+            idle: false,
+            earliest: Some(Timestamp::from_nanos(70)),
+        }]
     );
     assert_eq!(r.watermark, Some(Timestamp::from_nanos(9)));
     let router = &r.routers[&2];
     assert_eq!(router.stream_time, Some(Timestamp::from_nanos(40)));
+    assert_eq!(router.earliest, Some(Timestamp::from_nanos(15)));
     assert_eq!(router.next_batch, 6);
     assert_eq!(
         router.ids,
@@ -167,4 +175,35 @@ fn a_split_window_with_a_part_missing_is_unreadable_not_wrong() {
     assert!(decode_partition(&state(&records), false, &[0], 1)
         .orphan_parts
         .is_empty());
+}
+
+/// Clocks of an older version, without the earliest time, restore with it unknown.
+#[test]
+fn clocks_without_the_earliest_time_restore_it_as_unknown() {
+    let upstream = pb::UpstreamRecord {
+        stream_time: Some(77),
+        idle: true,
+        earliest: None,
+    };
+    let clock = pb::RouterClockRecord {
+        stream_time: Some(40),
+        next_batch: 1,
+        earliest: None,
+    };
+    let state = state(&[
+        (
+            ChangelogKey::Upstream(0).to_bytes(),
+            upstream.encode_to_vec(),
+        ),
+        (
+            ChangelogKey::RouterClock(0).to_bytes(),
+            clock.encode_to_vec(),
+        ),
+    ]);
+    let r = decode_partition(&state, true, &[0], 1);
+    assert!(r.unreadable.is_empty(), "{:?}", r.unreadable);
+    assert_eq!(r.upstreams[0].earliest, None);
+    assert!(r.upstreams[0].idle);
+    assert_eq!(r.routers[&0].earliest, None);
+    assert_eq!(r.routers[&0].stream_time, Some(Timestamp::from_nanos(40)));
 }

@@ -21,6 +21,7 @@ pub struct BatchWriter {
     buf: Vec<u8>,
     contributions: usize,
     stream_time: Option<i64>,
+    earliest: Option<i64>,
     idle: bool,
 }
 
@@ -34,6 +35,7 @@ impl BatchWriter {
             buf,
             contributions: 0,
             stream_time: None,
+            earliest: None,
             idle: false,
         }
     }
@@ -110,6 +112,11 @@ impl BatchWriter {
         self.stream_time = Some(t.as_nanos());
     }
 
+    /// Sets the upstream's earliest accepted event time, sent with its stream time.
+    pub fn set_earliest(&mut self, t: Timestamp) {
+        self.earliest = Some(t.as_nanos());
+    }
+
     /// Marks the upstream idle.
     pub fn set_idle(&mut self) {
         self.idle = true;
@@ -124,6 +131,10 @@ impl BatchWriter {
         if self.idle {
             put_key(4, VARINT, &mut self.buf);
             self.buf.push(1);
+        }
+        if let Some(t) = self.earliest {
+            put_key(6, VARINT, &mut self.buf);
+            encode_varint(t as u64, &mut self.buf);
         }
         self.buf
     }
@@ -209,6 +220,9 @@ pub struct BatchHeader {
     pub idle: bool,
     /// Non-zero for a sentinel.
     pub sentinel: u64,
+    /// The upstream's earliest accepted event time; `None` in a record of an older version
+    /// (unknown: read as `stream_time`).
+    pub earliest: Option<Timestamp>,
 }
 
 /// Reads a repartition batch, handing each contribution to `each` as it is read (no allocation
@@ -228,6 +242,9 @@ pub fn read_batch_each<'a>(
             }
             k if k == key(4, VARINT) => batch.idle = read_varint(WHAT, b)? != 0,
             k if k == key(5, VARINT) => batch.sentinel = read_varint(WHAT, b)?,
+            k if k == key(6, VARINT) => {
+                batch.earliest = Some(Timestamp::from_nanos(read_varint(WHAT, b)? as i64))
+            }
             _ => return Ok(false),
         }
         Ok(true)

@@ -1,14 +1,16 @@
 //! Records of the internal topics: repartition batches and changelog keys and values.
 //!
-//! By format: `batch` (repartition batches), `dedupe` (dedupe batches), `state` (window states),
-//! `keys` (changelog keys), with the owner partition hash from `engine::partition`; `proto` holds the
-//! hand-written protobuf encoding and reading they share.
+//! By format: `batch` (repartition batches), `dedupe` (dedupe batches), `state` (window states,
+//! with `pacing` for their look-ahead status), `keys` (changelog keys), with the owner partition
+//! hash from `engine::partition`; `proto` holds the hand-written protobuf encoding and reading
+//! they share.
 
 use thiserror::Error;
 
 mod batch;
 mod dedupe;
 mod keys;
+mod pacing;
 mod proto;
 mod state;
 #[cfg(test)]

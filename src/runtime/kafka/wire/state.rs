@@ -3,6 +3,7 @@
 use prost::Message;
 use rust_decimal::Decimal;
 
+use super::pacing::{pacing_from_pb, pacing_to_pb};
 use super::proto::decimal_from_bytes;
 use super::{invalid, pb, ChangelogKey, WireError};
 use crate::aggregate::Aggregate;
@@ -11,9 +12,23 @@ use crate::model::Timestamp;
 
 /// Encodes a window state.
 pub fn window_state_to_bytes(ws: &WindowState) -> Vec<u8> {
+    pb::WindowStateRecord {
+        end: ws.end.as_nanos(),
+        reached: ws.reached,
+        breached: ws.breached,
+        aggregate: Some(aggregate_to_pb(&ws.aggregate)),
+        parts: 0,
+        total_bytes: 0,
+        pacing: ws.pacing.as_deref().map(|p| Box::new(pacing_to_pb(p))),
+    }
+    .encode_to_vec()
+}
+
+/// Encodes an aggregate as the fields of a `WindowStateRecord`.
+pub(super) fn aggregate_to_pb(a: &Aggregate) -> pb::window_state_record::Aggregate {
     use pb::window_state_record::Aggregate as A;
     let d = |x: &Decimal| x.serialize().to_vec();
-    let aggregate = match &ws.aggregate {
+    match a {
         Aggregate::Count(c) => A::Count(*c),
         Aggregate::Sum(s) => A::Sum(d(s)),
         Aggregate::Avg { sum, count } => A::Avg(pb::AvgState {
@@ -35,16 +50,7 @@ pub fn window_state_to_bytes(ws: &WindowState) -> Vec<u8> {
             num: *num,
             den: *den,
         }),
-    };
-    pb::WindowStateRecord {
-        end: ws.end.as_nanos(),
-        reached: ws.reached,
-        breached: ws.breached,
-        aggregate: Some(aggregate),
-        parts: 0,
-        total_bytes: 0,
     }
-    .encode_to_vec()
 }
 
 /// Bytes a part's record needs besides its key and its piece of the state (protobuf framing
@@ -124,6 +130,24 @@ pub fn window_state_from_records<'a>(
 }
 
 fn window_state_from_record(r: pb::WindowStateRecord) -> Result<WindowState, WireError> {
+    let aggregate = aggregate_from_pb(r.aggregate.as_ref())?;
+    let pacing = match r.pacing.as_deref() {
+        Some(p) => Some(Box::new(pacing_from_pb(p, &aggregate)?)),
+        None => None,
+    };
+    Ok(WindowState {
+        pacing,
+        end: Timestamp::from_nanos(r.end),
+        aggregate,
+        reached: r.reached,
+        breached: r.breached,
+    })
+}
+
+/// Decodes the aggregate fields of a `WindowStateRecord`.
+pub(super) fn aggregate_from_pb(
+    a: Option<&pb::window_state_record::Aggregate>,
+) -> Result<Aggregate, WireError> {
     use pb::window_state_record::Aggregate as A;
     const W: &str = "window state";
     let opt = |o: &pb::OptDecimal| {
@@ -132,7 +156,7 @@ fn window_state_from_record(r: pb::WindowStateRecord) -> Result<WindowState, Wir
             .map(|b| decimal_from_bytes(W, b))
             .transpose()
     };
-    let aggregate = match &r.aggregate {
+    Ok(match a {
         None => return Err(invalid(W, "no aggregate")),
         Some(A::Count(c)) => Aggregate::Count(*c),
         Some(A::Sum(s)) => Aggregate::Sum(decimal_from_bytes(W, s)?),
@@ -149,13 +173,5 @@ fn window_state_from_record(r: pb::WindowStateRecord) -> Result<WindowState, Wir
             num: r.num,
             den: r.den,
         },
-    };
-    // TODO(i15-kafka): encode and restore the look-ahead status.
-    Ok(WindowState {
-        pacing: None,
-        end: Timestamp::from_nanos(r.end),
-        aggregate,
-        reached: r.reached,
-        breached: r.breached,
     })
 }

@@ -109,11 +109,13 @@ fn batches_match_the_generated_protobuf_code() {
     }
     assert_eq!(w.len(), 5);
     w.set_stream_time(Timestamp::from_nanos(42));
+    w.set_earliest(Timestamp::from_nanos(-3));
     w.set_idle();
     let bytes = w.finish();
     let generated = pb::RepartitionBatch::decode(bytes.as_slice()).unwrap();
     assert_eq!(generated.upstream, 7);
     assert_eq!(generated.stream_time, Some(42));
+    assert_eq!(generated.earliest, Some(-3));
     assert!(generated.idle);
     assert_eq!(generated.contributions.len(), 5);
     for (record, (goal, c)) in generated.contributions.iter().zip(sample()) {
@@ -133,6 +135,7 @@ fn batches_match_the_generated_protobuf_code() {
     let (header, contributions) = view;
     assert_eq!(header.upstream, 7);
     assert_eq!(header.stream_time, Some(Timestamp::from_nanos(42)));
+    assert_eq!(header.earliest, Some(Timestamp::from_nanos(-3)));
     assert!(header.idle);
     for (v, (goal, c)) in contributions.iter().zip(sample()) {
         assert_eq!(v.goal_id, goal);
@@ -149,6 +152,19 @@ fn batches_match_the_generated_protobuf_code() {
     let sentinel = sentinel.encode_to_vec();
     let (header, _) = read_batch(&sentinel).unwrap();
     assert_eq!((header.upstream, header.sentinel), (u32::MAX, 99));
+}
+
+/// A batch of an older version, without the earliest time, reads with it unknown.
+#[test]
+fn batches_without_the_earliest_time_read_it_as_unknown() {
+    let old = pb::RepartitionBatch {
+        upstream: 2,
+        stream_time: Some(42),
+        ..Default::default()
+    };
+    let (header, _) = read_batch(&old.encode_to_vec()).unwrap();
+    assert_eq!(header.stream_time, Some(Timestamp::from_nanos(42)));
+    assert_eq!(header.earliest, None);
 }
 
 #[test]

@@ -3,5 +3,6 @@
 mod batch;
 mod dedupe;
 mod keys;
+mod pacing;
 mod partition;
 mod state;
