@@ -7,6 +7,7 @@ mod equals_replay;
 mod lifecycle;
 mod limits;
 mod recovery;
+mod roster_topic;
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;

@@ -175,6 +175,25 @@ impl Kafka {
         p.flush(Duration::from_secs(60)).unwrap();
     }
 
+    /// Produces keyed records in order, to one partition of `topic` (a compacted topic's order
+    /// per key); a `None` value is a tombstone.
+    pub fn produce_keyed(&self, topic: &str, partition: i32, records: &[(&[u8], Option<&[u8]>)]) {
+        let p: BaseProducer = self
+            .config()
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        for (k, v) in records {
+            let mut rec: BaseRecord<'_, [u8], [u8]> =
+                BaseRecord::to(topic).key(*k).partition(partition);
+            if let Some(v) = v {
+                rec = rec.payload(*v);
+            }
+            p.send(rec).unwrap_or_else(|(e, _)| panic!("produce: {e}"));
+        }
+        p.flush(Duration::from_secs(60)).unwrap();
+    }
+
     /// Produces records, each with an optional `content-type` header.
     pub fn produce_with_content_type(
         &self,

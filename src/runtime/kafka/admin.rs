@@ -42,47 +42,55 @@ pub fn partition_counts(
 /// dedupe memory would expire with the retention time, and a restore would silently miss them.
 /// A policy that cannot be read (no DescribeConfigs permission, say) is a warning, not an error.
 fn check_compacted(client: &ClientConfig, changelog: &str) -> Result<(), RunError> {
+    match cleanup_policy(client, changelog)? {
+        Ok(policy) if !is_compacted(&policy) => Err(SetupError::NotCompacted {
+            topic: changelog.to_string(),
+            policy,
+        }
+        .into()),
+        Ok(_) => Ok(()),
+        Err(why) => {
+            tracing::warn!(
+                topic = changelog,
+                reason = %why,
+                "cannot verify that the changelog topic is compacted (cleanup.policy=compact)"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Whether a `cleanup.policy` value includes `compact`.
+pub fn is_compacted(policy: &str) -> bool {
+    policy.split(',').any(|p| p.trim() == "compact")
+}
+
+/// The `cleanup.policy` of `topic` (empty if the broker gives none), or why it cannot be read.
+pub fn cleanup_policy(
+    client: &ClientConfig,
+    topic: &str,
+) -> Result<Result<String, String>, RunError> {
     let admin: AdminClient<DefaultClientContext> = client
         .create()
         .map_err(|e| RunError::kafka("create an admin client", e))?;
-    let unverified = |why: String| {
-        tracing::warn!(
-            topic = changelog,
-            reason = %why,
-            "cannot verify that the changelog topic is compacted (cleanup.policy=compact)"
-        );
-    };
     let results = match futures_executor::block_on(admin.describe_configs(
-        [ResourceSpecifier::Topic(changelog)].iter(),
+        [ResourceSpecifier::Topic(topic)].iter(),
         &AdminOptions::new().request_timeout(Some(StdDuration::from_secs(10))),
     )) {
         Ok(results) => results,
-        Err(e) => {
-            unverified(e.to_string());
-            return Ok(());
-        }
+        Err(e) => return Ok(Err(e.to_string())),
     };
-    for r in results {
-        let resource = match r {
-            Ok(resource) => resource,
-            Err(code) => {
-                unverified(code.to_string());
-                continue;
-            }
-        };
-        let policy = resource
-            .get("cleanup.policy")
-            .and_then(|e| e.value.clone())
-            .unwrap_or_default();
-        if !policy.split(',').any(|p| p.trim() == "compact") {
-            return Err(SetupError::NotCompacted {
-                topic: changelog.to_string(),
-                policy,
-            }
-            .into());
-        }
-    }
-    Ok(())
+    let Some(result) = results.into_iter().next() else {
+        return Ok(Err("no answer for the topic".to_string()));
+    };
+    Ok(result
+        .map(|resource| {
+            resource
+                .get("cleanup.policy")
+                .and_then(|e| e.value.clone())
+                .unwrap_or_default()
+        })
+        .map_err(|code| code.to_string()))
 }
 
 /// Topics as [`prepare_topics`] left them.

@@ -131,6 +131,7 @@ impl<'a> Driver<'a> {
                     continue;
                 }
             }
+            w.poll_rosters()?;
             w.answer_queries();
             let newest = 1 - ready;
             let fresh_len = fresh.len();

@@ -168,6 +168,9 @@ pub enum SetupError {
         #[source]
         code: RDKafkaErrorCode,
     },
+    /// A roster topic is missing, or a roster that reads one cannot be set up.
+    #[error(transparent)]
+    RosterTopic(#[from] super::roster_topic::RosterTopicError),
     /// No broker answered in time.
     #[error(
         "Kafka: no broker reachable at {bootstrap} within {seconds}s ({settings}): {last}; is the \

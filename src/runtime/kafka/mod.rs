@@ -21,6 +21,7 @@ mod preflight;
 mod rebalance;
 mod repartition;
 mod restore;
+mod roster_topic;
 mod serving;
 mod telemetry;
 mod txn;
@@ -80,6 +81,9 @@ pub struct RunReport {
     pub unknown_goal: u64,
     /// Event ids the dedupe memory forgot before the horizon because of `app.dedupe_max_ids`.
     pub dedupe_evicted: u64,
+    /// Records of roster topics refused (not JSON, a column missing, ...): dead-lettered, each
+    /// time an instance reads them.
+    pub roster_rejected: u64,
 }
 
 /// Runs the service until shutdown (or until caught up).
@@ -110,6 +114,7 @@ pub fn run(
         Duration::ZERO,
     )?;
     txn::warm_up(&txn, &prepared.created, prepared.owners)?;
+    let rosters = start_rosters(&cfg, &client, &goals, options)?;
 
     let epoch = Arc::new(AtomicU64::new(0));
     let advertised_url = serving.as_ref().and_then(|s| s.advertised_url.clone());
@@ -125,6 +130,7 @@ pub fn run(
         txn,
         topics,
         owners_count: prepared.owners,
+        rosters,
         serving,
         epoch: epoch.clone(),
     };
@@ -157,6 +163,22 @@ pub fn run(
     consumer.unsubscribe();
     let report = final_report(&worker.lock().expect("worker lock"));
     result.map(|()| report)
+}
+
+/// The goals' rosters, with each roster topic checked and read up to its end offsets at start
+/// (see `roster_topic`), before any input is processed.
+fn start_rosters(
+    cfg: &RunConfig,
+    client: &rdkafka::config::ClientConfig,
+    goals: &Arc<GoalSet>,
+    options: RunOptions,
+) -> Result<roster_topic::RosterTopics, RunError> {
+    let table =
+        roster_topic::RosterTable::new(goals.clone(), Vec::new()).map_err(SetupError::from)?;
+    let partitions =
+        roster_topic::check_topics(client, &table, !options.skip_changelog_policy_check)?;
+    let group_id = format!("{}-rosters", cfg.app.application_id);
+    roster_topic::RosterTopics::start(client, &group_id, table, &partitions)
 }
 
 /// The run's report, as of the last commit.

@@ -7,6 +7,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::roster_topic::BadRecord;
 use super::telemetry::Counters;
 use super::txn::Txn;
 use super::warn_limit::WarnLimit;
@@ -20,6 +21,8 @@ use crate::serve::hub::Committed;
 const DETAIL_MAX: usize = 512;
 /// The `goalpost.reason` of a dead-lettered repartition or changelog record.
 const INTERNAL_REASON: &str = "unreadable_internal_record";
+/// The `goalpost.reason` of a dead-lettered roster topic record.
+const ROSTER_REASON: &str = "roster_record";
 
 /// A record's origin: (topic, partition, offset).
 pub type Source<'a> = (&'a str, i32, i64);
@@ -168,6 +171,15 @@ impl DeadLetters {
                 "{kind}: skipped and dead-lettered"
             );
         }
+    }
+
+    /// A refused roster topic record: counted, and dead-lettered with its origin and why.
+    pub fn roster_record(&self, txn: &mut Txn, counts: &mut Counters, bad: &BadRecord) {
+        counts.report.roster_rejected += 1;
+        let source = (bad.topic.as_str(), bad.partition, bad.offset);
+        let detail = truncate_str(&bad.detail, DETAIL_MAX);
+        let record = (&bad.key[..], &bad.value[..]);
+        self.send(txn, source, record, ROSTER_REASON, detail);
     }
 
     /// Sends a record (key, payload) read from `source` to the dead-letter topic in the open

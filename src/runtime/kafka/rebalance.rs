@@ -249,7 +249,7 @@ impl Worker {
         }
         let mut routers = std::mem::take(&mut restored.routers);
         if let Some(p) = owner {
-            let (o, split) = self.restored_owner(restored);
+            let (o, split) = self.restored_owner(p, restored);
             tracing::info!(
                 partition = p,
                 open_windows = o.open_windows(),
@@ -266,10 +266,13 @@ impl Worker {
         }
     }
 
-    /// An owner with the restored windows, upstream clocks and watermark, and its windows stored
-    /// in parts. Windows of goals no longer in the goal file are left out.
-    fn restored_owner(&self, restored: Restored) -> (Owner, HashMap<Vec<u8>, u32>) {
+    /// The owner of repartition partition `partition`, with the rosters as they are now, the
+    /// restored windows, upstream clocks and watermark, and its windows stored in parts. Windows
+    /// of goals no longer in the goal file are left out.
+    fn restored_owner(&self, partition: i32, restored: Restored) -> (Owner, HashMap<Vec<u8>, u32>) {
         let mut o = Owner::new(self.goals.clone(), self.topics.inputs.len() as u32);
+        let ownership = (partition as u32, self.owners_count as u32);
+        o.set_rosters(self.rosters.rosters().to_vec(), ownership);
         o.track_changes();
         let mut split = HashMap::new();
         for w in restored.windows {

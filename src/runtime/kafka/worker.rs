@@ -18,6 +18,7 @@ use super::error::{ErrorClass, RunError};
 use super::output::{DeadLetters, Output};
 use super::poll::{Part, Topics};
 use super::repartition::{self, BatchContext, Item, Link, Repartition};
+use super::roster_topic::RosterTopics;
 use super::serving::{HubLink, State};
 use super::telemetry::Counters;
 use super::txn::Txn;
@@ -84,6 +85,8 @@ pub struct Worker {
     pub hub: Option<HubLink>,
     pub routers: BTreeMap<u32, RouterTask>,
     pub owners: BTreeMap<i32, Owner>,
+    /// The goals' rosters (the master copy owners start from) and the roster topics' reader.
+    pub rosters: RosterTopics,
     /// Per owned partition: the assignment epoch in which its owner was created.
     pub owner_since: BTreeMap<i32, u64>,
     /// Per owned partition: the windows whose state is stored in parts, and how many.
@@ -117,6 +120,7 @@ pub struct Parts {
     pub txn: Txn,
     pub topics: Topics,
     pub owners_count: i32,
+    pub rosters: RosterTopics,
     pub serving: Option<Serving>,
     pub epoch: Arc<AtomicU64>,
 }
@@ -163,6 +167,7 @@ impl Worker {
             hub,
             routers: BTreeMap::new(),
             owners: BTreeMap::new(),
+            rosters: p.rosters,
             owner_since: BTreeMap::new(),
             split_windows: BTreeMap::new(),
             offsets: BTreeMap::new(),
@@ -355,6 +360,22 @@ impl Worker {
         Ok(())
     }
 
+    /// Applies the roster records that arrived to the rosters and owners, and dead-letters the
+    /// refused ones, in the open transaction (the windows opened are written at its commit).
+    pub fn poll_rosters(&mut self) -> Result<(), RunError> {
+        let read = self.rosters.poll(&mut self.owners, &mut self.attainments);
+        if read == 0 && !self.rosters.rejected.has_pending() {
+            return Ok(());
+        }
+        self.txn.begin()?;
+        self.emit_attainments();
+        let (txn, counts, dead_letters) = (&mut self.txn, &mut self.counts, &self.dead_letters);
+        self.rosters
+            .rejected
+            .send_pending(|bad| dead_letters.roster_record(txn, counts, bad));
+        Ok(())
+    }
+
     /// Sends the attainment events produced so far to the output topic.
     pub fn emit_attainments(&mut self) {
         let (txn, counts) = (&mut self.txn, &mut self.counts);
@@ -420,6 +441,7 @@ impl Worker {
             "committed"
         );
         self.offsets.clear();
+        self.rosters.rejected.committed();
         self.counts.report.commits += 1;
         self.after_commit(t0.elapsed());
         Ok(())
@@ -535,6 +557,7 @@ impl Worker {
         self.offsets.clear();
         self.repart.clear();
         self.attainments.clear();
+        self.rosters.rejected.aborted();
         // Found again by the rebuild that follows.
         self.cleanup.clear();
         true
