@@ -208,6 +208,9 @@ return {
   banner: (document.getElementById('banner') || {}).textContent || '',
   cards: q('[data-testid="goal-card"]').map(e => e.dataset.goal),
   progress: q('[data-testid="progress-bar"]').map(e => e.dataset.progress),
+  paceLines: q('[data-testid="pace-line"]').length,
+  statuses: q('[data-testid="group-row"]').filter(e => e.dataset.status).map(e => ({status: e.dataset.status,
+    flag: (e.querySelector('[data-testid="at-risk"]') || {}).textContent || ''})),
   feed: q('[data-testid="feed-item"]').map(e => ({id: e.dataset.id, kind: e.dataset.kind, source: e.dataset.source})),
   errors: window.__testErrors || [],
 };
@@ -216,7 +219,9 @@ return {
 
 def run(args):
     base = args.url.rstrip("/") + "/"
-    goals = [g["id"] for g in http("GET", base + "v1/goals")["goals"]]
+    defs = http("GET", base + "v1/goals")["goals"]
+    goals = [g["id"] for g in defs]
+    look_ahead = [g["id"] for g in defs if g.get("status")]
     if not goals:
         raise Fail("/v1/goals lists no goal")
     log(f"/v1/goals: {len(goals)} goals")
@@ -249,6 +254,18 @@ def run(args):
         s = wait_for("a progress bar with progress > 0", args.timeout, progressing)
         positive = sum(1 for p in s["progress"] if p not in ("", None) and float(p) > 0)
         log(f"{len(s['progress'])} progress bars, {positive} with progress > 0")
+
+        # 2b. Goals with status: a pace line per row, and every group at risk marked in words.
+        if look_ahead:
+            s = wait_for("the pace lines of goals with status", args.timeout,
+                         lambda: (lambda s: s if s["paceLines"] else None)(state()))
+            unmarked = [r for r in s["statuses"] if (r["status"] == "at_risk") != (r["flag"] == "AT RISK")]
+            if unmarked:
+                raise Fail(f"rows whose at-risk mark does not match their status: {unmarked}")
+            at_risk = sum(1 for r in s["statuses"] if r["status"] == "at_risk")
+            log(f"{s['paceLines']} pace lines; {at_risk} of {len(s['statuses'])} rows with status at risk, all marked")
+        else:
+            log("no goal with status: pace lines and at-risk marks not checked")
 
         # 3. A milestone arrives through the server-sent events stream, after the initial fill.
         def streamed_milestone():

@@ -179,6 +179,39 @@ fn check_current(url: &str, all: &[Value]) {
     );
 }
 
+/// A goal with `status` and a pace curve. With the run's grace no tick is decided.
+const PACED_GOAL: &str = r#"
+[[goals]]
+id = "rep-weekly-paced"
+metric = "count"
+filter = { event_type = "activity_logged" }
+group_by = ["rep_id"]
+window = { tumbling = "7d" }
+target = 15
+grace = "3650d"
+pace = [[0.0, 0.0], [0.5, 0.3], [1.0, 1.0]]
+status = { every = "1d", tolerance = 0.1, for = "2d" }
+"#;
+
+/// The look-ahead fields of a window view (served by either instance): present with status,
+/// absent without.
+fn check_look_ahead(goal: &str, w: &Value) {
+    if goal != "rep-weekly-paced" {
+        for key in ["status", "status_tick", "expected", "projected"] {
+            assert!(w.get(key).is_none(), "goal {goal}: {key} in {w}");
+        }
+        return;
+    }
+    assert_eq!(w["status"], "on_track", "no tick decided yet: {w}");
+    assert!(w["status_tick"].is_null(), "{w}");
+    assert!(w["expected"].is_number(), "{w}");
+    // null only while the pace expects nothing yet (at the window's first instant).
+    assert!(
+        w["projected"].is_number() || w["projected"].is_null(),
+        "{w}"
+    );
+}
+
 #[test]
 fn two_instances_answer_queries_alike_and_match_replay() {
     let k = Kafka::connect();
@@ -188,7 +221,9 @@ fn two_instances_answer_queries_alike_and_match_replay() {
     k.produce_json(&name, &events);
     // No window closes during the run, so every window is open at the end and its value is the
     // final value replay computes.
-    let goals = example_goals().replace("grace = \"1h\"", "grace = \"3650d\"");
+    let mut goals = example_goals().replace("grace = \"1h\"", "grace = \"3650d\"");
+    // A goal with look-ahead status: its windows show status, expected and projected values.
+    goals.push_str(PACED_GOAL);
     let config = k.write_config(&name, &goals, "");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("token_env = \"GOALPOST_TEST_TOKEN\"\n");
@@ -215,7 +250,7 @@ fn two_instances_answer_queries_alike_and_match_replay() {
             v["value"].to_string(),
         );
     }
-    assert_eq!(expected.len(), 8, "replay has finals for every goal");
+    assert_eq!(expected.len(), 9, "replay has finals for every goal");
 
     // Health and readiness never need the token; both instances become ready.
     for i in [&a, &b] {
@@ -255,6 +290,17 @@ fn two_instances_answer_queries_alike_and_match_replay() {
         .map(|g| g["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, expected.keys().cloned().collect::<BTreeSet<_>>());
+    let paced = defs["goals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == "rep-weekly-paced")
+        .unwrap();
+    assert_eq!(
+        paced["pace"],
+        serde_json::json!([[0, 0], [0.5, 0.3], [1, 1]])
+    );
+    assert_eq!(paced["status"]["for"], "2d", "{paced}");
 
     // Open windows: the owners finish the repartition topic shortly after the input is
     // committed, so wait until the answer matches, then check both instances in detail.
@@ -318,6 +364,7 @@ fn two_instances_answer_queries_alike_and_match_replay() {
             let instance = w["instance"].as_str().unwrap();
             assert!(instance == "api-a" || instance == "api-b");
             assert!(w["time_left_seconds"].as_i64().is_some(), "{w}");
+            check_look_ahead(goal, w);
         }
     }
     let unknown = get(&format!("{}/v1/goals/no-such-goal", a.base), Some(TOKEN));

@@ -33,6 +33,9 @@ pub struct Summary {
     /// Whether a goal evaluates look-ahead status: only then does the summary count `at_risk`
     /// and `on_track`, so summaries of goal files without `status` stay as they were.
     pub look_ahead: bool,
+    /// Per goal, in file order: whether it names a roster. Only those goals' lines show
+    /// `unlisted` and `off_roster`, so summaries of goals without a roster stay as they were.
+    pub rostered: Vec<bool>,
 }
 
 impl Summary {
@@ -42,6 +45,7 @@ impl Summary {
             counts: Counts::new(goals.goals.len()),
             goals: goals.goals.iter().map(|g| g.id.to_string()).collect(),
             look_ahead: goals.goals.iter().any(|g| g.status.is_some()),
+            rostered: goals.goals.iter().map(|g| g.roster.is_some()).collect(),
             ..Summary::default()
         }
     }
@@ -61,17 +65,24 @@ impl fmt::Display for Summary {
         for (reason, n) in c.rejected_by_reason() {
             writeln!(f, "  rejected {reason}: {n}")?;
         }
-        for (((goal, late), skipped), overflow) in self
-            .goals
-            .iter()
-            .zip(&c.late)
-            .zip(&c.skipped)
-            .zip(&c.overflow)
-        {
-            writeln!(
+        for (i, goal) in self.goals.iter().enumerate() {
+            let n = |counts: &[u64]| counts.get(i).copied().unwrap_or(0);
+            write!(
                 f,
-                "  goal {goal}: late {late}  skipped {skipped}  overflow {overflow}"
+                "  goal {goal}: late {}  skipped {}  overflow {}",
+                n(&c.late),
+                n(&c.skipped),
+                n(&c.overflow)
             )?;
+            if self.rostered.get(i).copied().unwrap_or(false) {
+                write!(
+                    f,
+                    "  unlisted {}  off_roster {}",
+                    n(&c.unlisted),
+                    n(&c.off_roster)
+                )?;
+            }
+            writeln!(f)?;
         }
         writeln!(f, "dedupe evicted {}", self.dedupe_evicted)?;
         writeln!(f, "windows closed {}", self.windows_closed)?;
@@ -473,6 +484,47 @@ mod tests {
         assert_eq!(
             last_line(&summary),
             "attainment events: milestone 1  breached 2  final 3  at_risk 4  on_track 5"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_unlisted_and_off_roster_only_for_goals_with_a_roster() {
+        let mut goals = GoalSet::from_toml(
+            "[[goals]]\nid = \"wins\"\nmetric = \"count\"\ngroup_by = [\"rep_id\"]\n\
+             window = { tumbling = \"1d\" }\ntarget = 4\n\n\
+             [[goals]]\nid = \"calls\"\nmetric = \"count\"\n\
+             window = { tumbling = \"1d\" }\ntarget = 9\n",
+        )
+        .unwrap();
+        let goal_lines = |summary: &Summary| -> Vec<String> {
+            summary
+                .to_string()
+                .lines()
+                .filter(|l| l.starts_with("  goal "))
+                .map(str::to_string)
+                .collect()
+        };
+        let mut summary = Summary::new(&goals);
+        summary.counts.late = vec![1, 2];
+        assert_eq!(
+            goal_lines(&summary),
+            [
+                "  goal wins: late 1  skipped 0  overflow 0",
+                "  goal calls: late 2  skipped 0  overflow 0"
+            ]
+        );
+
+        goals.goals[0].roster = Some(0);
+        let mut summary = Summary::new(&goals);
+        summary.counts.late = vec![1, 2];
+        summary.counts.unlisted = vec![3, 0];
+        summary.counts.off_roster = vec![4, 0];
+        assert_eq!(
+            goal_lines(&summary),
+            [
+                "  goal wins: late 1  skipped 0  overflow 0  unlisted 3  off_roster 4",
+                "  goal calls: late 2  skipped 0  overflow 0"
+            ]
         );
     }
 }

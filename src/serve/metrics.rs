@@ -12,6 +12,12 @@ pub const EVENTS_REJECTED: &str = "goalpost_events_rejected_total";
 pub const EVENTS_LATE: &str = "goalpost_events_late_total";
 /// Contributions skipped for a goal's `max_groups` or `max_distinct`, label `goal` (counter).
 pub const EVENTS_OVERFLOW: &str = "goalpost_events_overflow_total";
+/// Contributions of groups a goal's roster does not list, applied all the same, label `goal`;
+/// only goals with a roster (counter).
+pub const EVENTS_UNLISTED: &str = "goalpost_events_unlisted_total";
+/// Contributions of groups a goal's `strict` roster does not list, skipped, label `goal`; only
+/// goals with a roster (counter).
+pub const EVENTS_OFF_ROSTER: &str = "goalpost_events_off_roster_total";
 /// Event ids the dedupe memory forgot before the horizon because of `app.dedupe_max_ids`
 /// (counter).
 pub const DEDUPE_EVICTED: &str = "goalpost_dedupe_evicted_total";
@@ -42,12 +48,16 @@ pub const STATE_BYTES: &str = "goalpost_state_bytes";
 pub const RESTORE_RECORDS: &str = "goalpost_restore_records_total";
 /// Changelog records still to read in the restore under way, 0 when none (gauge).
 pub const RESTORE_REMAINING: &str = "goalpost_restore_remaining_records";
-/// Attainment events published, labels `kind`, `goal` (counter).
+/// Attainment events published, labels `kind`, `goal` (counter). For goals with `status`, the
+/// kinds `at_risk` and `on_track` count the status transitions.
 pub const ATTAINMENTS: &str = "goalpost_attainments_total";
 /// Progress of the current window, labels `goal`, `group`; only for goals listed in
 /// `[metrics] progress_gauges` (gauge, 1.0 = target). Only groups with an open window are
 /// exported: a group's series goes when its last window closes.
 pub const GOAL_PROGRESS: &str = "goalpost_goal_progress_ratio";
+/// Groups of a goal with `status` whose latest open window is at risk (`at_risk` reported, not
+/// back on track since) on this instance, label `goal` (gauge).
+pub const GROUPS_AT_RISK: &str = "goalpost_groups_at_risk";
 /// 1 once every assigned partition's state is restored (gauge).
 pub const READY: &str = "goalpost_ready";
 /// Partitions assigned to this instance, label `kind` = `input` | `repartition` (gauge).
@@ -61,6 +71,8 @@ pub const NAMES: &[&str] = &[
     EVENTS_REJECTED,
     EVENTS_LATE,
     EVENTS_OVERFLOW,
+    EVENTS_UNLISTED,
+    EVENTS_OFF_ROSTER,
     DEDUPE_EVICTED,
     CONSUMER_LAG,
     TXN_COMMITTED,
@@ -77,6 +89,7 @@ pub const NAMES: &[&str] = &[
     RESTORE_REMAINING,
     ATTAINMENTS,
     GOAL_PROGRESS,
+    GROUPS_AT_RISK,
     READY,
     ASSIGNED_PARTITIONS,
 ];
@@ -88,7 +101,7 @@ use std::sync::Mutex;
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
 use crate::codec::RejectReason;
-use crate::goals::GoalSet;
+use crate::goals::{Goal, GoalSet};
 use crate::model::AttainmentKind;
 
 /// One goal's id and the progress of each of its groups with an open window.
@@ -110,6 +123,12 @@ pub struct Telemetry {
     pub events_late: Vec<Counter>,
     /// [`EVENTS_OVERFLOW`], per goal index.
     pub events_overflow: Vec<Counter>,
+    /// [`EVENTS_UNLISTED`], per goal index (a no-op for goals without a roster).
+    pub events_unlisted: Vec<Counter>,
+    /// [`EVENTS_OFF_ROSTER`], per goal index (a no-op for goals without a roster).
+    pub events_off_roster: Vec<Counter>,
+    /// [`GROUPS_AT_RISK`], per goal index (a no-op for goals without `status`).
+    pub groups_at_risk: Vec<Gauge>,
     /// [`DEDUPE_EVICTED`].
     pub dedupe_evicted: Counter,
     /// [`TXN_COMMITTED`].
@@ -168,6 +187,24 @@ impl Telemetry {
                 .iter()
                 .map(|g| counter!(EVENTS_OVERFLOW, "goal" => g.clone()))
                 .collect(),
+            events_unlisted: per_goal(
+                goals,
+                |g| g.roster.is_some(),
+                Counter::noop(),
+                |id| counter!(EVENTS_UNLISTED, "goal" => id),
+            ),
+            events_off_roster: per_goal(
+                goals,
+                |g| g.roster.is_some(),
+                Counter::noop(),
+                |id| counter!(EVENTS_OFF_ROSTER, "goal" => id),
+            ),
+            groups_at_risk: per_goal(
+                goals,
+                |g| g.status.is_some(),
+                Gauge::noop(),
+                |id| gauge!(GROUPS_AT_RISK, "goal" => id),
+            ),
             dedupe_evicted: counter!(DEDUPE_EVICTED),
             txn_committed: counter!(TXN_COMMITTED),
             txn_aborted: counter!(TXN_ABORTED),
@@ -239,6 +276,27 @@ impl Telemetry {
         }
         out
     }
+}
+
+/// One handle per goal: registered with the goal's id for the goals `wanted`, a no-op for the
+/// others (so goal files without the keys a metric needs export no series of it).
+fn per_goal<H: Clone>(
+    goals: &GoalSet,
+    wanted: impl Fn(&Goal) -> bool,
+    noop: H,
+    register: impl Fn(String) -> H,
+) -> Vec<H> {
+    goals
+        .goals
+        .iter()
+        .map(|g| {
+            if wanted(g) {
+                register(g.id.to_string())
+            } else {
+                noop.clone()
+            }
+        })
+        .collect()
 }
 
 /// A label value escaped for the Prometheus text format.

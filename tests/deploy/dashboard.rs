@@ -40,7 +40,11 @@ fn metric_of(series: &str) -> Option<&'static str> {
 fn metric_labels(metric: &str) -> &'static [&'static str] {
     match metric {
         metrics::EVENTS_REJECTED => &["reason"],
-        metrics::EVENTS_LATE | metrics::EVENTS_OVERFLOW => &["goal"],
+        metrics::EVENTS_LATE
+        | metrics::EVENTS_OVERFLOW
+        | metrics::EVENTS_UNLISTED
+        | metrics::EVENTS_OFF_ROSTER
+        | metrics::GROUPS_AT_RISK => &["goal"],
         metrics::CONSUMER_LAG => &["topic", "partition"],
         metrics::ATTAINMENTS => &["kind", "goal"],
         metrics::GOAL_PROGRESS => &["goal", "group"],

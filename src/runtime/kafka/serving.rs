@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::output::PendingAttainment;
 use super::telemetry::Counters;
 use super::Serving;
-use crate::engine::Owner;
+use crate::engine::{GroupKey, Owner, StatusState};
 use crate::goals::GoalSet;
 use crate::model::Timestamp;
 use crate::serve::{Hub, QueryReceiver, Telemetry};
@@ -102,6 +102,10 @@ impl HubLink {
             if t.has_progress_gauge(index) {
                 t.replace_progress(index, &goal.id, latest_progress(s.owners, s.goals, index));
             }
+            if goal.status.is_some() {
+                let at_risk: usize = s.owners.values().map(|o| groups_at_risk(o, index)).sum();
+                t.groups_at_risk[index].set(at_risk as f64);
+            }
         }
     }
 
@@ -179,4 +183,84 @@ fn latest_progress(
         }
     }
     latest.into_iter().map(|(g, (_, p))| (g, p))
+}
+
+/// The groups of goal `index` on `owner` whose latest open window is at risk. A group lives on
+/// one owner, so sums over owners count each group once.
+pub(super) fn groups_at_risk(owner: &Owner, index: usize) -> usize {
+    let mut latest: HashMap<&GroupKey, (Timestamp, bool)> = HashMap::new();
+    for (key, start, ws) in owner.windows_of(index) {
+        let at_risk = ws
+            .pacing
+            .as_ref()
+            .is_some_and(|p| p.tracker.state == StatusState::AtRisk);
+        let e = latest.entry(key).or_insert((start, at_risk));
+        if start >= e.0 {
+            *e = (start, at_risk);
+        }
+    }
+    latest.values().filter(|(_, at_risk)| *at_risk).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::Pipeline;
+    use crate::goals::StatusSpec;
+    use crate::model::{SalesEvent, StringField};
+
+    /// A count goal by region with daily `window`, status every 6h without tolerance or hold, fed
+    /// a win of north just after midnight and one of east at noon.
+    fn owner_after(window: &str) -> Pipeline {
+        let text = format!(
+            "[[goals]]\nid = \"wins\"\nmetric = \"count\"\ngroup_by = [\"region\"]\n\
+             window = {window}\ntarget = 4\ngrace = \"0s\"\n"
+        );
+        let mut goals = GoalSet::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+        goals.goals[0].status = Some(StatusSpec {
+            every: crate::model::Duration::from_secs(6 * 3600),
+            tolerance: rust_decimal::Decimal::ZERO,
+            hold: crate::model::Duration::ZERO,
+        });
+        let mut p = Pipeline::new(Arc::new(goals));
+        let mut out = Vec::new();
+        for (id, region, time) in [("a", "north", "00:10"), ("b", "east", "12:00")] {
+            let mut ev = SalesEvent {
+                event_id: id.into(),
+                event_type: "deal_won".into(),
+                occurred_at: Timestamp::parse_rfc3339(&format!("2026-01-01T{time}:00Z")).unwrap(),
+                ..SalesEvent::default()
+            };
+            ev.set_string(StringField::Region, region);
+            p.process(&ev, &mut out);
+        }
+        p
+    }
+
+    fn at_risk_windows(p: &Pipeline) -> usize {
+        p.owner()
+            .windows_of(0)
+            .filter(|(_, _, ws)| {
+                ws.pacing
+                    .as_ref()
+                    .is_some_and(|p| p.tracker.state == StatusState::AtRisk)
+            })
+            .count()
+    }
+
+    #[test]
+    fn groups_at_risk_count_each_groups_latest_window() {
+        // By noon north has 1 of the 2 expected: at risk; east had no event before a tick.
+        let p = owner_after("{ tumbling = \"1d\" }");
+        assert_eq!(groups_at_risk(p.owner(), 0), 1);
+        assert_eq!(groups_at_risk(p.owner(), 1), 0, "no such goal");
+
+        // Two-day windows starting every day: north's window from Dec 31 expects 3 by noon (at
+        // risk), its latest, from Jan 1, expects 1 (on track): north is not counted.
+        let p = owner_after("{ hopping = \"2d\", every = \"1d\" }");
+        assert_eq!(at_risk_windows(&p), 1);
+        assert_eq!(groups_at_risk(p.owner(), 0), 0);
+    }
 }

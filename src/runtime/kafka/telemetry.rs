@@ -110,6 +110,8 @@ impl Counters {
             (&t.events_rejected, &c.rejected[..], &w.rejected[..]),
             (&t.events_late, &c.late[..], &w.late[..]),
             (&t.events_overflow, &c.overflow[..], &w.overflow[..]),
+            (&t.events_unlisted, &c.unlisted[..], &w.unlisted[..]),
+            (&t.events_off_roster, &c.off_roster[..], &w.off_roster[..]),
         ];
         for (counters, now, was) in deltas {
             for ((counter, n), w) in counters.iter().zip(now).zip(was) {
@@ -135,6 +137,62 @@ impl Counters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unlisted_off_roster_and_at_risk_series_exist_for_goals_with_a_roster_or_status_only() {
+        let mut goals = crate::goals::GoalSet::from_toml(
+            "[[goals]]\nid = \"plain\"\nmetric = \"count\"\nwindow = { tumbling = \"1d\" }\n\
+             target = 4\n\n[[goals]]\nid = \"listed\"\nmetric = \"count\"\n\
+             group_by = [\"rep_id\"]\nwindow = { tumbling = \"1d\" }\ntarget = 4\n",
+        )
+        .unwrap();
+        goals.goals[1].roster = Some(0);
+        goals.goals[1].status = Some(crate::goals::StatusSpec {
+            every: crate::model::Duration::from_secs(3600),
+            tolerance: rust_decimal::Decimal::ZERO,
+            hold: crate::model::Duration::ZERO,
+        });
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let t = Telemetry::new(&goals, &[]);
+            let mut published = Counters::new(2);
+            let mut now = published.clone();
+            now.report.counts.add_owner(&crate::engine::OwnerStats {
+                unlisted: vec![0, 3],
+                off_roster: vec![0, 2],
+                ..Default::default()
+            });
+            now.publish(&mut published, &t);
+            now.report.counts.unlisted[1] += 1;
+            now.publish(&mut published, &t);
+            t.groups_at_risk[1].set(5.0);
+        });
+        let text = handle.render();
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name}: {text}"))
+                .to_string()
+        };
+        use crate::serve::metrics::{EVENTS_OFF_ROSTER, EVENTS_UNLISTED, GROUPS_AT_RISK};
+        assert_eq!(
+            line(EVENTS_UNLISTED),
+            format!("{EVENTS_UNLISTED}{{goal=\"listed\"}} 4")
+        );
+        assert_eq!(
+            line(EVENTS_OFF_ROSTER),
+            format!("{EVENTS_OFF_ROSTER}{{goal=\"listed\"}} 2")
+        );
+        assert_eq!(
+            line(GROUPS_AT_RISK),
+            format!("{GROUPS_AT_RISK}{{goal=\"listed\"}} 5")
+        );
+        for name in [EVENTS_UNLISTED, EVENTS_OFF_ROSTER, GROUPS_AT_RISK] {
+            let plain = format!("{name}{{goal=\"plain\"}}");
+            assert!(!text.contains(&plain), "{text}");
+        }
+    }
 
     #[test]
     fn a_rollback_keeps_the_transaction_outcomes_only() {

@@ -4,6 +4,7 @@
 //! query never locks the engine), publishes attainment events once their transaction has
 //! committed, and says whether it is ready. The HTTP side only reads.
 
+mod look_ahead;
 mod page;
 mod peer_data;
 mod views;
@@ -18,6 +19,7 @@ use super::metrics::Telemetry;
 use crate::codec::json;
 use crate::goals::GoalSet;
 use crate::model::{Attainment, Timestamp};
+pub use look_ahead::{status_name, PaceView, StatusView, WindowLookAhead, STATUS_NAMES};
 pub use page::{sort_views, window_page, Answer, By, Order};
 pub use peer_data::{AttainmentJson, PeerDataError, RawJson};
 pub use views::{GoalView, MilestoneView, Num, WindowView};

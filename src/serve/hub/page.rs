@@ -3,10 +3,12 @@
 
 use rust_decimal::Decimal;
 
+use super::look_ahead::WindowLookAhead;
 use super::views::{decimal_json, MilestoneView, WindowView};
 use crate::engine::{GroupKey, Owner, WindowState};
 use crate::goals::{Direction, Goal, Metric};
 use crate::model::Timestamp;
+use crate::window::Window;
 
 /// How a goal's windows are sorted in an answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -165,7 +167,7 @@ fn window_view(
     } else {
         Vec::new()
     };
-    WindowView {
+    let mut view = WindowView {
         goal_id: goal.id.to_string(),
         group: goal
             .group_by_names
@@ -183,8 +185,15 @@ fn window_view(
         breached: ws.breached,
         time_left_seconds: now.map(|n| ((ws.end.as_nanos() - n.as_nanos()) / 1_000_000_000).max(0)),
         pace: pace.map(decimal_json),
+        status: None,
+        status_tick: None,
+        expected: None,
+        projected: None,
         instance: instance.to_string(),
-    }
+    };
+    let window = Window { start, end: ws.end };
+    view.set_look_ahead(WindowLookAhead::of(goal, window, ws, now));
+    view
 }
 
 /// Sorts window views in `order`: the order every instance answers in. With

@@ -138,6 +138,13 @@ impl WindowView {
         )?;
         let ok = ["at_least", "at_most"].contains(&self.direction.as_str());
         one_of("direction", &self.direction, ok, "at_least or at_most")?;
+        if let Some(status) = &self.status {
+            let ok = super::STATUS_NAMES.contains(&status.as_str());
+            one_of("status", status, ok, "on_track, pending or at_risk")?;
+        }
+        if let Some(Some(tick)) = &self.status_tick {
+            check_time("status_tick", tick)?;
+        }
         check_time("window_start", &self.window_start)?;
         check_time("window_end", &self.window_end)
     }

@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::look_ahead::{present, PaceView, StatusView, WindowLookAhead};
 use crate::goals::{Goal, Measure};
 
 /// A decimal written as an exact JSON number.
@@ -82,8 +83,52 @@ pub struct WindowView {
     /// far (value × window length ÷ elapsed event time); `null` for other metrics or before the
     /// window has started.
     pub pace: Option<Num>,
+    /// For goals with `status`: `on_track`, `pending` (at risk at the last ticks, not yet for the
+    /// goal's `for`) or `at_risk` (reported, and not back on track since). Absent for other goals,
+    /// like the three fields after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The last tick whose status is decided (RFC 3339, UTC); `null` before the first.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub status_tick: Option<Option<String>>,
+    /// The value expected by now along the goal's pace: target × pace(elapsed fraction of the
+    /// window at the owner's latest event time), rounded to 4 decimal places; `null` before any
+    /// event.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub expected: Option<Option<Num>>,
+    /// The value projected at the window's end along the goal's pace (at_least: value ÷
+    /// pace(elapsed); at_most: value ÷ elapsed), rounded to 4 decimal places; `null` without a
+    /// value or while the pace expects nothing yet. Unlike `pace`, which extrapolates count and
+    /// sum goals linearly, it follows the goal's pace curve, as the at-risk decision does.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub projected: Option<Option<Num>>,
     /// The instance holding this window.
     pub instance: String,
+}
+
+impl WindowView {
+    /// Sets the look-ahead fields (goals with `status`).
+    pub fn set_look_ahead(&mut self, look: Option<WindowLookAhead>) {
+        let Some(look) = look else {
+            return;
+        };
+        self.status = Some(look.status.to_string());
+        self.status_tick = Some(look.tick.map(|t| t.to_rfc3339()));
+        self.expected = Some(look.expected.map(decimal_json));
+        self.projected = Some(look.projected.map(decimal_json));
+    }
 }
 
 /// One goal's definition, as `/v1/goals` shows it.
@@ -109,6 +154,12 @@ pub struct GoalView {
     pub milestones: Vec<Num>,
     /// Allowed lateness.
     pub grace: String,
+    /// For goals with `status`: how the target accrues over a window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<PaceView>,
+    /// The goal's `status` settings, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusView>,
 }
 
 impl GoalView {
@@ -131,6 +182,8 @@ impl GoalView {
             direction: goal.direction.as_str().to_string(),
             milestones: goal.milestones.iter().map(|m| decimal_json(*m)).collect(),
             grace: goal.grace.to_string(),
+            pace: goal.status.as_ref().map(|_| PaceView::of(&goal.pace)),
+            status: StatusView::of(goal),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::goals::GoalSet;
 use crate::serve::hub::{Answer, Hub, Num, WindowView};
 
 mod guard;
+mod look_ahead;
 mod peers;
 mod queries;
 
@@ -48,6 +49,10 @@ fn view(region: &str, value: i64, instance: &str) -> WindowView {
         breached: false,
         time_left_seconds: Some(60),
         pace: None,
+        status: None,
+        status_tick: None,
+        expected: None,
+        projected: None,
         instance: instance.into(),
     }
 }
