@@ -22,6 +22,7 @@ mod rebalance;
 mod repartition;
 mod restore;
 mod roster_topic;
+mod rosters;
 mod serving;
 mod telemetry;
 mod txn;
@@ -41,6 +42,7 @@ use crate::serve::Serving;
 
 pub use config::RunConfig;
 pub use error::{ClientError, ErrorClass, RunError, SetupError};
+pub use rosters::{load_file_rosters, RosterLoadError};
 
 /// How `goalpost run` ends.
 #[derive(Clone, Copy, Debug, Default)]
@@ -165,16 +167,18 @@ pub fn run(
     result.map(|()| report)
 }
 
-/// The goals' rosters, with each roster topic checked and read up to its end offsets at start
-/// (see `roster_topic`), before any input is processed.
+/// The goals' rosters: those of files read from them (relative to the goal file), and each
+/// roster topic checked and read up to its end offsets at start (see `roster_topic`), before any
+/// input is processed.
 fn start_rosters(
     cfg: &RunConfig,
     client: &rdkafka::config::ClientConfig,
     goals: &Arc<GoalSet>,
     options: RunOptions,
 ) -> Result<roster_topic::RosterTopics, RunError> {
-    let table =
-        roster_topic::RosterTable::new(goals.clone(), Vec::new()).map_err(SetupError::from)?;
+    let goal_dir = cfg.goals.parent().unwrap_or(std::path::Path::new("."));
+    let files = load_file_rosters(goals, goal_dir).map_err(SetupError::from)?;
+    let table = roster_topic::RosterTable::new(goals.clone(), files).map_err(SetupError::from)?;
     let partitions =
         roster_topic::check_topics(client, &table, !options.skip_changelog_policy_check)?;
     let group_id = format!("{}-rosters", cfg.app.application_id);
