@@ -10,10 +10,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use goalpost::codec::future::{FutureBound, FutureFrom, MaxFuture};
 use goalpost::codec::{json, proto, Format};
+use goalpost::engine::Roster;
 use goalpost::generate::{GenerateConfig, Generator};
 use goalpost::goals::{GoalSet, Measure};
 use goalpost::model::Timestamp;
 use goalpost::runtime::replay::{self, JsonDeadLetters, JsonLines};
+use goalpost::runtime::rosters::{base_dir, describe_rosters, load_rosters, RosterSource};
 use mimalloc::MiMalloc;
 
 /// mimalloc: the fold allocates and frees small strings and batch buffers at a high rate, which
@@ -248,9 +250,10 @@ fn cmd_replay(
     format: Format,
     output: Option<&Path>,
     dead_letter: Option<&Path>,
-    options: replay::ReplayOptions,
+    mut options: replay::ReplayOptions,
 ) -> Result<()> {
     let goals = Arc::new(load_goals(goals_path)?);
+    options.rosters = load_rosters(&goals, base_dir(goals_path), RosterSource::Replay)?;
     let total = match events {
         Some(p) if p != Path::new("-") => std::fs::metadata(p).ok().map(|m| m.len()),
         _ => None,
@@ -371,12 +374,16 @@ fn cmd_run(
 
 fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
     let mut out = io::stdout().lock();
-    let goals = match (config, goals_path) {
+    let (goals, rosters) = match (config, goals_path) {
         (Some(config), _) => check_config(config, &mut out)?,
         (None, Some(path)) => load_goals_or_exit(path),
         (None, None) => bail!("give --goals FILE or --config FILE"),
     };
-    print_goal_table(&mut out, &goals)
+    print_goal_table(&mut out, &goals)?;
+    for line in describe_rosters(&goals, &rosters) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 /// `check`'s way out: the message on stderr, exit status 1.
@@ -385,14 +392,17 @@ fn exit_with(message: impl std::fmt::Display) -> ! {
     std::process::exit(1);
 }
 
-/// Loads a goal file for `check`; its errors are listed one per line, after its path.
-fn load_goals_or_exit(path: &Path) -> GoalSet {
-    GoalSet::load(path).unwrap_or_else(|e| exit_with(format_args!("{}: {e}", path.display())))
+/// Loads a goal file and its roster files for `check`; errors follow the goal file's path.
+fn load_goals_or_exit(path: &Path) -> (GoalSet, Vec<Option<Roster>>) {
+    let shown = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let goals = GoalSet::load(path).unwrap_or_else(|e| exit_with(shown(&e)));
+    let rosters = load_rosters(&goals, base_dir(path), RosterSource::Check);
+    (goals, rosters.unwrap_or_else(|e| exit_with(shown(&e))))
 }
 
 /// Checks everything `run` checks before connecting (the config, the goal file, what depends on
-/// it, and the HTTP token), prints the config and returns its goals.
-fn check_config(config: &Path, out: &mut impl Write) -> Result<GoalSet> {
+/// it, and the HTTP token), prints the config and returns its goals and their rosters.
+fn check_config(config: &Path, out: &mut impl Write) -> Result<(GoalSet, Vec<Option<Roster>>)> {
     use goalpost::runtime::kafka::config::{redact_secrets_in, RunConfig};
     let text = std::fs::read_to_string(config).unwrap_or_else(|e| {
         exit_with(format_args!(
@@ -403,7 +413,7 @@ fn check_config(config: &Path, out: &mut impl Write) -> Result<GoalSet> {
     // A TOML error quotes the offending line, which may hold a secret.
     let cfg = RunConfig::from_toml(&text, config)
         .unwrap_or_else(|e| exit_with(redact_secrets_in(&e.to_string(), &text)));
-    let goals = load_goals_or_exit(&cfg.goals);
+    let (goals, rosters) = load_goals_or_exit(&cfg.goals);
     if let Err(e) = cfg.check_goals(&goals, config) {
         exit_with(e);
     }
@@ -413,7 +423,7 @@ fn check_config(config: &Path, out: &mut impl Write) -> Result<GoalSet> {
         }
     }
     print_config(out, config, &cfg)?;
-    Ok(goals)
+    Ok((goals, rosters))
 }
 
 /// Prints a checked config: its settings, then its Kafka properties with secrets redacted.

@@ -5,3 +5,4 @@ pub mod demo;
 pub mod kafka;
 pub mod progress;
 pub mod replay;
+pub mod rosters;

@@ -33,7 +33,7 @@ use crate::model::time::Duration;
 pub use crate::model::time::Window;
 
 pub use spec::{parse_weekday, WindowError};
-pub use ticks::{elapsed_fraction, ticks, TickError, TickSpec};
+pub use ticks::{elapsed_fraction, ticks, TickError, TickSpec, MAX_TICKS_PER_WINDOW};
 
 /// The most windows a hopping spec may put one instant in (`ceil(size / every)`).
 pub const MAX_HOPPING_WINDOWS: usize = 10_000;

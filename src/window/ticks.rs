@@ -31,6 +31,10 @@ use crate::model::time::{Duration, Timestamp};
 const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 const NANOS_PER_WEEK: i64 = 7 * NANOS_PER_DAY;
 
+/// Most ticks one window may have: a goal's `status.every` giving more for its windows is refused,
+/// which bounds the per-window work and state of status evaluation.
+pub const MAX_TICKS_PER_WINDOW: usize = 10_000;
+
 /// Decimal places of an [`elapsed_fraction`]: the most a [`Decimal`] holds.
 const FRACTION_SCALE: u32 = 28;
 
@@ -63,6 +67,19 @@ pub enum TickError {
         unit: CalendarUnit,
         /// Local days in the unit's shortest period (e.g. 28 for a month).
         shortest_days: i64,
+    },
+    /// A tick interval that gives a window more than [`MAX_TICKS_PER_WINDOW`] ticks.
+    #[error(
+        "status `every` ({every}) gives up to {ticks} ticks per window, over the limit of \
+         {limit}: use a longer `every`"
+    )]
+    TooManyTicks {
+        /// The requested tick interval.
+        every: Duration,
+        /// The most ticks one window would have.
+        ticks: u64,
+        /// [`MAX_TICKS_PER_WINDOW`].
+        limit: usize,
     },
 }
 
@@ -115,6 +132,49 @@ impl TickSpec {
             }
         }
         Ok(())
+    }
+}
+
+impl TickSpec {
+    /// Checks that no window of `spec` gets more than [`MAX_TICKS_PER_WINDOW`] ticks, counting
+    /// for calendar windows the unit's longest period with every day 25 hours long (the worst
+    /// case across a DST change).
+    pub fn check_count(&self, spec: &WindowSpec) -> Result<(), TickError> {
+        let ticks = self.max_ticks(spec);
+        if ticks > MAX_TICKS_PER_WINDOW as u64 {
+            return Err(TickError::TooManyTicks {
+                every: self.every,
+                ticks,
+                limit: MAX_TICKS_PER_WINDOW,
+            });
+        }
+        Ok(())
+    }
+
+    /// An upper bound on the ticks of one window of `spec`: the grid points strictly inside a
+    /// window of the longest length.
+    fn max_ticks(&self, spec: &WindowSpec) -> u64 {
+        let step = i128::from(self.every.as_nanos().max(1));
+        let longest = match spec {
+            WindowSpec::Tumbling { size } | WindowSpec::Hopping { size, .. } => {
+                i128::from(size.as_nanos())
+            }
+            WindowSpec::Calendar(cal) => {
+                i128::from(longest_days(cal.unit)) * i128::from(NANOS_PER_DAY / 24 * 25)
+            }
+        };
+        u64::try_from((longest - 1).max(0) / step).unwrap_or(u64::MAX)
+    }
+}
+
+/// Local days in the longest period of `unit` (for a quarter: July to September).
+fn longest_days(unit: CalendarUnit) -> i64 {
+    match unit {
+        CalendarUnit::Day => 1,
+        CalendarUnit::Week => 7,
+        CalendarUnit::Month => 31,
+        CalendarUnit::Quarter => 92,
+        CalendarUnit::Year => 366,
     }
 }
 

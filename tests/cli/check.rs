@@ -168,3 +168,116 @@ listen = "{}"
     assert!(err.contains("cannot listen on"), "{err}");
     assert_eq!(err.matches("ddress already in use").count(), 1, "{err}");
 }
+
+/// A goal file in a fresh directory whose `[rosters.reps]` reads `reps.csv` there, holding `csv`
+/// (the CRM sales teams when `None`); returns the goal file's path.
+fn goals_with_roster(csv: Option<&str>) -> std::path::PathBuf {
+    let dir = tmp_dir();
+    let teams =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crm/sales_teams.csv");
+    match csv {
+        None => std::fs::copy(teams, dir.join("reps.csv"))
+            .map(drop)
+            .unwrap(),
+        Some(text) => std::fs::write(dir.join("reps.csv"), text).unwrap(),
+    }
+    let path = dir.join("goals.toml");
+    std::fs::write(
+        &path,
+        r#"
+[rosters.reps]
+file = "reps.csv"
+columns = { rep_id = "sales_agent" }
+
+[[goals]]
+id = "rep-quarter-wins"
+metric = "count"
+filter = { event_type = "deal_won" }
+group_by = ["rep_id"]
+window = { calendar = "quarter" }
+target = 20
+roster = "reps"
+status = { every = "1w", tolerance = 0.1 }
+"#,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn check_loads_the_roster_files() {
+    let path = goals_with_roster(None);
+    // Run from elsewhere: the roster file is found next to the goal file.
+    let o = run(goalpost().current_dir(std::env::temp_dir()).args([
+        "check",
+        "--goals",
+        path.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.ends_with(
+            "1 goal(s) OK; dedupe horizon 1w\nroster `reps`: 35 members from reps.csv\n"
+        ),
+        "{text}"
+    );
+    // Without rosters, nothing is added after the totals line.
+    let o = run(goalpost().args(["check", "--goals", EXAMPLE_GOALS]));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.ends_with("8 goal(s) OK; dedupe horizon 1w\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_names_file_and_line_of_a_bad_roster() {
+    let cases = [
+        (
+            "agent,office\nAnna,East\n",
+            "roster `reps`, file `reps.csv`, for goal `rep-quarter-wins`: roster line 1 has no \
+             column `sales_agent` for group_by field `rep_id` (columns found: agent, office)",
+        ),
+        (
+            "sales_agent,active_from\nAnna,\nBob,next tuesday\n",
+            "roster `reps`, file `reps.csv`, for goal `rep-quarter-wins`: roster line 3: column \
+             `active_from`: `next tuesday`",
+        ),
+    ];
+    for (csv, want) in cases {
+        let path = goals_with_roster(Some(csv));
+        let o = run(goalpost().args(["check", "--goals", path.to_str().unwrap()]));
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        let want = format!("{}: {want}", path.display());
+        assert!(err.starts_with(&want), "{err}\nwant\n{want}");
+        assert!(o.stdout.is_empty());
+    }
+}
+
+#[test]
+fn replay_needs_a_roster_file() {
+    let path = goals_with_roster(None);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("file = \"reps.csv\"", "topic = \"crm.reps\""),
+    )
+    .unwrap();
+    let o = run(goalpost().args(["check", "--goals", path.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.ends_with("roster `reps`: members from topic crm.reps on Kafka\n"),
+        "{out}"
+    );
+    let o = run(goalpost().args(["replay", "--goals", path.to_str().unwrap(), "--events", "-"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "roster `reps` has no `file` (it reads topic `crm.reps` on Kafka); replay needs a file"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -257,3 +257,82 @@ pub(crate) fn specs() -> Vec<Spec> {
         },
     ]
 }
+
+/// The second goal file: look-ahead status on a roster of agents, replayed in a run of its own.
+/// Its roster file is `sales_teams.csv`, written next to it.
+pub(crate) const LOOKAHEAD_TOML: &str = r#"
+[rosters.reps]
+file = "sales_teams.csv"
+columns = { rep_id = "sales_agent" }
+
+# Revenue of each agent per calendar quarter in New York, against a back-loaded pace.
+[[goals]]
+id = "agent-quarter-revenue"
+metric = "sum"
+field = "amount"
+filter = { event_type = "deal_won" }
+group_by = ["rep_id"]
+roster = "reps"
+window = { calendar = "quarter", timezone = "America/New_York" }
+target = 150000
+pace = [[0.0, 0.0], [0.5, 0.35], [1.0, 1.0]]
+status = { every = "7d", tolerance = 0.1, for = "14d" }
+grace = "2d"
+
+# Deals won by each agent per calendar quarter in New York, against a linear pace.
+[[goals]]
+id = "agent-quarter-wins"
+metric = "count"
+filter = { event_type = "deal_won" }
+group_by = ["rep_id"]
+roster = "reps"
+window = { calendar = "quarter", timezone = "America/New_York" }
+target = 20
+status = { every = "7d", tolerance = 0.2 }
+grace = "2d"
+"#;
+
+/// A goal of [`LOOKAHEAD_TOML`] described for the computation: its window, metric and target,
+/// and its `pace` and `status`.
+pub(crate) struct LookSpec {
+    pub(crate) spec: Spec,
+    /// The pace curve's points (fraction elapsed, fraction expected); empty for linear.
+    pub(crate) pace: &'static [(&'static str, &'static str)],
+    /// `status.every`, in days.
+    pub(crate) every_days: u64,
+    /// `status.tolerance`.
+    pub(crate) tolerance: &'static str,
+    /// `status.for`, in days.
+    pub(crate) hold_days: i64,
+}
+
+pub(crate) fn lookahead_specs() -> Vec<LookSpec> {
+    let quarterly = |id, metric, target| Spec {
+        id,
+        metric,
+        picks: Picks::Won,
+        group_by: GroupBy::Rep,
+        tz: chrono_tz::America::New_York,
+        period: Period::Quarter(1),
+        target,
+        at_most: false,
+        min_denominator: 0,
+        milestones: &["1"],
+    };
+    vec![
+        LookSpec {
+            spec: quarterly("agent-quarter-revenue", Metric::Sum, "150000"),
+            pace: &[("0.0", "0.0"), ("0.5", "0.35"), ("1.0", "1.0")],
+            every_days: 7,
+            tolerance: "0.1",
+            hold_days: 14,
+        },
+        LookSpec {
+            spec: quarterly("agent-quarter-wins", Metric::Count, "20"),
+            pace: &[],
+            every_days: 7,
+            tolerance: "0.2",
+            hold_days: 0,
+        },
+    ]
+}

@@ -10,12 +10,20 @@
 //! offset -05:00, some neighbours are swapped (out of order by up to a day, which the goals' 2-day
 //! grace absorbs), and about 1% of the events are sent twice (dedupe must drop the copies).
 //!
-//! `goals` holds the goal file and the same goals described for the computation, `expected` the
-//! independent computation, `output` the reading of goalpost's output.
+//! A second replay of the same events runs a goal file of look-ahead goals on a roster (issue 15):
+//! every agent of `sales_teams.csv` gets a final in every quarter the log spans, and the at-risk /
+//! on-track transitions at weekly ticks are checked against their own independent computation.
+//!
+//! `goals` holds both goal files and the same goals described for the computation, `input` the
+//! events file, `expected` the independent computation of finals, `roster` and `status` that of
+//! roster windows and look-ahead status, `output` the reading of goalpost's output.
 
 mod expected;
 mod goals;
+mod input;
 mod output;
+mod roster;
+mod status;
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;
@@ -28,6 +36,7 @@ use rust_decimal::Decimal;
 
 use expected::*;
 use goals::*;
+use input::*;
 use output::*;
 use support::crm_data::*;
 use support::dirs::TempDir;
@@ -46,9 +55,17 @@ fn crm_dataset_replay_matches_independent_computation() {
     let specs = specs();
 
     // ---- events file ----
-    let mut events = to_events(&opportunities, &teams);
-    let shuffled = disorder(&mut events);
-    let (lines, copies) = with_duplicates(&events);
+    let tmp = TempDir::new();
+    let goals_path = tmp.join("goals.toml");
+    let events_path = tmp.join("events.jsonl");
+    let dl_path = tmp.join("dead-letters.jsonl");
+    fs::write(&goals_path, GOALS_TOML).unwrap();
+    let EventsFile {
+        events,
+        lines,
+        copies,
+        shuffled,
+    } = write_events(&opportunities, &teams, &events_path);
     assert!(
         shuffled.inversions > 300 && shuffled.across_months > 0,
         "the disorder should put many events out of order: {shuffled:?}"
@@ -60,15 +77,6 @@ fn crm_dataset_replay_matches_independent_computation() {
         .iter()
         .map(|e| (e.id.as_str(), rfc3339(e.at)))
         .collect();
-
-    let tmp = TempDir::new();
-    let goals_path = tmp.join("goals.toml");
-    let events_path = tmp.join("events.jsonl");
-    let dl_path = tmp.join("dead-letters.jsonl");
-    fs::write(&goals_path, GOALS_TOML).unwrap();
-    let mut text = lines.join("\n");
-    text.push('\n');
-    fs::write(&events_path, text).unwrap();
 
     // ---- replay ----
     let out = replay(&goals_path, &events_path, &dl_path);
@@ -85,7 +93,7 @@ fn crm_dataset_replay_matches_independent_computation() {
             .get(k)
             .unwrap_or_else(|| panic!("no `{k}` in summary:\n{stderr}"))
     };
-    assert_eq!(count("read"), lines.len() as u64, "{stderr}");
+    assert_eq!(count("read"), lines as u64, "{stderr}");
     assert_eq!(count("accepted"), events.len() as u64, "{stderr}");
     assert_eq!(count("duplicates"), copies, "{stderr}");
     assert_eq!(count("rejected"), 0, "{stderr}");
@@ -134,14 +142,7 @@ fn crm_dataset_replay_matches_independent_computation() {
             .find(|s| s.id == id)
             .unwrap_or_else(|| panic!("unknown goal {id}"))
     };
-    let key_of = |a: &Attainment| -> Key {
-        (
-            a.goal_id.clone(),
-            a.group.clone(),
-            a.window_start.clone(),
-            a.window_end.clone(),
-        )
-    };
+    let key_of = Attainment::key;
     let base_fields = [
         "attainment_id",
         "goal_id",
@@ -338,7 +339,7 @@ fn crm_dataset_replay_matches_independent_computation() {
         events.len(),
         shuffled,
         copies,
-        lines.len(),
+        lines,
         attainments.len(),
         of_kind("milestone"),
         of_kind("breached"),
@@ -363,5 +364,160 @@ fn crm_dataset_replay_matches_independent_computation() {
         let n: usize = outcomes.values().sum();
         eprintln!("  {}: {n} finals checked {outcomes:?}", spec.id);
         assert!(n > 0, "goal {} has no windows", spec.id);
+    }
+}
+
+/// The look-ahead goal file on the same events: every agent of the roster gets a final in every
+/// quarter the log spans, and the at-risk / on-track transitions at the weekly ticks are those
+/// computed here from the CSV rows (see `status` and `roster` for the semantics).
+#[test]
+fn crm_lookahead_status_and_roster_finals_match_independent_computation() {
+    let started = Instant::now();
+    let (opportunities, teams) = load();
+    let looks = lookahead_specs();
+    let agents = roster::roster_agents();
+    assert_eq!(agents.len(), 35, "agents in sales_teams.csv");
+    let unlisted: BTreeSet<&str> = opportunities
+        .iter()
+        .map(|o| o.agent.as_str())
+        .filter(|a| !agents.iter().any(|r| r == a))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "agents not on the roster: {unlisted:?}"
+    );
+
+    let tmp = TempDir::new();
+    let goals_path = tmp.join("lookahead.toml");
+    let events_path = tmp.join("events.jsonl");
+    let dl_path = tmp.join("dead-letters.jsonl");
+    fs::write(&goals_path, LOOKAHEAD_TOML).unwrap();
+    fs::copy(
+        data_dir().join("sales_teams.csv"),
+        tmp.join("sales_teams.csv"),
+    )
+    .unwrap();
+    let input = write_events(&opportunities, &teams, &events_path);
+
+    // ---- the independent computation ----
+    let earliest = input.events.iter().map(|e| e.at).min().unwrap();
+    let latest = input.events.iter().map(|e| e.at).max().unwrap();
+    let windows = roster::windows_spanned(&looks[0].spec, earliest, latest);
+    let deals = deals(&opportunities, &teams);
+    let want_finals = roster::roster_finals(&looks, &agents, &windows, &deals);
+    let want_changes = status::all_transitions(&looks, &agents, &windows, &deals, earliest);
+    assert_eq!(want_finals.len(), 35 * windows.len() * looks.len());
+    assert_lookahead_coverage(&want_finals, &want_changes);
+    let of_kind = |k: &str| want_changes.iter().filter(|t| t.kind == k).count();
+    eprintln!(
+        "independently: {} quarters x {} agents x {} goals: {} finals, {} at_risk, {} on_track; {:.1?}",
+        windows.len(),
+        agents.len(),
+        looks.len(),
+        want_finals.len(),
+        of_kind("at_risk"),
+        of_kind("on_track"),
+        started.elapsed()
+    );
+
+    // ---- replay ----
+    let out = replay(&goals_path, &events_path, &dl_path);
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let dead = fs::read_to_string(&dl_path).unwrap_or_default();
+    assert!(dead.is_empty(), "no dead letters expected, got:\n{dead}");
+    let attainments: Vec<Attainment> = stdout.lines().map(parse_attainment).collect();
+    check_lookahead_summary(&stderr, &input, &looks, &attainments);
+    let [finals, milestones, changes] = by_kind(&attainments);
+    let changes: Vec<status::Transition> = changes.into_iter().map(status::reported).collect();
+
+    roster::check_finals(&looks, &finals, &want_finals);
+    roster::check_milestones(&milestones, &want_finals);
+    status::check_transitions(&changes, &want_changes);
+}
+
+/// The finals, milestones and status changes of a run, checking that no attainment_id repeats
+/// and that there is no other kind.
+fn by_kind(attainments: &[Attainment]) -> [Vec<&Attainment>; 3] {
+    let ids: HashSet<&str> = attainments
+        .iter()
+        .map(|a| a.attainment_id.as_str())
+        .collect();
+    assert_eq!(ids.len(), attainments.len(), "an attainment_id twice");
+    let of = |kinds: &[&str]| -> Vec<&Attainment> {
+        let picked = attainments
+            .iter()
+            .filter(|a| kinds.contains(&a.kind.as_str()));
+        picked.collect()
+    };
+    let (finals, milestones) = (of(&["final"]), of(&["milestone"]));
+    let changes = of(&["at_risk", "on_track"]);
+    let known = finals.len() + milestones.len() + changes.len();
+    assert_eq!(
+        known,
+        attainments.len(),
+        "kinds other than final, milestone, at_risk, on_track"
+    );
+    [finals, milestones, changes]
+}
+
+/// The replay's summary: every line read, the copies dropped, no goal late or skipping events,
+/// and the transitions counted if the summary counts them.
+fn check_lookahead_summary(
+    stderr: &str,
+    input: &EventsFile,
+    looks: &[goals::LookSpec],
+    attainments: &[Attainment],
+) {
+    let summary = parse_summary(stderr);
+    let count = |k: &str| summary.counts.get(k).copied();
+    assert_eq!(count("read"), Some(input.lines as u64), "{stderr}");
+    assert_eq!(
+        count("accepted"),
+        Some(input.events.len() as u64),
+        "{stderr}"
+    );
+    assert_eq!(count("duplicates"), Some(input.copies), "{stderr}");
+    for look in looks {
+        let counts = summary.goals.get(look.spec.id);
+        assert_eq!(
+            counts,
+            Some(&(0, 0)),
+            "late, skipped of {}\n{stderr}",
+            look.spec.id
+        );
+    }
+    for kind in ["milestone", "final", "at_risk", "on_track"] {
+        let n = attainments.iter().filter(|a| a.kind == kind).count() as u64;
+        if let Some(counted) = count(kind) {
+            assert_eq!(counted, n, "{kind} events counted\n{stderr}");
+        }
+    }
+}
+
+/// The data exercises every case: attained and missed finals, missed ones of agents without a
+/// win in the quarter, and both transitions of both goals.
+fn assert_lookahead_coverage(finals: &BTreeMap<Key, Expected>, changes: &[status::Transition]) {
+    let outcomes = |goal: &str, zero: bool| -> BTreeSet<&str> {
+        finals
+            .iter()
+            .filter(|(k, e)| k.0 == goal && (!zero || e.value.is_zero()))
+            .map(|(_, e)| e.outcome)
+            .collect()
+    };
+    for goal in ["agent-quarter-revenue", "agent-quarter-wins"] {
+        assert_eq!(
+            outcomes(goal, false),
+            BTreeSet::from(["attained", "missed"]),
+            "{goal}"
+        );
+        assert_eq!(outcomes(goal, true), BTreeSet::from(["missed"]), "{goal}");
+        for kind in ["at_risk", "on_track"] {
+            let n = changes
+                .iter()
+                .filter(|t| t.key.0 == goal && t.kind == kind)
+                .count();
+            assert!(n > 0, "no {kind} of {goal} in the independent computation");
+        }
     }
 }

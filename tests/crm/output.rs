@@ -7,6 +7,7 @@ use std::process::Output;
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 
+use crate::expected::Key;
 use crate::support::bin::goalpost;
 
 /// One attainment event, with every number read exactly from its JSON text.
@@ -27,6 +28,24 @@ pub(crate) struct Attainment {
     pub(crate) outcome: Option<String>,
     pub(crate) triggered_by: Option<String>,
     pub(crate) event_time: String,
+    /// At risk and on track: the value expected at the tick.
+    pub(crate) expected: Option<Decimal>,
+    /// At risk and on track: the value projected at the window's end (`None` when absent or null).
+    pub(crate) projected: Option<Decimal>,
+    /// At risk and on track: the tick, as RFC 3339 text.
+    pub(crate) tick: Option<String>,
+}
+
+impl Attainment {
+    /// The goal, group and window it belongs to.
+    pub(crate) fn key(&self) -> Key {
+        (
+            self.goal_id.clone(),
+            self.group.clone(),
+            self.window_start.clone(),
+            self.window_end.clone(),
+        )
+    }
 }
 
 /// A JSON number, exactly: the raw text parsed as a decimal (`None` for `null`).
@@ -77,6 +96,9 @@ pub(crate) fn parse_attainment(line: &str) -> Attainment {
         outcome: text("outcome"),
         triggered_by: text("triggered_by"),
         event_time: need("event_time"),
+        expected: num("expected"),
+        projected: num("projected"),
+        tick: text("tick"),
     }
 }
 

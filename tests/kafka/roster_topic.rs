@@ -158,7 +158,6 @@ fn agent_records() -> Vec<(Vec<u8>, Option<String>)> {
 /// that is not JSON) give replay's finals with the CSV roster, including the `missed` finals of
 /// agents without a win in a quarter; the refused record is dead-lettered with its origin.
 #[test]
-#[ignore = "needs the routers' earliest time on Kafka (i15-kafka) and rosters projected per goal (i15-parse)"]
 fn a_roster_topic_gives_the_finals_of_the_roster_file() {
     let k = Kafka::connect();
     let name = unique("rtopic");

@@ -10,21 +10,8 @@
 use super::pacing::windows_between;
 use super::ticks::Opening;
 use super::{GroupKey, Owner};
-use crate::engine::roster::Roster;
 use crate::model::{Attainment, Timestamp, Window};
 use crate::window::WindowSpec;
-
-/// Whether `roster` lists `group` at all (active or not).
-pub(super) fn listed(roster: &Roster, group: &[&str]) -> bool {
-    let values: Vec<String> = group.iter().map(|v| v.to_string()).collect();
-    roster.get(&values).is_some()
-}
-
-/// Whether `roster` expects `group` in `window`.
-pub(super) fn lists(roster: &Roster, group: &[&str], window: &Window) -> bool {
-    let values: Vec<String> = group.iter().map(|v| v.to_string()).collect();
-    roster.get(&values).is_some_and(|m| m.is_active_in(window))
-}
 
 impl Owner {
     /// Opens, for every goal with a roster, the windows its members are expected in and do not

@@ -356,7 +356,7 @@ impl Owner {
                     let opening = ticks::Opening {
                         goal,
                         rule: state.rule.as_ref(),
-                        expected: roster.is_some_and(|r| expected::lists(r, &c.group, w)),
+                        expected: roster.is_some_and(|r| r.expects(&c.group, w)),
                         earliest: self.upstream.iter().filter_map(|u| u.earliest).min(),
                     };
                     let ws = opening.open(&mut state.book, &c.group, *w, out, &mut self.stats);
@@ -394,7 +394,7 @@ impl Owner {
     /// says to skip it when the roster is `strict`.
     fn check_roster(&mut self, c: &Contribution<'_>) -> Option<Applied> {
         let roster = self.rosters[c.goal].as_ref()?;
-        if expected::listed(roster, &c.group) {
+        if roster.contains(&c.group) {
             return None;
         }
         let strict = self.goals.goals[c.goal]

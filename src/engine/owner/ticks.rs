@@ -3,7 +3,7 @@
 
 use super::judge;
 use super::pacing::{DueTick, Pacing, TickBook};
-use super::{expected, GoalState, GroupKey, Owner, OwnerStats, WindowState};
+use super::{GoalState, GroupKey, Owner, OwnerStats, WindowState};
 use crate::aggregate::Aggregate;
 use crate::engine::roster::Roster;
 use crate::engine::status::{Evaluation, StatusRule, Transition};
@@ -149,7 +149,7 @@ impl Deciding<'_> {
             }
             let listed = || {
                 let values: Vec<&str> = key.0.iter().map(|v| &**v).collect();
-                roster.is_some_and(|r| expected::lists(r, &values, &due.window))
+                roster.is_some_and(|r| r.expects(&values, &due.window))
             };
             let evaluated = pacing.seen_before(due.tick) || (log_started && listed());
             if let Some((ev, tr)) = pacing.decide(rule, due.window, due.tick, evaluated) {

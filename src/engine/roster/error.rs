@@ -150,16 +150,6 @@ pub enum RosterError {
         /// The end of the period.
         until: Timestamp,
     },
-    /// Two lines or records list the same member.
-    #[error("roster {second} lists member {member} again, already listed at {first}")]
-    DuplicateMember {
-        /// Where the member was first read.
-        first: RosterPlace,
-        /// Where it was read again.
-        second: RosterPlace,
-        /// The member's fields and values.
-        member: String,
-    },
     /// A roster topic record has an empty key, so no tombstone could ever remove it.
     #[error("roster record has an empty key: key each record by its member")]
     EmptyKey,

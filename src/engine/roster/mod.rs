@@ -1,11 +1,13 @@
-//! Rosters: the members expected to have a goal's windows, and when each is active. The building
-//! block for issue 15's rosters; not yet used by the runtimes.
+//! Rosters: the groups expected to have a goal's windows, and when each is active. The building
+//! block for issue 15's rosters: `runtime::rosters` loads them; the engine does not use them yet.
 //!
 //! A roster maps each `group_by` field of a goal onto a column (by default the column of the same
 //! name). Its members come from a CSV file with a header row ([`Roster::from_csv`]), a JSON lines
 //! file ([`Roster::from_json_lines`]) or the records of a compacted topic
 //! ([`Roster::apply_record`]). A member may carry `active_from` / `active_until` (RFC 3339): it is
 //! active in `[active_from, active_until)` and expected only in windows overlapping that period.
+//! Rows are projected onto the goal's `group_by`, so several rows may give one group: it is
+//! listed while any row gives it, and expected in a window when any of its rows is active there.
 
 mod csv;
 mod error;
@@ -57,25 +59,29 @@ pub enum RecordChange {
     Unchanged,
 }
 
-/// A member and where it was read, for messages about duplicates.
+/// One row of a roster: a file line or a topic record, projected onto the goal's `group_by`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Entry {
+struct Row {
     member: Member,
-    origin: RosterPlace,
+    /// The record key that holds this row; `None` for a file line.
+    key: Option<Vec<u8>>,
 }
 
-/// The members of one roster, in the order of their values.
+/// The groups of one goal's roster, in the order of their values. Several rows (file lines or
+/// topic records) may give the same group once projected onto the goal's `group_by`: a goal
+/// grouped by `region` over a roster of agents lists each office once, expected in a window when
+/// any of its rows is active in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Roster {
     /// The goal's `group_by` fields.
     fields: Vec<String>,
     /// The column read for each field, in the same order.
     columns: Vec<String>,
-    members: BTreeMap<Vec<String>, Entry>,
-    /// For members read from records: the values each record key holds.
+    /// Each group's rows, in the order they were read; never empty.
+    groups: BTreeMap<Vec<String>, Vec<Row>>,
+    /// For rows read from records: the group values each record key holds.
     keys: BTreeMap<Vec<u8>, Vec<String>>,
 }
-
 impl Roster {
     /// An empty roster for a goal grouped by `group_by`, reading field `f` from column `c` for each
     /// `(f, c)` in `columns` and every other field from the column of its own name.
@@ -101,7 +107,7 @@ impl Roster {
         let mut roster = Roster {
             fields: group_by.iter().map(|f| f.to_string()).collect(),
             columns: group_by.iter().map(|f| column_of(f)).collect(),
-            members: BTreeMap::new(),
+            groups: BTreeMap::new(),
             keys: BTreeMap::new(),
         };
         if let Some(i) = roster
@@ -148,7 +154,7 @@ impl Roster {
             }
             let cells = index.iter().map(|i| i.map(|i| row[i].as_ref()));
             let member = roster.member(&at, cells)?;
-            roster.insert(member, at)?;
+            roster.insert(member, None);
         }
         Ok(roster)
     }
@@ -170,15 +176,15 @@ impl Roster {
             let at = RosterPlace::Line(i + 1);
             let object = parse_object(&at, serde_json::from_str(line))?;
             let member = roster.member_from_object(&at, &object)?;
-            roster.insert(member, at)?;
+            roster.insert(member, None);
         }
         Ok(roster)
     }
 
     /// Applies one record of a compacted roster topic: `value` is a JSON object as in
-    /// [`Roster::from_json_lines`] and replaces whatever member `key` held; `None` (a tombstone)
-    /// removes the key's member. A bad record is an error and leaves the roster unchanged, as does a
-    /// record whose member another key (or a file line) already holds.
+    /// [`Roster::from_json_lines`] and replaces whatever row `key` held; `None` (a tombstone)
+    /// removes the key's row only (its group stays listed while other rows give it). A bad record
+    /// is an error and leaves the roster unchanged.
     pub fn apply_record(
         &mut self,
         key: &[u8],
@@ -188,62 +194,74 @@ impl Roster {
             return Err(RosterError::EmptyKey);
         }
         let Some(value) = value else {
-            return Ok(match self.keys.remove(key) {
-                Some(values) => {
-                    self.members.remove(&values);
-                    RecordChange::Removed
-                }
+            return Ok(match self.remove_key(key) {
+                Some(_) => RecordChange::Removed,
                 None => RecordChange::Unchanged,
             });
         };
         let at = RosterPlace::Record(String::from_utf8_lossy(key).into_owned());
         let object = parse_object(&at, serde_json::from_slice(value))?;
         let member = self.member_from_object(&at, &object)?;
-        let previous = self.keys.get(key);
-        if let Some(entry) = self.members.get(&member.values) {
-            if previous != Some(&member.values) {
-                return Err(self.duplicate(&entry.origin, at, &member.values));
-            }
-            if entry.member == member {
-                return Ok(RecordChange::Unchanged);
-            }
+        if self.row_of(key) == Some(&member) {
+            return Ok(RecordChange::Unchanged);
         }
-        let change = match self.keys.insert(key.to_vec(), member.values.clone()) {
-            Some(old) => {
-                self.members.remove(&old);
-                RecordChange::Replaced
-            }
+        let change = match self.remove_key(key) {
+            Some(_) => RecordChange::Replaced,
             None => RecordChange::Added,
         };
-        let values = member.values.clone();
-        self.members.insert(values, Entry { member, origin: at });
+        self.keys.insert(key.to_vec(), member.values.clone());
+        self.insert(member, Some(key.to_vec()));
         Ok(change)
     }
 
-    /// The members whose active period overlaps `window`, in the order of their values.
+    /// Each group with a row active in `window`, once, in the order of the group values: that
+    /// row's member (the first such row read).
     pub fn expected_in(&self, window: &Window) -> impl Iterator<Item = &Member> + '_ {
         let window = *window;
-        self.iter().filter(move |m| m.is_active_in(&window))
+        self.groups.values().filter_map(move |rows| {
+            rows.iter()
+                .map(|r| &r.member)
+                .find(|m| m.is_active_in(&window))
+        })
     }
 
-    /// Every member, in the order of their values.
+    /// Each group once, in the order of the group values: its first row's member.
     pub fn iter(&self) -> impl Iterator<Item = &Member> + '_ {
-        self.members.values().map(|e| &e.member)
+        self.groups.values().map(|rows| &rows[0].member)
     }
 
-    /// The member with these group values, if any.
+    /// The first row's member of the group with these values, if it is listed.
     pub fn get(&self, values: &[String]) -> Option<&Member> {
-        self.members.get(values).map(|e| &e.member)
+        self.groups.get(values).map(|rows| &rows[0].member)
     }
 
-    /// How many members there are.
+    /// Whether the group with these values (in `group_by` order) is listed, active or not.
+    pub fn contains(&self, group: &[&str]) -> bool {
+        let values: Vec<String> = group.iter().map(|v| v.to_string()).collect();
+        self.groups.contains_key(&values)
+    }
+
+    /// Whether the group with these values is expected in `window`: a row of it is active there.
+    pub fn expects(&self, group: &[&str], window: &Window) -> bool {
+        let values: Vec<String> = group.iter().map(|v| v.to_string()).collect();
+        self.groups
+            .get(&values)
+            .is_some_and(|rows| rows.iter().any(|r| r.member.is_active_in(window)))
+    }
+
+    /// How many distinct groups are listed.
     pub fn len(&self) -> usize {
-        self.members.len()
+        self.groups.len()
     }
 
-    /// Whether there are no members.
+    /// Whether no group is listed.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.groups.is_empty()
+    }
+
+    /// How many rows (file lines and topic records) the roster holds.
+    pub fn rows(&self) -> usize {
+        self.groups.values().map(Vec::len).sum()
     }
 
     /// The goal's `group_by` fields, in order.
@@ -362,35 +380,30 @@ impl Roster {
         })
     }
 
-    /// Adds a member read from a file, refusing a second one with the same values.
-    fn insert(&mut self, member: Member, at: RosterPlace) -> Result<(), RosterError> {
-        if let Some(entry) = self.members.get(&member.values) {
-            return Err(self.duplicate(&entry.origin, at, &member.values));
-        }
-        let values = member.values.clone();
-        self.members.insert(values, Entry { member, origin: at });
-        Ok(())
+    /// Adds a row: a file line (`key` `None`) or the record of `key`.
+    fn insert(&mut self, member: Member, key: Option<Vec<u8>>) {
+        let rows = self.groups.entry(member.values.clone()).or_default();
+        rows.push(Row { member, key });
     }
 
-    /// The error for `values`, held by `first`, read again at `second`.
-    fn duplicate(
-        &self,
-        first: &RosterPlace,
-        second: RosterPlace,
-        values: &[String],
-    ) -> RosterError {
-        let member = self
-            .fields
-            .iter()
-            .zip(values)
-            .map(|(f, v)| format!("{f} = {v:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        RosterError::DuplicateMember {
-            first: first.clone(),
-            second,
-            member,
+    /// The member of record `key`'s row, if it holds one.
+    fn row_of(&self, key: &[u8]) -> Option<&Member> {
+        let rows = self.groups.get(self.keys.get(key)?)?;
+        let row = rows.iter().find(|r| r.key.as_deref() == Some(key))?;
+        Some(&row.member)
+    }
+
+    /// Removes the row of record `key`, and its group when no other row gives it; the removed
+    /// row's member, if the key held one.
+    fn remove_key(&mut self, key: &[u8]) -> Option<Member> {
+        let values = self.keys.remove(key)?;
+        let rows = self.groups.get_mut(&values)?;
+        let i = rows.iter().position(|r| r.key.as_deref() == Some(key))?;
+        let row = rows.remove(i);
+        if rows.is_empty() {
+            self.groups.remove(&values);
         }
+        Some(row.member)
     }
 }
 

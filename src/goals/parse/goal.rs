@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use toml::{Table, Value};
 
 use super::ctx::{number, type_name, value_text, Ctx};
-use super::{filter, metric, window};
+use super::{filter, lookahead, metric, window};
 use crate::goals::{
     Direction, FieldRef, Goal, Metric, DEFAULT_MAX_DISTINCT, DEFAULT_MAX_GROUPS, FIELD_NAMES_HELP,
     MAX_MAX_DISTINCT, MAX_MAX_GROUPS,
@@ -30,12 +30,16 @@ const GOAL_KEYS: &[&str] = &[
     "grace",
     "max_groups",
     "max_distinct",
+    "pace",
+    "status",
+    "roster",
 ];
 /// Most milestones one goal may declare.
 pub const MAX_MILESTONES: usize = 64;
 
 /// Parses one goal, reporting its problems in the order of its keys above; `None` after any.
-pub(super) fn parse_goal(cx: &mut Ctx, t: &Table) -> Option<Goal> {
+/// `roster_names` are the declared rosters, in name order.
+pub(super) fn parse_goal(cx: &mut Ctx, t: &Table, roster_names: &[Arc<str>]) -> Option<Goal> {
     let before = cx.problems.len();
     cx.unknown_keys(t, GOAL_KEYS, "");
 
@@ -80,6 +84,9 @@ pub(super) fn parse_goal(cx: &mut Ctx, t: &Table) -> Option<Goal> {
         DEFAULT_MAX_DISTINCT,
         MAX_MAX_DISTINCT,
     );
+    let pace = lookahead::parse_pace(cx, t);
+    let status = lookahead::parse_status(cx, t, metric, window.as_ref());
+    let roster = lookahead::parse_roster(cx, t, roster_names);
 
     let thresholds: Option<Vec<Decimal>> =
         target.and_then(|target| milestones.iter().map(|m| m.checked_mul(target)).collect());
@@ -106,9 +113,9 @@ pub(super) fn parse_goal(cx: &mut Ctx, t: &Table) -> Option<Goal> {
         grace: grace?,
         max_groups: max_groups?,
         max_distinct: max_distinct?,
-        pace: crate::goals::Pace::Linear,
-        status: None,
-        roster: None,
+        pace,
+        status,
+        roster,
     })
 }
 

@@ -1,13 +1,16 @@
 //! Goal-file parsing: TOML into validated [`GoalSet`], collecting every problem.
 //!
 //! This file reads the top level; `goal.rs` one `[[goals]]` table, `metric.rs` what it measures,
-//! `filter.rs` its filter tables, `window.rs` its window, and `ctx.rs` holds the problem list
-//! and the typed readers they share.
+//! `filter.rs` its filter tables, `window.rs` its window, `lookahead.rs` its pace, status and
+//! roster, `rosters.rs` the `[rosters.*]` tables, and `ctx.rs` holds the problem list and the
+//! typed readers they share.
 
 mod ctx;
 mod filter;
 mod goal;
+mod lookahead;
 mod metric;
+mod rosters;
 mod window;
 
 use std::collections::HashSet;
@@ -18,7 +21,7 @@ use self::ctx::{type_name, Ctx};
 use super::{GoalFileError, GoalSet};
 use crate::model::Duration;
 
-const TOP_KEYS: &[&str] = &["goals", "dedupe"];
+const TOP_KEYS: &[&str] = &["goals", "dedupe", "rosters"];
 const DEDUPE_KEYS: &[&str] = &["horizon"];
 
 pub(super) fn parse_goal_file(text: &str) -> Result<GoalSet, GoalFileError> {
@@ -31,6 +34,8 @@ pub(super) fn parse_goal_file(text: &str) -> Result<GoalSet, GoalFileError> {
     };
     cx.unknown_keys(&root, TOP_KEYS, "");
     let dedupe_horizon = parse_dedupe(&mut cx, &root);
+    let rosters = rosters::parse_rosters(&mut cx, &root);
+    let roster_names = rosters::roster_names(&root);
 
     let mut goals = Vec::new();
     match root.get("goals") {
@@ -47,7 +52,7 @@ pub(super) fn parse_goal_file(text: &str) -> Result<GoalSet, GoalFileError> {
                     continue;
                 };
                 note_goal_id(&mut cx, t, &mut seen);
-                if let Some(goal) = goal::parse_goal(&mut cx, t) {
+                if let Some(goal) = goal::parse_goal(&mut cx, t, &roster_names) {
                     goals.push(goal);
                 }
             }
@@ -61,11 +66,16 @@ pub(super) fn parse_goal_file(text: &str) -> Result<GoalSet, GoalFileError> {
         ),
     }
 
+    if let Some(Value::Array(items)) = root.get("goals") {
+        cx.goal = String::new();
+        rosters::check_columns(&mut cx, &rosters, items);
+    }
+
     if cx.problems.is_empty() {
         Ok(GoalSet {
             goals,
             dedupe_horizon,
-            rosters: Vec::new(),
+            rosters,
         })
     } else {
         Err(GoalFileError::Invalid(cx.problems))
