@@ -173,7 +173,7 @@ pub enum SetupError {
     RosterTopic(#[from] super::roster_topic::RosterTopicError),
     /// A roster read from a file cannot be loaded.
     #[error(transparent)]
-    RosterFile(#[from] super::rosters::RosterLoadError),
+    RosterFile(#[from] crate::runtime::rosters::RosterLoadError),
     /// No broker answered in time.
     #[error(
         "Kafka: no broker reachable at {bootstrap} within {seconds}s ({settings}): {last}; is the \

@@ -22,7 +22,6 @@ mod rebalance;
 mod repartition;
 mod restore;
 mod roster_topic;
-mod rosters;
 mod serving;
 mod telemetry;
 mod txn;
@@ -38,11 +37,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::goals::GoalSet;
 use crate::runtime::counts::Counts;
+use crate::runtime::rosters::{base_dir, load_rosters, RosterSource};
 use crate::serve::Serving;
 
 pub use config::RunConfig;
 pub use error::{ClientError, ErrorClass, RunError, SetupError};
-pub use rosters::{load_file_rosters, RosterLoadError};
 
 /// How `goalpost run` ends.
 #[derive(Clone, Copy, Debug, Default)]
@@ -176,8 +175,8 @@ fn start_rosters(
     goals: &Arc<GoalSet>,
     options: RunOptions,
 ) -> Result<roster_topic::RosterTopics, RunError> {
-    let goal_dir = cfg.goals.parent().unwrap_or(std::path::Path::new("."));
-    let files = load_file_rosters(goals, goal_dir).map_err(SetupError::from)?;
+    let files =
+        load_rosters(goals, base_dir(&cfg.goals), RosterSource::Kafka).map_err(SetupError::from)?;
     let table = roster_topic::RosterTable::new(goals.clone(), files).map_err(SetupError::from)?;
     let partitions =
         roster_topic::check_topics(client, &table, !options.skip_changelog_policy_check)?;
