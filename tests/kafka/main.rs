@@ -6,6 +6,7 @@ mod bad_input;
 mod equals_replay;
 mod lifecycle;
 mod limits;
+mod lookahead;
 mod recovery;
 mod roster_topic;
 #[allow(dead_code)]

@@ -111,3 +111,150 @@ fn a_router_shares_its_changelog_partition_with_the_owner_of_the_same_index() {
     assert_eq!(changelog_partition(0, 3), 0);
     assert_eq!(changelog_partition(4, 3), 1);
 }
+
+mod restart {
+    //! An owner restored from its changelog records goes on exactly as if it had never stopped:
+    //! look-ahead status, roster windows and the earliest time included.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::{Roster, Router};
+    use crate::goals::{Pace, RosterDecl, StatusSpec};
+    use crate::model::{Attainment, Decimal, Duration, SalesEvent, StringField};
+    use crate::runtime::kafka::rebalance::restore_owner;
+    use crate::runtime::kafka::restore::{decode_partition, Latest, PartitionState};
+
+    const DAY: i64 = 86_400_000_000_000;
+    const GOALS: &str = r#"
+[[goals]]
+id = "wins"
+metric = "sum"
+field = "amount"
+filter = { event_type = "deal_won" }
+group_by = ["region"]
+window = { tumbling = "10d" }
+target = 10
+grace = "2h"
+"#;
+
+    fn goals() -> Arc<GoalSet> {
+        let mut set = GoalSet::from_toml(GOALS).unwrap();
+        set.goals[0].status = Some(StatusSpec {
+            every: Duration::from_nanos(DAY),
+            tolerance: "0.2".parse().unwrap(),
+            hold: Duration::from_nanos(DAY),
+        });
+        set.goals[0].pace = Pace::Linear;
+        set.goals[0].roster = Some(0);
+        set.rosters.push(RosterDecl {
+            name: "regions".into(),
+            file: None,
+            topic: None,
+            columns: Vec::new(),
+            strict: false,
+        });
+        Arc::new(set)
+    }
+
+    fn owner(goals: &Arc<GoalSet>) -> Owner {
+        let roster = Roster::from_csv("region\nEast\nWest\nNorth\n", &["region"], &[]).unwrap();
+        let mut o = Owner::new(goals.clone(), 1);
+        o.set_rosters(vec![Some(roster)], (0, 1));
+        o.track_changes();
+        o
+    }
+
+    /// Wins in East and West (never North), unevenly over 40 days, the first on day 3.
+    fn events() -> Vec<SalesEvent> {
+        (0..60i64)
+            .map(|i| {
+                let mut ev = SalesEvent {
+                    event_id: format!("e{i}"),
+                    event_type: "deal_won".into(),
+                    occurred_at: Timestamp::from_nanos(3 * DAY + i * i * DAY / 100 + i),
+                    amount: Some(Decimal::from(1 + i % 4)),
+                    ..SalesEvent::default()
+                };
+                let region = if i % 3 == 0 { "West" } else { "East" };
+                ev.set_string(StringField::Region, region);
+                ev
+            })
+            .collect()
+    }
+
+    /// Feeds one event through `router` to `owner`.
+    fn feed(router: &mut Router, owner: &mut Owner, ev: &SalesEvent, out: &mut Vec<Attainment>) {
+        let routed = router.route(ev, |c| {
+            owner.apply(&c, out);
+        });
+        if let crate::engine::Routed::Accepted { progress: Some(p) } = routed {
+            owner.progress(p, out);
+        }
+    }
+
+    /// Writes the owner's changes into `state`, as the changelog's compaction would keep them.
+    fn persist(owner: &mut Owner, goals: &GoalSet, state: &mut PartitionState, offset: &mut i64) {
+        let mut split = HashMap::new();
+        for change in owner.take_changes() {
+            for (key, value) in owner_change_records(change, goals, &mut split, 1 << 20) {
+                *offset += 1;
+                match value {
+                    Some(value) => state.insert(
+                        key,
+                        Latest {
+                            offset: *offset,
+                            value,
+                        },
+                    ),
+                    None => state.remove(&key),
+                };
+            }
+        }
+    }
+
+    #[test]
+    #[ignore = "the owner's restore does not yet keep the roster windows it had given: those \
+                closed before the restart are opened and reported again (engine)"]
+    fn an_owner_restored_from_its_changelog_goes_on_as_if_never_stopped() {
+        let goals = goals();
+        let events = events();
+        let (mut router, mut reference) = (
+            Router::new(goals.clone(), 0, &Default::default()),
+            owner(&goals),
+        );
+        let mut expected = Vec::new();
+        for ev in &events {
+            feed(&mut router, &mut reference, ev, &mut expected);
+        }
+        reference.close_all(&mut expected);
+        let kinds = |out: &[Attainment]| {
+            let mut kinds: Vec<_> = out.iter().map(|a| a.kind).collect();
+            kinds.dedup();
+            kinds.len()
+        };
+        assert!(
+            kinds(&expected) >= 3,
+            "status events and finals: {expected:?}"
+        );
+        let index: hashbrown::HashMap<String, usize> = [("wins".to_string(), 0)].into();
+        for cut in [1, 7, 20, 33, 59] {
+            let mut router = Router::new(goals.clone(), 0, &Default::default());
+            let (mut first, mut out) = (owner(&goals), Vec::new());
+            let (mut state, mut offset) = (PartitionState::new(), 0);
+            for ev in &events[..cut] {
+                feed(&mut router, &mut first, ev, &mut out);
+                persist(&mut first, &goals, &mut state, &mut offset);
+            }
+            let restored = decode_partition(&state, true, &[], 1);
+            assert!(restored.unreadable.is_empty(), "{:?}", restored.unreadable);
+            let mut second = owner(&goals);
+            restore_owner(&mut second, &index, restored);
+            for ev in &events[cut..] {
+                feed(&mut router, &mut second, ev, &mut out);
+            }
+            second.close_all(&mut out);
+            assert_eq!(out, expected, "restarted after {cut} events");
+        }
+    }
+}

@@ -171,6 +171,9 @@ pub enum SetupError {
     /// A roster topic is missing, or a roster that reads one cannot be set up.
     #[error(transparent)]
     RosterTopic(#[from] super::roster_topic::RosterTopicError),
+    /// A roster read from a file cannot be loaded.
+    #[error(transparent)]
+    RosterFile(#[from] crate::runtime::rosters::RosterLoadError),
     /// No broker answered in time.
     #[error(
         "Kafka: no broker reachable at {bootstrap} within {seconds}s ({settings}): {last}; is the \

@@ -37,6 +37,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::goals::GoalSet;
 use crate::runtime::counts::Counts;
+use crate::runtime::rosters::{base_dir, load_rosters, RosterSource};
 use crate::serve::Serving;
 
 pub use config::RunConfig;
@@ -165,16 +166,18 @@ pub fn run(
     result.map(|()| report)
 }
 
-/// The goals' rosters, with each roster topic checked and read up to its end offsets at start
-/// (see `roster_topic`), before any input is processed.
+/// The goals' rosters: those of files read from them (relative to the goal file), and each
+/// roster topic checked and read up to its end offsets at start (see `roster_topic`), before any
+/// input is processed.
 fn start_rosters(
     cfg: &RunConfig,
     client: &rdkafka::config::ClientConfig,
     goals: &Arc<GoalSet>,
     options: RunOptions,
 ) -> Result<roster_topic::RosterTopics, RunError> {
-    let table =
-        roster_topic::RosterTable::new(goals.clone(), Vec::new()).map_err(SetupError::from)?;
+    let files =
+        load_rosters(goals, base_dir(&cfg.goals), RosterSource::Kafka).map_err(SetupError::from)?;
+    let table = roster_topic::RosterTable::new(goals.clone(), files).map_err(SetupError::from)?;
     let partitions =
         roster_topic::check_topics(client, &table, !options.skip_changelog_policy_check)?;
     let group_id = format!("{}-rosters", cfg.app.application_id);

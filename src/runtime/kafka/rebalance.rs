@@ -274,23 +274,7 @@ impl Worker {
         let ownership = (partition as u32, self.owners_count as u32);
         o.set_rosters(self.rosters.rosters().to_vec(), ownership);
         o.track_changes();
-        let mut split = HashMap::new();
-        for w in restored.windows {
-            let Some(&g) = self.goal_index.get(&w.goal_id) else {
-                continue;
-            };
-            if w.parts > 0 {
-                split.insert(w.key, w.parts);
-            }
-            let group = GroupKey(w.group.into_iter().map(Box::from).collect());
-            o.restore_window(g, group, w.start, w.state);
-        }
-        for u in restored.upstreams {
-            o.restore_upstream(u.partition, u.stream_time, u.idle, u.earliest);
-        }
-        if let Some(wm) = restored.watermark {
-            o.restore_watermark(wm);
-        }
+        let split = restore_owner(&mut o, &self.goal_index, restored);
         (o, split)
     }
 
@@ -320,4 +304,32 @@ impl Worker {
             idle_sent: false,
         }
     }
+}
+
+/// Restores `restored` into a new owner (its rosters already set): windows, upstream clocks and
+/// watermark. Windows of goals no longer in the goal file (`goal_index`) are left out. Returns
+/// the windows stored in parts, and how many.
+pub(super) fn restore_owner(
+    o: &mut Owner,
+    goal_index: &hashbrown::HashMap<String, usize>,
+    restored: Restored,
+) -> HashMap<Vec<u8>, u32> {
+    let mut split = HashMap::new();
+    for w in restored.windows {
+        let Some(&g) = goal_index.get(&w.goal_id) else {
+            continue;
+        };
+        if w.parts > 0 {
+            split.insert(w.key, w.parts);
+        }
+        let group = GroupKey(w.group.into_iter().map(Box::from).collect());
+        o.restore_window(g, group, w.start, w.state);
+    }
+    for u in restored.upstreams {
+        o.restore_upstream(u.partition, u.stream_time, u.idle, u.earliest);
+    }
+    if let Some(wm) = restored.watermark {
+        o.restore_watermark(wm);
+    }
+    split
 }
