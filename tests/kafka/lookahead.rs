@@ -151,8 +151,6 @@ fn started_with_partitions(cfg: &std::path::Path, id: &str) -> (std::process::Ch
 /// Three instances sharing the group, then one more run that closes every window: the same
 /// look-ahead events and finals as replay, each once.
 #[test]
-#[ignore = "the owner's restore does not yet keep the roster windows it had given: those \
-            closed before a restore are opened and reported again (engine)"]
 fn three_instances_give_replays_lookahead_events() {
     use std::time::Duration;
     let k = Kafka::connect();
@@ -190,8 +188,6 @@ fn three_instances_give_replays_lookahead_events() {
 /// kill -9 at random moments (mid-run, mid-restore), restarting each time, then a run to the
 /// end: the same look-ahead events and finals as replay, none lost, none twice.
 #[test]
-#[ignore = "the owner's restore does not yet keep the roster windows it had given: those \
-            closed before a restore are opened and reported again (engine)"]
 fn kill_nine_and_restart_give_replays_lookahead_events_once() {
     use std::time::{Duration, Instant};
     let k = Kafka::connect();

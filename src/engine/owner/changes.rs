@@ -150,5 +150,6 @@ impl Owner {
     /// Restores the watermark from a changelog.
     pub fn restore_watermark(&mut self, watermark: Timestamp) {
         self.watermark = Some(watermark);
+        self.restore_expected_spans();
     }
 }

@@ -70,6 +70,32 @@ impl Owner {
         }
     }
 
+    /// After a restore (rosters, upstreams and watermark restored): the windows the members had
+    /// been given are those from the earliest event time to the watermark, still open (restored)
+    /// or closed, so none of them is opened again.
+    pub(super) fn restore_expected_spans(&mut self) {
+        let (Some(watermark), Some(earliest)) = (self.watermark, self.earliest()) else {
+            return;
+        };
+        for index in 0..self.states.len() {
+            if self.rosters[index].is_none() {
+                continue;
+            }
+            let spec = &self.goals.goals[index].window;
+            let (mut first, mut last) = (Vec::new(), Vec::new());
+            spec.windows_for(earliest, &mut first);
+            spec.windows_for(watermark, &mut last);
+            let (Some(first), Some(last)) = (first.first(), last.last()) else {
+                continue;
+            };
+            self.states[index].expected_span = Some(Span {
+                first: first.start,
+                next: next_start(spec, last),
+                changed: false,
+            });
+        }
+    }
+
     fn open_windows_for_members(
         &mut self,
         index: usize,

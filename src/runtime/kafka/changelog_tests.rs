@@ -214,8 +214,6 @@ grace = "2h"
     }
 
     #[test]
-    #[ignore = "the owner's restore does not yet keep the roster windows it had given: those \
-                closed before the restart are opened and reported again (engine)"]
     fn an_owner_restored_from_its_changelog_goes_on_as_if_never_stopped() {
         let goals = goals();
         let events = events();
