@@ -262,6 +262,78 @@ fn every_roster_member_gets_every_window_and_a_missed_final() {
     );
 }
 
+/// Two goals without `status` listing the roster, one a sum, one an average.
+const SUM_AND_AVG: &str = r#"
+[[goals]]
+id = "weekly-revenue"
+metric = "sum"
+field = "amount"
+filter = { event_type = "deal_won" }
+group_by = ["region"]
+window = { tumbling = "7d" }
+target = 100
+grace = "1h"
+
+[[goals]]
+id = "monthly-avg-deal"
+metric = "avg"
+field = "amount"
+filter = { event_type = "deal_won" }
+group_by = ["region"]
+window = { calendar = "month", timezone = "Europe/Berlin" }
+target = 50
+grace = "1h"
+"#;
+
+#[test]
+fn a_member_without_events_gets_every_window_of_every_goal_listing_the_roster() {
+    let mut set = GoalSet::from_toml(SUM_AND_AVG).unwrap();
+    for g in &mut set.goals {
+        g.roster = Some(0);
+    }
+    set.rosters.push(RosterDecl {
+        name: "regions".into(),
+        file: None,
+        topic: None,
+        columns: Vec::new(),
+        strict: false,
+    });
+    let set = Arc::new(set);
+    // January 2 to March 20 (Berlin months January to March; 7-day windows from Jan 1 on).
+    let events: Vec<SalesEvent> = (0..12)
+        .map(|i| won(&format!("e{i}"), day(1.5 + 7.0 * i as f64), "East", 80))
+        .collect();
+    let out = replay(&set, Some(ROSTER), &events);
+    let finals = |goal: &str, region: &str| -> Vec<(Timestamp, Option<Decimal>, Outcome)> {
+        out.iter()
+            .filter(|a| a.kind == AttainmentKind::Final && &*a.goal_id == goal)
+            .filter(|a| a.group[0].1 == region)
+            .map(|a| (a.window.start, a.value, a.outcome.unwrap()))
+            .collect()
+    };
+    let east_weeks: Vec<Timestamp> = finals("weekly-revenue", "East")
+        .iter()
+        .map(|f| f.0)
+        .collect();
+    let south_weeks = finals("weekly-revenue", "South");
+    assert_eq!(south_weeks.len(), 12);
+    assert_eq!(
+        south_weeks.iter().map(|f| f.0).collect::<Vec<_>>(),
+        east_weeks
+    );
+    assert!(south_weeks
+        .iter()
+        .all(|f| f.1 == Some(Decimal::ZERO) && f.2 == Outcome::Missed));
+    // Berlin months January to March 1970; an average of nothing has no value.
+    let south_months = finals("monthly-avg-deal", "South");
+    assert_eq!(south_months.len(), 3, "{south_months:?}");
+    assert!(south_months
+        .iter()
+        .all(|f| f.1.is_none() && f.2 == Outcome::InsufficientData));
+    let east_months = finals("monthly-avg-deal", "East");
+    assert!(east_months.iter().all(|f| f.2 == Outcome::Attained));
+}
+
 #[test]
 fn a_strict_roster_skips_unlisted_groups_and_counts_them() {
     let set = goals(WEEKLY_COUNT, &daily("0", 0), Pace::Linear, Some(true));

@@ -41,16 +41,19 @@ pub(super) fn emit_final(
     );
 }
 
-/// A closed window's outcome: too little data to judge, or its value against the target.
+/// A closed window's outcome: too little data to judge (a ratio below its threshold, or no value
+/// at all: avg, min or max of a roster member's window without events), or its value against the
+/// target.
 fn final_outcome(goal: &Goal, ws: &WindowState, value: Option<Decimal>) -> Outcome {
     if ws.aggregate.denominator() < goal.judge_threshold() {
         return Outcome::InsufficientData;
     }
-    let attained = match (goal.direction, value) {
-        (Direction::AtLeast, Some(v)) => v >= goal.target,
-        (Direction::AtMost, Some(v)) => v <= goal.target,
-        (Direction::AtLeast, None) => false,
-        (Direction::AtMost, None) => true,
+    let Some(v) = value else {
+        return Outcome::InsufficientData;
+    };
+    let attained = match goal.direction {
+        Direction::AtLeast => v >= goal.target,
+        Direction::AtMost => v <= goal.target,
     };
     if attained {
         Outcome::Attained
