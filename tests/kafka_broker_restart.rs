@@ -50,7 +50,9 @@ fn broker_restart_mid_run_is_survived() {
             "goalpost did not start processing"
         );
     }
-    std::thread::sleep(Duration::from_millis(100));
+    // A second more: the topics goalpost created at startup have settled in every client's
+    // metadata by then, so the restart hits the steady state this test is about.
+    std::thread::sleep(Duration::from_secs(1));
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(&restart)
