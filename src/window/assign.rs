@@ -30,6 +30,40 @@ impl WindowSpec {
         }
     }
 
+    /// Every window overlapping `[from, until]`, ascending by start.
+    pub fn windows_between(&self, from: Timestamp, until: Timestamp) -> Vec<Window> {
+        let mut out: Vec<Window> = Vec::new();
+        let mut scratch = Vec::new();
+        let mut t = from;
+        while t <= until {
+            scratch.clear();
+            self.windows_for(t, &mut scratch);
+            let Some(last) = scratch.last().copied() else {
+                break;
+            };
+            for w in scratch.drain(..) {
+                if out.last().is_none_or(|l| l.start < w.start) {
+                    out.push(w);
+                }
+            }
+            let next = self.next_start(&last);
+            if next <= t {
+                break;
+            }
+            t = next;
+        }
+        out
+    }
+
+    /// The start of the first window starting after `w`: its end, or for hopping windows the next
+    /// hop.
+    pub fn next_start(&self, w: &Window) -> Timestamp {
+        match self {
+            WindowSpec::Hopping { every, .. } => w.start.saturating_add(*every),
+            _ => w.end,
+        }
+    }
+
     /// Upper bound on how many windows contain one instant: 1, or `ceil(size / every)` for
     /// hopping windows. The runtime does not use it: it is the bound the window tests and the
     /// goal fuzz tests hold [`windows_for`](Self::windows_for) to.

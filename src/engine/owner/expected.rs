@@ -7,11 +7,9 @@
 //! Both are event times, so every runtime opens the same windows, however the watermark moves;
 //! members added to a roster while running get the windows still open when the change is seen.
 
-use super::pacing::windows_between;
 use super::ticks::Opening;
 use super::{GroupKey, Owner};
 use crate::model::{Attainment, Timestamp, Window};
-use crate::window::WindowSpec;
 
 impl Owner {
     /// Opens, for every goal with a roster, the windows its members are expected in and do not
@@ -51,13 +49,13 @@ impl Owner {
             }
             let mut windows: Vec<Window> = ranges
                 .into_iter()
-                .flat_map(|(from, until)| windows_between(&goal.window, from, until))
+                .flat_map(|(from, until)| goal.window.windows_between(from, until))
                 .filter(|w| w.end > earliest && w.start <= watermark)
                 .collect();
             windows.sort_by_key(|w| w.start);
             windows.dedup_by_key(|w| w.start);
             let first = windows.first().map(|w| w.start);
-            let next = windows.last().map(|w| next_start(&goal.window, w));
+            let next = windows.last().map(|w| goal.window.next_start(w));
             let span = self.states[index].expected_span.get_or_insert(Span {
                 first: first.unwrap_or(watermark),
                 next: next.unwrap_or(watermark),
@@ -90,7 +88,7 @@ impl Owner {
             };
             self.states[index].expected_span = Some(Span {
                 first: first.start,
-                next: next_start(spec, last),
+                next: spec.next_start(last),
                 changed: false,
             });
         }
@@ -169,12 +167,4 @@ pub(super) struct Span {
     pub(super) next: Timestamp,
     /// The roster changed: members added get the windows still open.
     pub(super) changed: bool,
-}
-
-/// The start of the first window after `w` (for hopping windows, the next hop).
-fn next_start(spec: &WindowSpec, w: &Window) -> Timestamp {
-    match spec {
-        WindowSpec::Hopping { every, .. } => w.start.saturating_add(*every),
-        _ => w.end,
-    }
 }

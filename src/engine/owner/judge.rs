@@ -164,8 +164,6 @@ pub(super) fn emit_status(
     if let Some(a) = out.last_mut() {
         a.expected = Some(evaluation.expected);
         a.projected = evaluation.projected;
-        a.tick = Some(tick);
-        a.attainment_id = attainment_id(&goal.id, &a.group, &window, kind, None, Some(tick));
     }
 }
 
@@ -193,9 +191,12 @@ fn emit(
         Some(v) if !goal.target.is_zero() => v.checked_div(goal.target),
         _ => None,
     };
+    // A status event's time is its tick, which its id covers.
+    let tick =
+        matches!(kind, AttainmentKind::AtRisk | AttainmentKind::OnTrack).then_some(event_time);
     stats.attainments[kind as usize] += 1;
     out.push(Attainment {
-        attainment_id: attainment_id(&goal.id, &group, &window, kind, milestone, None),
+        attainment_id: attainment_id(&goal.id, &group, &window, kind, milestone, tick),
         goal_id: goal.id.clone(),
         kind,
         group,
@@ -209,6 +210,6 @@ fn emit(
         event_time,
         expected: None,
         projected: None,
-        tick: None,
+        tick,
     });
 }

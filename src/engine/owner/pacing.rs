@@ -14,7 +14,7 @@ use crate::aggregate::{Aggregate, Delta};
 use crate::engine::status::{Evaluation, StatusRule, StatusTracker, Transition};
 use crate::goals::{Goal, Metric};
 use crate::model::Timestamp;
-use crate::window::{ticks, TickSpec, Window, WindowSpec};
+use crate::window::{ticks, TickSpec, Window};
 
 /// The status part of one window of one group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,28 +121,34 @@ pub(super) struct DueTick {
 }
 
 impl TickBook {
-    /// The ticks of `window` (computed once per window start).
+    /// The ticks of `window`, scheduling it from its first tick when it is new.
     pub(super) fn ticks_of(
         &mut self,
         goal: &Goal,
         every: &TickSpec,
         window: Window,
     ) -> Arc<[Timestamp]> {
-        let wt = self.windows.entry(window.start).or_insert_with(|| {
-            let list: Arc<[Timestamp]> = ticks(&goal.window, &window, every).collect();
-            WindowTicks {
-                end: window.end,
-                ticks: list,
-                next: 0,
-            }
-        });
-        if wt.next == 0 {
-            if let Some(first) = wt.ticks.first() {
-                self.due
-                    .insert((first.saturating_add(goal.grace), window.start));
-            }
+        self.schedule(goal, every, window, 0);
+        self.ticks(window.start)
+    }
+
+    /// Schedules a new window start with `next` of its ticks already decided; a window start
+    /// already scheduled is left as it is.
+    fn schedule(&mut self, goal: &Goal, every: &TickSpec, window: Window, next: u32) {
+        if self.windows.contains_key(&window.start) {
+            return;
         }
-        wt.ticks.clone()
+        let list: Arc<[Timestamp]> = ticks(&goal.window, &window, every).collect();
+        if let Some(tick) = list.get(next as usize) {
+            self.due
+                .insert((tick.saturating_add(goal.grace), window.start));
+        }
+        let wt = WindowTicks {
+            end: window.end,
+            ticks: list,
+            next,
+        };
+        self.windows.insert(window.start, wt);
     }
 
     /// The ticks of the window starting at `start` (empty when unknown).
@@ -193,22 +199,7 @@ impl TickBook {
 
     /// Restores a window's schedule from a group's state: `next` ticks decided.
     pub(super) fn restore(&mut self, goal: &Goal, every: &TickSpec, window: Window, next: u32) {
-        if self.windows.contains_key(&window.start) {
-            return;
-        }
-        let list: Arc<[Timestamp]> = ticks(&goal.window, &window, every).collect();
-        if let Some(tick) = list.get(next as usize) {
-            self.due
-                .insert((tick.saturating_add(goal.grace), window.start));
-        }
-        self.windows.insert(
-            window.start,
-            WindowTicks {
-                end: window.end,
-                ticks: list,
-                next,
-            },
-        );
+        self.schedule(goal, every, window, next);
     }
 }
 
@@ -226,39 +217,4 @@ pub(super) fn rule_of(goal: &Goal) -> Option<(StatusRule, TickSpec)> {
         },
         every,
     ))
-}
-
-/// The window spec's windows overlapping `[from, until]`, ascending.
-pub(super) fn windows_between(spec: &WindowSpec, from: Timestamp, until: Timestamp) -> Vec<Window> {
-    let mut out: Vec<Window> = Vec::new();
-    let mut scratch = Vec::new();
-    let mut t = from;
-    while t <= until {
-        scratch.clear();
-        spec.windows_for(t, &mut scratch);
-        let Some(last) = scratch.last().copied() else {
-            break;
-        };
-        for w in scratch.drain(..) {
-            if out.last().is_none_or(|l| l.start < w.start) {
-                out.push(w);
-            }
-        }
-        let step = match spec {
-            WindowSpec::Hopping { every, .. } => {
-                let first = out
-                    .iter()
-                    .rev()
-                    .find(|w| w.start <= t)
-                    .map_or(last.start, |w| w.start);
-                first.saturating_add(*every)
-            }
-            _ => last.end,
-        };
-        if step <= t {
-            break;
-        }
-        t = step;
-    }
-    out
 }
