@@ -12,6 +12,7 @@ pub mod generate;
 pub mod goals;
 pub mod limits;
 pub mod model;
+pub mod notify;
 pub mod runtime;
 pub mod serve;
 pub mod window;

@@ -63,6 +63,22 @@ pub const READY: &str = "goalpost_ready";
 /// Partitions assigned to this instance, label `kind` = `input` | `repartition` (gauge).
 pub const ASSIGNED_PARTITIONS: &str = "goalpost_assigned_partitions";
 
+/// `goalpost notify`: attainment events read.
+pub const NOTIFY_EVENTS: &str = "goalpost_notify_events_total";
+/// `goalpost notify`: events delivered, label `sink`.
+pub const NOTIFY_DELIVERIES: &str = "goalpost_notify_deliveries_total";
+/// `goalpost notify`: delivery attempts retried, label `sink`.
+pub const NOTIFY_RETRIES: &str = "goalpost_notify_retries_total";
+/// `goalpost notify`: failed delivery attempts (errors, timeouts, refusals), label `sink`.
+pub const NOTIFY_FAILURES: &str = "goalpost_notify_failures_total";
+/// `goalpost notify`: events given up and dead-lettered, label `sink`.
+pub const NOTIFY_DEAD_LETTERS: &str = "goalpost_notify_dead_letters_total";
+/// `goalpost notify`: alerts active in Alertmanager (gauge).
+pub const NOTIFY_ACTIVE_ALERTS: &str = "goalpost_notify_active_alerts";
+/// `goalpost notify`: now minus the record time of the last event a sink finished, label `sink`
+/// (gauge, seconds).
+pub const NOTIFY_DELIVERY_LAG: &str = "goalpost_notify_delivery_lag_seconds";
+
 /// Every metric goalpost exports, for checks of dashboards and alerts against the code.
 pub const NAMES: &[&str] = &[
     EVENTS_READ,

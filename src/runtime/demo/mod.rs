@@ -247,6 +247,7 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
             max_future: codec::future::MaxFuture(None),
         },
         output: OutputConfig::default(),
+        notify: Default::default(),
         http: Default::default(),
         metrics: Default::default(),
     }

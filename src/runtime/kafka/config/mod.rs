@@ -15,6 +15,7 @@ use rdkafka::config::ClientConfig;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::notify::NotifyConfig;
 use crate::serve::{HttpConfig, Instance, MetricsConfig};
 pub use app::AppConfig;
 pub use input::InputConfig;
@@ -64,6 +65,9 @@ pub struct RunConfig {
     /// Optional metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// What `goalpost notify` delivers, and where.
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
 
 impl RunConfig {

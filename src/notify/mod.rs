@@ -1,0 +1,8 @@
+//! Delivery of attainment events to where people act (`goalpost notify`): the pure parts. The
+//! shell that reads the attainment topic and talks HTTP is [`crate::runtime::notify`].
+
+pub mod alertmanager;
+mod config;
+pub mod webhook;
+
+pub use config::NotifyConfig;
