@@ -344,6 +344,29 @@ fn k8s_notify(repo: &Repo) -> R<()> {
         RunConfig::from_toml(text, Path::new(config_path)).map_err(|e| format!("{what}: {e}"))?;
     let port = notify_port(&what, &cfg)?;
 
+    check_notify_endpoints(dep, ctr, port)?;
+    check_hardened(pod, ctr)?;
+    check_pdb(&k, "Deployment `goalpost-notify`", &selector, &pod_labels)?;
+    for svc in k.of_kind("Service") {
+        let sel = string_map(svc, "spec.selector").unwrap_or_default();
+        ensure(!selects(&sel, &pod_labels), || {
+            format!(
+                "Service `{}` selects the notify pods, which serve no API",
+                text_at(svc, "metadata.name").unwrap_or_default()
+            )
+        })?;
+    }
+
+    let resend = resend_interval(&what, text)?;
+    for (host, am_port) in alertmanager_urls(&what, &cfg)? {
+        check_k8s_alertmanager(repo, &k, &host, am_port, resend)?;
+    }
+    Ok(())
+}
+
+/// The notify container serves on the listen port: container port, liveness probe, scrape
+/// annotations.
+fn check_notify_endpoints(dep: &Value, ctr: &Value, port: u16) -> R<()> {
     let ports: Vec<u64> = seq(ctr, "ports")?
         .iter()
         .filter_map(|p| p.get("containerPort").and_then(Value::as_u64))
@@ -368,24 +391,7 @@ fn k8s_notify(repo: &Repo) -> R<()> {
                 paths::METRICS
             )
         },
-    )?;
-    check_hardened(pod, ctr)?;
-    check_pdb(&k, "Deployment `goalpost-notify`", &selector, &pod_labels)?;
-    for svc in k.of_kind("Service") {
-        let sel = string_map(svc, "spec.selector").unwrap_or_default();
-        ensure(!selects(&sel, &pod_labels), || {
-            format!(
-                "Service `{}` selects the notify pods, which serve no API",
-                text_at(svc, "metadata.name").unwrap_or_default()
-            )
-        })?;
-    }
-
-    let resend = resend_interval(&what, text)?;
-    for (host, am_port) in alertmanager_urls(&what, &cfg)? {
-        check_k8s_alertmanager(repo, &k, &host, am_port, resend)?;
-    }
-    Ok(())
+    )
 }
 
 /// The Service an Alertmanager URL names, the Alertmanager pods it selects, their port and
