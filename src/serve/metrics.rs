@@ -79,7 +79,8 @@ pub const NOTIFY_ACTIVE_ALERTS: &str = "goalpost_notify_active_alerts";
 /// (gauge, seconds).
 pub const NOTIFY_DELIVERY_LAG: &str = "goalpost_notify_delivery_lag_seconds";
 
-/// Every metric goalpost exports, for checks of dashboards and alerts against the code.
+/// Every metric goalpost exports (`run` and `notify`), for checks of dashboards and alerts
+/// against the code.
 pub const NAMES: &[&str] = &[
     EVENTS_READ,
     EVENTS_ACCEPTED,
@@ -108,6 +109,13 @@ pub const NAMES: &[&str] = &[
     GROUPS_AT_RISK,
     READY,
     ASSIGNED_PARTITIONS,
+    NOTIFY_EVENTS,
+    NOTIFY_DELIVERIES,
+    NOTIFY_RETRIES,
+    NOTIFY_FAILURES,
+    NOTIFY_DEAD_LETTERS,
+    NOTIFY_ACTIVE_ALERTS,
+    NOTIFY_DELIVERY_LAG,
 ];
 
 use std::collections::BTreeMap;

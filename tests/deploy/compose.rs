@@ -8,7 +8,7 @@ use serde_yaml::Value;
 use crate::repo::*;
 use crate::{COMPOSE, DASHBOARD, DOCKERFILE, PROMETHEUS};
 
-fn compose_service<'a>(compose: &'a Value, name: &str) -> R<&'a Value> {
+pub(crate) fn compose_service<'a>(compose: &'a Value, name: &str) -> R<&'a Value> {
     at(compose, &format!("services.{name}")).map_err(|_| format!("{COMPOSE}: no service `{name}`"))
 }
 
@@ -31,7 +31,7 @@ fn compose_env(service: &Value) -> R<BTreeMap<String, String>> {
 }
 
 /// A service's mounts: (source, target), short or long syntax.
-fn compose_mounts(service: &Value) -> R<Vec<(String, String)>> {
+pub(crate) fn compose_mounts(service: &Value) -> R<Vec<(String, String)>> {
     let Some(vols) = service.get("volumes") else {
         return Ok(Vec::new());
     };
@@ -52,7 +52,7 @@ fn compose_mounts(service: &Value) -> R<Vec<(String, String)>> {
 }
 
 /// The repository path of the file a service mounts at `target` (bind mounts only).
-fn compose_mount_source(service: &Value, target: &str) -> R<String> {
+pub(crate) fn compose_mount_source(service: &Value, target: &str) -> R<String> {
     let (src, _) = compose_mounts(service)?
         .into_iter()
         .find(|(_, t)| t == target)
@@ -64,7 +64,7 @@ fn compose_mount_source(service: &Value, target: &str) -> R<String> {
 }
 
 /// The container ports a service publishes.
-fn compose_container_ports(service: &Value) -> R<Vec<u16>> {
+pub(crate) fn compose_container_ports(service: &Value) -> R<Vec<u16>> {
     let Some(ports) = service.get("ports") else {
         return Ok(Vec::new());
     };

@@ -50,6 +50,11 @@ fn metric_labels(metric: &str) -> &'static [&'static str] {
         metrics::GOAL_PROGRESS => &["goal", "group"],
         metrics::ASSIGNED_PARTITIONS => &["kind"],
         metrics::TXN_DURATION => &["le"],
+        metrics::NOTIFY_DELIVERIES
+        | metrics::NOTIFY_RETRIES
+        | metrics::NOTIFY_FAILURES
+        | metrics::NOTIFY_DEAD_LETTERS
+        | metrics::NOTIFY_DELIVERY_LAG => &["sink"],
         _ => &[],
     }
 }

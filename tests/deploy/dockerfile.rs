@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use goalpost::notify::NotifyConfig;
 use goalpost::serve::DEFAULT_PORT;
 
 use crate::repo::*;
@@ -144,9 +145,12 @@ pub(crate) fn check_dockerfile(repo: &Repo) -> R<()> {
                 .map(|p| p.split('/').next().unwrap_or_default().to_string())
         })
         .collect();
-    ensure(exposed.contains(&DEFAULT_PORT.to_string()), || {
-        format!("{DOCKERFILE}: EXPOSE {exposed:?} lacks {DEFAULT_PORT}")
-    })?;
+    let notify_port = port_of(&NotifyConfig::default().listen.to_string())?;
+    for port in [DEFAULT_PORT, notify_port] {
+        ensure(exposed.contains(&port.to_string()), || {
+            format!("{DOCKERFILE}: EXPOSE {exposed:?} lacks {port}")
+        })?;
+    }
     let user = runtime
         .iter()
         .rev()

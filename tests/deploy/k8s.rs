@@ -10,13 +10,13 @@ use crate::repo::*;
 use crate::support::goals::EXAMPLE_GOALS;
 use crate::K8S;
 
-struct K8s {
+pub(crate) struct K8s {
     /// (file, manifest) for every document of every file but the kustomization.
     objects: Vec<(String, Value)>,
 }
 
 impl K8s {
-    fn load(repo: &Repo) -> R<K8s> {
+    pub(crate) fn load(repo: &Repo) -> R<K8s> {
         let mut objects = Vec::new();
         for file in repo.list(K8S)? {
             if !(file.ends_with(".yaml") || file.ends_with(".yml")) {
@@ -37,7 +37,7 @@ impl K8s {
         Ok(K8s { objects })
     }
 
-    fn find(&self, kind: &str, name: &str) -> R<&Value> {
+    pub(crate) fn find(&self, kind: &str, name: &str) -> R<&Value> {
         self.objects
             .iter()
             .map(|(_, o)| o)
@@ -48,7 +48,7 @@ impl K8s {
             .ok_or_else(|| format!("{K8S}: no {kind} `{name}`"))
     }
 
-    fn of_kind(&self, kind: &str) -> Vec<&Value> {
+    pub(crate) fn of_kind(&self, kind: &str) -> Vec<&Value> {
         self.objects
             .iter()
             .map(|(_, o)| o)
@@ -58,7 +58,10 @@ impl K8s {
 }
 
 /// A selector matches the pods: every key=value of it is among the pod labels.
-fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn selects(
+    selector: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
@@ -71,7 +74,7 @@ fn env_entry<'a>(container: &'a Value, name: &str) -> R<(usize, &'a Value)> {
 }
 
 /// A probe's path and port; a named port is resolved through the container's ports.
-fn probe(container: &Value, which: &str) -> R<(String, u16)> {
+pub(crate) fn probe(container: &Value, which: &str) -> R<(String, u16)> {
     let path = text_at(container, &format!("{which}.httpGet.path"))?;
     let port = at(container, &format!("{which}.httpGet.port"))?;
     let port = match port.as_u64() {
@@ -197,17 +200,7 @@ pub(crate) fn check_k8s_manifests(repo: &Repo) -> R<()> {
     })?;
 
     // The pod runs as non-root with a read-only root file system.
-    let csc = container
-        .get("securityContext")
-        .ok_or("the container has no securityContext")?;
-    ensure(
-        csc.get("readOnlyRootFilesystem").and_then(Value::as_bool) == Some(true),
-        || "the container's root file system is not read-only".into(),
-    )?;
-    let non_root = [csc, pod.get("securityContext").unwrap_or(&Value::Null)]
-        .iter()
-        .any(|s| s.get("runAsNonRoot").and_then(Value::as_bool) == Some(true));
-    ensure(non_root, || "runAsNonRoot is not set".into())?;
+    check_hardened(pod, container)?;
 
     // The config comes from the ConfigMap, mounted where --config points.
     let args: Vec<String> = seq(container, "args")?.iter().filter_map(scalar).collect();
@@ -331,21 +324,56 @@ pub(crate) fn check_k8s_manifests(repo: &Repo) -> R<()> {
         },
     )?;
 
-    // The PDB selects exactly the StatefulSet's pods.
-    let pdbs = k.of_kind("PodDisruptionBudget");
+    // A PDB selects exactly the StatefulSet's pods.
+    check_pdb(&k, "StatefulSet `goalpost`", &sts_selector, &pod_labels)?;
+    Ok(())
+}
+
+/// Exactly one PodDisruptionBudget selects a workload's pods, with the workload's own selector,
+/// and it bounds the disruption.
+pub(crate) fn check_pdb(
+    k: &K8s,
+    what: &str,
+    selector: &BTreeMap<String, String>,
+    pod_labels: &BTreeMap<String, String>,
+) -> R<()> {
+    let pdbs: Vec<&Value> = k
+        .of_kind("PodDisruptionBudget")
+        .into_iter()
+        .filter(|p| {
+            string_map(p, "spec.selector.matchLabels").is_ok_and(|s| selects(&s, pod_labels))
+        })
+        .collect();
     ensure(pdbs.len() == 1, || {
-        format!("{} PodDisruptionBudgets, expected 1", pdbs.len())
+        format!(
+            "{} PodDisruptionBudgets select the pods of {what}, expected 1",
+            pdbs.len()
+        )
     })?;
     let pdb_selector = string_map(pdbs[0], "spec.selector.matchLabels")?;
-    ensure(
-        pdb_selector == sts_selector && selects(&pdb_selector, &pod_labels),
-        || format!("PDB selector {pdb_selector:?} != StatefulSet selector {sts_selector:?}"),
-    )?;
+    ensure(pdb_selector == *selector, || {
+        format!("PDB selector {pdb_selector:?} != the selector of {what} {selector:?}")
+    })?;
     ensure(
         pdbs[0]
             .get("spec")
             .is_some_and(|s| s.get("maxUnavailable").is_some() || s.get("minAvailable").is_some()),
-        || "the PDB sets neither maxUnavailable nor minAvailable".into(),
+        || format!("the PDB of {what} sets neither maxUnavailable nor minAvailable"),
+    )
+}
+
+/// A pod's container runs as non-root with a read-only root file system.
+pub(crate) fn check_hardened(pod: &Value, container: &Value) -> R<()> {
+    let name = text_at(container, "name").unwrap_or_default();
+    let csc = container
+        .get("securityContext")
+        .ok_or_else(|| format!("the container `{name}` has no securityContext"))?;
+    ensure(
+        csc.get("readOnlyRootFilesystem").and_then(Value::as_bool) == Some(true),
+        || format!("the container `{name}`'s root file system is not read-only"),
     )?;
-    Ok(())
+    let non_root = [csc, pod.get("securityContext").unwrap_or(&Value::Null)]
+        .iter()
+        .any(|s| s.get("runAsNonRoot").and_then(Value::as_bool) == Some(true));
+    ensure(non_root, || format!("runAsNonRoot is not set for `{name}`"))
 }
