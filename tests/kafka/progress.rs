@@ -72,13 +72,14 @@ fn event(i: usize, region: &str, at: Timestamp) -> SalesEvent {
     ev
 }
 
-/// 600 wins from January 1st to 9th, 40, 30, 20 and 10 % of them by region, then one per
-/// region at `LAST`. Per day north reaches the wins target, south and east half of it, "we|st"
-/// nothing; north and south breach the cap; by the 9th east and "we|st" are behind the pace.
-fn events() -> Vec<SalesEvent> {
+/// `n` wins from January 1st to 9th, 40, 30, 20 and 10 % of them by region, then one per
+/// region at `LAST`. With 600, per day north reaches the wins target, south and east half of it,
+/// "we|st" nothing; north and south breach the cap; by the 9th east and "we|st" are behind the
+/// pace.
+fn events(n: usize) -> Vec<SalesEvent> {
     let start = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
-    let step = 9 * 24 * 3600 * 1_000_000_000i64 / 600;
-    let mut out: Vec<SalesEvent> = (0..600)
+    let step = 9 * 24 * 3600 * 1_000_000_000i64 / n as i64;
+    let mut out: Vec<SalesEvent> = (0..n)
         .map(|i| {
             let region = REGIONS[[0, 0, 0, 0, 1, 1, 1, 2, 2, 3][i % 10]];
             event(
@@ -90,7 +91,7 @@ fn events() -> Vec<SalesEvent> {
         .collect();
     let last = Timestamp::parse_rfc3339(LAST).unwrap();
     for (j, region) in REGIONS.iter().enumerate() {
-        out.push(event(600 + j, region, last));
+        out.push(event(n + j, region, last));
     }
     out
 }
@@ -268,7 +269,7 @@ fn progress_table_equals_the_query_api_then_the_finals() {
     let k = Kafka::connect();
     let name = unique("progress");
     k.create_topic(&name, 4);
-    let events = events();
+    let events = events(600);
     k.produce_json(&name, &events);
     let progress = format!("{name}-progress");
     let config = k.write_config(&name, GOALS, "");
@@ -333,20 +334,7 @@ fn progress_table_equals_the_query_api_then_the_finals() {
     );
     let rows = table(&k, &progress);
     assert!(rows.values().all(|f| f["open"] == "false"), "all closed");
-    let finals = |v: &[Attainment]| -> BTreeMap<Window, (String, String, String)> {
-        v.iter()
-            .filter(|a| a.kind == "final")
-            .map(|a| {
-                let f = fields_of(&a.raw);
-                let outcome = f["outcome"].clone();
-                (
-                    window_of(&f),
-                    (f["window_end"].clone(), f["value"].clone(), outcome),
-                )
-            })
-            .collect()
-    };
-    let closed: BTreeMap<Window, (String, String, String)> = rows
+    let closed: Finals = rows
         .values()
         .map(|f| {
             let row = (
@@ -361,13 +349,108 @@ fn progress_table_equals_the_query_api_then_the_finals() {
     let live = k.read_all(&format!("{name}-out"));
     assert_eq!(
         closed,
-        finals(&live),
+        finals_of(&live),
         "rows and the attainment topic's finals"
     );
     let replayed = replay_bytes(GOALS, &json_lines(&events));
-    assert_eq!(closed, finals(&replayed), "rows and replay's finals");
+    assert_eq!(closed, finals_of(&replayed), "rows and replay's finals");
 
     // One record per key per transaction, over both runs.
     let transactions = assert_one_record_per_key_per_transaction(&k, &progress);
     assert!(transactions > 1, "{transactions} transactions");
+}
+
+/// The finals of attainment events by window: (window end, value, outcome).
+type Finals = BTreeMap<Window, (String, String, String)>;
+
+fn finals_of(v: &[Attainment]) -> Finals {
+    v.iter()
+        .filter(|a| a.kind == "final")
+        .map(|a| {
+            let f = fields_of(&a.raw);
+            let row = (
+                f["window_end"].clone(),
+                f["value"].clone(),
+                f["outcome"].clone(),
+            );
+            (window_of(&f), row)
+        })
+        .collect()
+}
+
+/// The protobuf progress topic as a table of closed rows, shaped like [`finals_of`]; asserts
+/// that every row is closed.
+fn proto_table(k: &Kafka, topic: &str) -> Finals {
+    use goalpost::codec::proto::pb;
+    use prost::Message;
+    let mut last: BTreeMap<Vec<u8>, pb::GoalProgress> = BTreeMap::new();
+    for (_, (_, key, value, _)) in k.read_all_with_offsets(topic) {
+        let m = pb::GoalProgress::decode(value.expect("never a tombstone").as_slice()).unwrap();
+        last.insert(key.unwrap(), m);
+    }
+    let json = |s: &str| serde_json::to_string(s).unwrap();
+    let time = |t: Option<prost_types::Timestamp>| {
+        let t = t.expect("a time");
+        json(&Timestamp::from_nanos(t.seconds * 1_000_000_000 + t.nanos as i64).to_rfc3339())
+    };
+    last.into_values()
+        .map(|m| {
+            assert!(!m.open, "closed: {m:?}");
+            let group: BTreeMap<String, String> = m
+                .group
+                .iter()
+                .map(|g| (g.key.clone(), g.value.clone()))
+                .collect();
+            let window = (
+                json(&m.goal_id),
+                serde_json::to_string(&group).unwrap(),
+                time(m.window_start),
+            );
+            let value = m.value.clone().unwrap_or_else(|| "null".into());
+            let row = (time(m.window_end), value, json(&m.outcome.clone().unwrap()));
+            (window, row)
+        })
+        .collect()
+}
+
+/// `output.format = "proto"`, kill -9 twice just after the instance got its partitions, then a
+/// run to the end that restores from the changelog: the `goalpost.v1.GoalProgress` table holds
+/// exactly replay's finals, with one record per key per transaction.
+#[test]
+fn protobuf_table_survives_kill_nine_and_ends_as_replays_finals() {
+    let k = Kafka::connect();
+    let name = unique("progress9");
+    k.create_topic(&name, 4);
+    let events = events(60_000);
+    k.produce_json(&name, &events);
+    let progress = format!("{name}-progress");
+    let config = k.write_config(&name, GOALS, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[output]\n",
+        &format!("[output]\nprogress_topic = \"{progress}\"\nformat = \"proto\"\n"),
+    );
+    std::fs::write(&config, text).unwrap();
+    for delay in [Duration::from_millis(0), Duration::from_millis(40)] {
+        let (mut child, rx) = spawn_with_log(&config, "i0", &[]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if line.contains("partitions assigned") && !line.contains("partitions=[]") {
+                break;
+            }
+        }
+        std::thread::sleep(delay);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let out = run_goalpost(&config, &["--until-caught-up", "--close-all-at-end"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = proto_table(&k, &progress);
+    let replayed = finals_of(&replay_bytes(GOALS, &json_lines(&events)));
+    assert_eq!(table.len(), replayed.len(), "one row per final");
+    assert_eq!(table, replayed, "rows and replay's finals");
+    assert_one_record_per_key_per_transaction(&k, &progress);
 }
