@@ -487,6 +487,13 @@ fn config_rows(cfg: &goalpost::runtime::kafka::RunConfig) -> Vec<(&'static str, 
         ),
         ("dead-letter topic", cfg.dead_letter_topic()),
         (
+            "progress topic",
+            cfg.output
+                .progress_topic
+                .clone()
+                .unwrap_or_else(|| "none".into()),
+        ),
+        (
             "internal topics",
             format!("{}, {}", cfg.repartition_topic(), cfg.changelog_topic()),
         ),

@@ -11,8 +11,11 @@ use smallvec::SmallVec;
 use super::{DecodeError, RejectReason};
 
 mod fast;
+mod progress;
+
 use crate::model::money::parse_amount;
 use crate::model::{Attainment, Decimal, SalesEvent, StringField, Timestamp};
+pub use progress::encode_progress;
 
 /// A string that borrows from the input when it has no escapes.
 #[derive(Debug, PartialEq)]

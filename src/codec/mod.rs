@@ -6,6 +6,8 @@ pub mod proto;
 
 #[cfg(test)]
 mod attainment_tests;
+#[cfg(test)]
+mod progress_tests;
 
 use std::fmt;
 

@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::{DecodeError, RejectReason};
 use crate::model::money::parse_amount;
-use crate::model::{Attainment, SalesEvent, StringField, Timestamp};
+use crate::model::{Attainment, GoalProgress, SalesEvent, StringField, Timestamp};
 
 /// Generated protobuf types.
 #[allow(missing_docs, clippy::all)]
@@ -143,6 +143,44 @@ pub fn encode_attainment(a: &Attainment, out: &mut Vec<u8>) {
         expected: d(a.expected),
         projected: d(a.projected),
         tick: a.tick.map(to_pb_ts),
+    };
+    m.encode(out).expect("a Vec grows as needed");
+}
+
+/// Encodes a progress record as `goalpost.v1.GoalProgress`.
+pub fn encode_progress(p: &GoalProgress, out: &mut Vec<u8>) {
+    let d = |v: Option<rust_decimal::Decimal>| v.map(|v| v.normalize().to_string());
+    let status = p.status.as_ref();
+    let m = pb::GoalProgress {
+        goal_id: p.goal_id.to_string(),
+        group: p
+            .group
+            .iter()
+            .map(|(k, v)| pb::GroupEntry {
+                key: k.to_string(),
+                value: v.clone(),
+            })
+            .collect(),
+        window_start: Some(to_pb_ts(p.window.start)),
+        window_end: Some(to_pb_ts(p.window.end)),
+        value: d(p.value),
+        target: p.target.normalize().to_string(),
+        progress: d(p.progress),
+        direction: p.direction.to_string(),
+        milestones_reached: p
+            .milestones_reached
+            .iter()
+            .map(|m| m.normalize().to_string())
+            .collect(),
+        breached: p.breached,
+        status: status.map(|s| s.status.to_string()),
+        status_tick: status.and_then(|s| s.tick).map(to_pb_ts),
+        expected: status.and_then(|s| d(s.expected)),
+        projected: status.and_then(|s| d(s.projected)),
+        open: p.open,
+        outcome: p.outcome.map(|o| o.as_str().to_string()),
+        last_event_time: p.last_event_time.map(to_pb_ts),
+        updated_at: p.updated_at.map(to_pb_ts),
     };
     m.encode(out).expect("a Vec grows as needed");
 }

@@ -16,7 +16,9 @@ mod status;
 use std::sync::Arc;
 
 pub use dedupe::{AddedIds, DedupeMemory, DEFAULT_DEDUPE_MAX_IDS};
-pub use owner::{Applied, GroupKey, Owner, OwnerChange, OwnerStats, Pacing, WindowState};
+pub use owner::{
+    final_outcome, Applied, GroupKey, Owner, OwnerChange, OwnerStats, Pacing, WindowState,
+};
 pub use roster::{CsvProblem, Member, RecordChange, Roster, RosterError, RosterPlace};
 pub use router::{Contribution, GroupValues, Progress, Routed, Router, RouterStats};
 pub use status::{

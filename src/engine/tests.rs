@@ -526,7 +526,7 @@ max_groups = 1
             goal,
             group,
             start,
-            state: Some(state),
+            state,
         } = change
         {
             restored.restore_window(goal, group, start, state);

@@ -168,14 +168,18 @@ fn window_state() -> impl Strategy<Value = WindowState> {
             any::<u64>(),
             any::<bool>(),
             prop::option::of(pacing(kind)),
+            prop::option::of(any::<i64>()),
         )
-            .prop_map(|(end, aggregate, reached, breached, pacing)| WindowState {
-                end: Timestamp::from_nanos(end),
-                aggregate,
-                reached,
-                breached,
-                pacing: pacing.map(Box::new),
-            })
+            .prop_map(
+                |(end, aggregate, reached, breached, pacing, last)| WindowState {
+                    end: Timestamp::from_nanos(end),
+                    aggregate,
+                    reached,
+                    breached,
+                    pacing: pacing.map(Box::new),
+                    last_event: last.map(Timestamp::from_nanos),
+                },
+            )
     })
 }
 

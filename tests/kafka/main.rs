@@ -7,6 +7,7 @@ mod equals_replay;
 mod lifecycle;
 mod limits;
 mod lookahead;
+mod progress;
 mod recovery;
 mod roster_topic;
 #[allow(dead_code)]

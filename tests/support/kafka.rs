@@ -246,6 +246,20 @@ impl Kafka {
     /// Every record of a topic visible at `isolation` (`read_committed` or `read_uncommitted`),
     /// in partition then offset order.
     pub fn read_all_raw_with(&self, topic: &str, isolation: &str) -> Vec<RawRecord> {
+        self.read_all_at(topic, isolation)
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect()
+    }
+
+    /// Every committed record of a topic with its offset, each partition's in offset order.
+    /// Offsets skip transaction markers (and aborted records), so a gap in a partition's offsets
+    /// separates transactions.
+    pub fn read_all_with_offsets(&self, topic: &str) -> Vec<(i64, RawRecord)> {
+        self.read_all_at(topic, "read_committed")
+    }
+
+    fn read_all_at(&self, topic: &str, isolation: &str) -> Vec<(i64, RawRecord)> {
         let c: BaseConsumer = self
             .config()
             .set("group.id", unique("reader"))
@@ -290,10 +304,13 @@ impl Kafka {
                         })
                         .unwrap_or_default();
                     out.push((
-                        m.partition(),
-                        m.key().map(<[u8]>::to_vec),
-                        m.payload().map(<[u8]>::to_vec),
-                        headers,
+                        m.offset(),
+                        (
+                            m.partition(),
+                            m.key().map(<[u8]>::to_vec),
+                            m.payload().map(<[u8]>::to_vec),
+                            headers,
+                        ),
                     ));
                 }
             }

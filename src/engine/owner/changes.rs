@@ -8,7 +8,7 @@ use crate::model::Timestamp;
 /// One change of owner state since the last [`Owner::take_changes`], for a changelog.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OwnerChange {
-    /// A window's new state, or `None` once it closed.
+    /// An open window's new state.
     Window {
         /// Goal index.
         goal: usize,
@@ -16,8 +16,19 @@ pub enum OwnerChange {
         group: GroupKey,
         /// Window start.
         start: Timestamp,
-        /// The state, `None` when the window closed.
-        state: Option<WindowState>,
+        /// The state.
+        state: WindowState,
+    },
+    /// A window that closed (its final was emitted), with its last state.
+    Closed {
+        /// Goal index.
+        goal: usize,
+        /// The group.
+        group: GroupKey,
+        /// Window start.
+        start: Timestamp,
+        /// The state it closed with.
+        last: WindowState,
     },
     /// An upstream partition's clock.
     Upstream {
@@ -39,8 +50,8 @@ pub enum OwnerChange {
 pub(super) struct Tracking {
     /// Groups (per goal) with a dirty window.
     pub(super) groups: BTreeSet<(usize, GroupKey)>,
-    /// Windows closed: written as tombstones.
-    pub(super) closed: Vec<(usize, GroupKey, Timestamp)>,
+    /// Windows closed, with the state they closed with.
+    pub(super) closed: Vec<(usize, GroupKey, Timestamp, WindowState)>,
     pub(super) upstream: BTreeSet<u32>,
     pub(super) watermark: bool,
 }
@@ -52,18 +63,19 @@ impl Owner {
         self.tracking.get_or_insert_with(Tracking::default);
     }
 
-    /// The changes since the last call, in a deterministic order; empty without tracking.
+    /// The changes since the last call, in a deterministic order, at most one per window (its
+    /// latest state, or its closing); empty without tracking.
     pub fn take_changes(&mut self) -> Vec<OwnerChange> {
         let Some(t) = self.tracking.as_mut() else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (goal, key, start) in t.closed.drain(..) {
-            out.push(OwnerChange::Window {
+        for (goal, key, start, last) in t.closed.drain(..) {
+            out.push(OwnerChange::Closed {
                 goal,
                 group: key,
                 start,
-                state: None,
+                last,
             });
         }
         for (goal, key) in std::mem::take(&mut t.groups) {
@@ -79,7 +91,7 @@ impl Owner {
                         goal,
                         group: key.clone(),
                         start,
-                        state: Some(ws.clone()),
+                        state: ws.clone(),
                     });
                 }
             }

@@ -24,7 +24,7 @@ pub(super) fn emit_final(
 ) {
     let window = Window { start, end: ws.end };
     let value = ws.aggregate.value();
-    let outcome = final_outcome(goal, ws, value);
+    let outcome = final_outcome(goal, ws);
     let group_values: Vec<&str> = key.0.iter().map(|v| &**v).collect();
     emit(
         goal,
@@ -44,11 +44,11 @@ pub(super) fn emit_final(
 /// A closed window's outcome: too little data to judge (a ratio below its threshold, or no value
 /// at all: avg, min or max of a roster member's window without events), or its value against the
 /// target.
-fn final_outcome(goal: &Goal, ws: &WindowState, value: Option<Decimal>) -> Outcome {
+pub fn final_outcome(goal: &Goal, ws: &WindowState) -> Outcome {
     if ws.aggregate.denominator() < goal.judge_threshold() {
         return Outcome::InsufficientData;
     }
-    let Some(v) = value else {
+    let Some(v) = ws.aggregate.value() else {
         return Outcome::InsufficientData;
     };
     let attained = match goal.direction {

@@ -32,6 +32,7 @@ use crate::window::{TickSpec, Window, WindowSpec};
 
 pub use self::changes::OwnerChange;
 pub use self::group::GroupKey;
+pub use self::judge::final_outcome;
 pub use self::pacing::Pacing;
 
 /// The state of one window of one goal and group.
@@ -47,6 +48,9 @@ pub struct WindowState {
     pub breached: bool,
     /// Look-ahead status, for goals with `status`.
     pub pacing: Option<Box<Pacing>>,
+    /// The latest event time applied to the window (the maximum, so arrival order does not
+    /// matter); `None` before any contribution.
+    pub last_event: Option<Timestamp>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -368,6 +372,7 @@ impl Owner {
                 skipped = true;
                 continue;
             }
+            ws.last_event = ws.last_event.max(Some(c.event_time));
             if let Some(pacing) = ws.pacing.as_mut() {
                 let ticks = state.book.ticks(w.start);
                 pacing.apply(goal.metric(), &c.delta, c.event_time, &ticks);

@@ -51,6 +51,7 @@ impl Opening<'_> {
             reached: 0,
             breached: false,
             pacing,
+            last_event: None,
         }
     }
 }
@@ -93,11 +94,11 @@ impl Owner {
                         let Some(ws) = state.remove_window(&key, start, goal.grace) else {
                             continue;
                         };
-                        if let Some(t) = self.tracking.as_mut() {
-                            t.closed.push((index, key.clone(), start));
-                        }
                         self.stats.windows_closed += 1;
                         judge::emit_final(goal, &key, start, &ws, out, &mut self.stats);
+                        if let Some(t) = self.tracking.as_mut() {
+                            t.closed.push((index, key, start, ws));
+                        }
                     }
                     _ => break,
                 }

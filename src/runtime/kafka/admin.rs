@@ -60,6 +60,21 @@ fn check_compacted(client: &ClientConfig, changelog: &str) -> Result<(), RunErro
     }
 }
 
+/// An existing progress topic should be compacted, or its table of windows grows with every
+/// update and expires with the retention time; it still works, so this is a warning.
+fn warn_unless_compacted(client: &ClientConfig, topic: &str) -> Result<(), RunError> {
+    if let Ok(policy) = cleanup_policy(client, topic)? {
+        if !is_compacted(&policy) {
+            tracing::warn!(
+                topic,
+                policy = %policy,
+                "the progress topic is not compacted: set cleanup.policy=compact to keep the latest record of each window"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Whether a `cleanup.policy` value includes `compact`.
 pub fn is_compacted(policy: &str) -> bool {
     policy.split(',').any(|p| p.trim() == "compact")
@@ -133,12 +148,15 @@ pub fn prepare_topics(
 
     let repartition = cfg.repartition_topic();
     let changelog = cfg.changelog_topic();
-    let wanted: Vec<Wanted> = vec![
+    let mut wanted: Vec<Wanted> = vec![
         (repartition.clone(), false, true),
         (changelog.clone(), true, true),
         (cfg.output.topic.clone(), false, false),
         (cfg.dead_letter_topic(), false, false),
     ];
+    if let Some(progress) = &cfg.output.progress_topic {
+        wanted.push((progress.clone(), true, false));
+    }
     let names: Vec<String> = wanted.iter().map(|w| w.0.clone()).collect();
     let existing = partition_counts(client, &names)?;
     let mut missing = Vec::new();
@@ -158,6 +176,11 @@ pub fn prepare_topics(
     }
     if check_policy && !missing.contains(&changelog) {
         check_compacted(client, &changelog)?;
+    }
+    if let Some(progress) = cfg.output.progress_topic.as_ref() {
+        if check_policy && !missing.contains(progress) {
+            warn_unless_compacted(client, progress)?;
+        }
     }
     if missing.is_empty() {
         return Ok(PreparedTopics {

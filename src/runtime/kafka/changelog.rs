@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use prost::Message as _;
 
+use super::progress_topic::progress_of_changes;
 use super::restore::Unreadable;
 use super::wire::{self, pb, ChangelogKey, WireError};
 use super::worker::{RouterTask, Worker};
 use crate::engine::{Owner, OwnerChange, WindowState};
 use crate::goals::GoalSet;
-use crate::model::Timestamp;
+use crate::model::{GoalProgress, Timestamp};
 
 /// A changelog record to send: (partition, key, value or tombstone).
 pub type ChangelogRecord = (i32, Vec<u8>, Option<Vec<u8>>);
@@ -151,7 +152,13 @@ fn owner_change_records(
             state,
         } => {
             let key = ChangelogKey::window(&goals.goals[goal].id, &group, start);
-            window_records(split, key, state, split_bytes)
+            window_records(split, key, Some(state), split_bytes)
+        }
+        OwnerChange::Closed {
+            goal, group, start, ..
+        } => {
+            let key = ChangelogKey::window(&goals.goals[goal].id, &group, start);
+            window_records(split, key, None, split_bytes)
         }
         OwnerChange::Upstream {
             partition,
@@ -179,17 +186,24 @@ fn owner_change_records(
     }
 }
 
-/// The owners' changes, appended to `records`.
+/// The owners' changes, appended to `records`, and their windows' progress records to
+/// `progress` when there is a progress topic.
 fn owner_records(
     owners: &mut BTreeMap<i32, Owner>,
     split_windows: &mut BTreeMap<i32, HashMap<Vec<u8>, u32>>,
     goals: &GoalSet,
     split_bytes: usize,
     records: &mut Vec<ChangelogRecord>,
+    mut progress: Option<&mut Vec<GoalProgress>>,
 ) {
     for (&partition, owner) in owners.iter_mut() {
         let split = split_windows.entry(partition).or_default();
-        for change in owner.take_changes() {
+        let now = owner.stream_time();
+        let changes = owner.take_changes();
+        if let Some(progress) = progress.as_deref_mut() {
+            progress.extend(progress_of_changes(goals, &changes, now));
+        }
+        for change in changes {
             let changed = owner_change_records(change, goals, split, split_bytes);
             records.extend(changed.into_iter().map(|(k, v)| (partition, k, v)));
         }
@@ -198,7 +212,8 @@ fn owner_records(
 
 impl Worker {
     /// Writes this transaction's changelog records: the tombstones left by the last restore,
-    /// then the routers' and owners' changes, in that order (see [`changelog_in_order`]).
+    /// then the routers' and owners' changes, in that order (see [`changelog_in_order`]); and
+    /// the progress records of the windows that changed, to the progress topic.
     pub fn write_changelog(&mut self) {
         let cleanup = self.restore_cleanup();
         let mut changes = Vec::new();
@@ -206,18 +221,23 @@ impl Worker {
             let part = changelog_partition(upstream, self.owners_count);
             router_records(upstream, task, part, self.split_bytes, &mut changes);
         }
+        let mut progress = Vec::new();
         owner_records(
             &mut self.owners,
             &mut self.split_windows,
             &self.goals,
             self.split_bytes,
             &mut changes,
+            self.progress.is_some().then_some(&mut progress),
         );
         let records = changelog_in_order(cleanup, changes);
         self.counts.changelog_records += records.len() as u64;
         for (part, key, value) in records {
             self.txn
                 .send(&self.changelog, Some(part), &key, value.as_deref(), None);
+        }
+        if let Some(topic) = &mut self.progress {
+            topic.send(progress, &mut self.txn);
         }
     }
 

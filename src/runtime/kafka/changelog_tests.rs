@@ -8,6 +8,7 @@ use crate::engine::GroupKey;
 fn distinct(n: usize) -> WindowState {
     WindowState {
         pacing: None,
+        last_event: None,
         end: Timestamp::from_nanos(1_000),
         aggregate: Aggregate::Distinct((0..n).map(|i| format!("v{i:06}").into()).collect()),
         reached: 0,

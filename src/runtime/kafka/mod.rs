@@ -18,6 +18,7 @@ mod idle;
 mod output;
 mod poll;
 mod preflight;
+mod progress_topic;
 mod rebalance;
 mod repartition;
 mod restore;

@@ -105,7 +105,8 @@ fn attainment_key(a: &Attainment) -> String {
     key
 }
 
-fn content_type(format: Format) -> &'static str {
+/// The `content-type` header of a record in `format`.
+pub(super) fn content_type(format: Format) -> &'static str {
     match format {
         Format::Json => "application/json",
         Format::Proto => "application/x-protobuf",

@@ -17,6 +17,7 @@ use super::config::RunConfig;
 use super::error::{ErrorClass, RunError};
 use super::output::{DeadLetters, Output};
 use super::poll::{Part, Topics};
+use super::progress_topic::ProgressTopic;
 use super::repartition::{self, BatchContext, Item, Link, Repartition};
 use super::roster_topic::RosterTopics;
 use super::serving::{HubLink, State};
@@ -92,6 +93,8 @@ pub struct Worker {
     pub txn: Txn,
     pub repart: Repartition,
     pub output: Output,
+    /// The progress topic, when `[output] progress_topic` is set.
+    pub progress: Option<ProgressTopic>,
     pub dead_letters: DeadLetters,
     pub hub: Option<HubLink>,
     pub routers: BTreeMap<u32, RouterTask>,
@@ -163,6 +166,11 @@ impl Worker {
                 &p.instance,
             ),
             output: Output::new(cfg.output.topic.clone(), cfg.output.format, hub.is_some()),
+            progress: cfg
+                .output
+                .progress_topic
+                .clone()
+                .map(|t| ProgressTopic::new(t, cfg.output.format)),
             dead_letters: DeadLetters::new(cfg.dead_letter_topic(), cfg.changelog_topic()),
             changelog: cfg.changelog_topic(),
             topics: Arc::new(p.topics),

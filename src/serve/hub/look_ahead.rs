@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use rust_decimal::Decimal;
 use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -11,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::views::{decimal_json, Num};
 use crate::engine::{StatusState, StatusTracker, WindowState};
 use crate::goals::{Goal, Pace};
-use crate::model::Timestamp;
+use crate::model::{ProgressStatus, Timestamp};
 use crate::window::{elapsed_fraction, Window};
 
 /// The status names a window view may carry, in the order of [`StatusState`].
@@ -118,20 +117,6 @@ impl StatusView {
     }
 }
 
-/// The look-ahead fields of one open window of a goal with `status`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WindowLookAhead {
-    /// One of [`STATUS_NAMES`].
-    pub status: &'static str,
-    /// The last decided tick, if any.
-    pub tick: Option<Timestamp>,
-    /// `target × pace(elapsed)` at `now`; `None` before any event time.
-    pub expected: Option<Decimal>,
-    /// The value projected at the window's end along the pace; `None` without a value, before
-    /// any event time, or while the pace expects nothing yet.
-    pub projected: Option<Decimal>,
-}
-
 /// The name of a tracker's state.
 pub fn status_name(state: StatusState) -> &'static str {
     match state {
@@ -141,30 +126,29 @@ pub fn status_name(state: StatusState) -> &'static str {
     }
 }
 
-impl WindowLookAhead {
-    /// The look-ahead of `window` of a goal, from its current value at `now` (the owner's
-    /// stream time); `None` when the goal has no `status`.
-    pub fn of(
-        goal: &Goal,
-        window: Window,
-        ws: &WindowState,
-        now: Option<Timestamp>,
-    ) -> Option<WindowLookAhead> {
-        goal.status.as_ref()?;
-        let tracker: StatusTracker = ws.pacing.as_ref().map(|p| p.tracker).unwrap_or_default();
-        let elapsed = now.map(|n| elapsed_fraction(&window, n));
-        let expected = elapsed.map(|e| crate::engine::expected(goal.target, &goal.pace, e));
-        let projected = match (ws.aggregate.value(), elapsed) {
-            (Some(v), Some(e)) => crate::engine::projected(goal.direction, v, &goal.pace, e),
-            _ => None,
-        };
-        Some(WindowLookAhead {
-            status: status_name(tracker.state),
-            tick: tracker.last_tick,
-            expected: expected.map(|x| x.round_dp(SHOWN_DP)),
-            projected: projected.map(|x| x.round_dp(SHOWN_DP)),
-        })
-    }
+/// The look-ahead of `window` of a goal (status, last decided tick, expected and projected),
+/// from its current value at `now` (the owner's stream time); `None` when the goal has no
+/// `status`.
+pub fn look_ahead_of(
+    goal: &Goal,
+    window: Window,
+    ws: &WindowState,
+    now: Option<Timestamp>,
+) -> Option<ProgressStatus> {
+    goal.status.as_ref()?;
+    let tracker: StatusTracker = ws.pacing.as_ref().map(|p| p.tracker).unwrap_or_default();
+    let elapsed = now.map(|n| elapsed_fraction(&window, n));
+    let expected = elapsed.map(|e| crate::engine::expected(goal.target, &goal.pace, e));
+    let projected = match (ws.aggregate.value(), elapsed) {
+        (Some(v), Some(e)) => crate::engine::projected(goal.direction, v, &goal.pace, e),
+        _ => None,
+    };
+    Some(ProgressStatus {
+        status: status_name(tracker.state),
+        tick: tracker.last_tick,
+        expected: expected.map(|x| x.round_dp(SHOWN_DP)),
+        projected: projected.map(|x| x.round_dp(SHOWN_DP)),
+    })
 }
 
 /// Reads a field that is present (possibly `null`) as `Some`: with `#[serde(default)]`, an

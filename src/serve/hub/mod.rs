@@ -7,6 +7,7 @@
 mod look_ahead;
 mod page;
 mod peer_data;
+mod progress;
 mod views;
 
 use std::collections::VecDeque;
@@ -19,9 +20,10 @@ use super::metrics::Telemetry;
 use crate::codec::json;
 use crate::goals::GoalSet;
 use crate::model::{Attainment, Timestamp};
-pub use look_ahead::{status_name, PaceView, StatusView, WindowLookAhead, STATUS_NAMES};
+pub use look_ahead::{look_ahead_of, status_name, PaceView, StatusView, STATUS_NAMES};
 pub use page::{sort_views, window_page, Answer, By, Order};
 pub use peer_data::{AttainmentJson, PeerDataError, RawJson};
+pub use progress::{goal_progress, progress_of, WindowAt};
 pub use views::{GoalView, MilestoneView, Num, WindowView};
 
 /// The most window queries the worker answers per poll round; the rest wait for the next.

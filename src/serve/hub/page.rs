@@ -3,12 +3,11 @@
 
 use rust_decimal::Decimal;
 
-use super::look_ahead::WindowLookAhead;
+use super::progress::{goal_progress, progress_of, WindowAt};
 use super::views::{decimal_json, MilestoneView, WindowView};
 use crate::engine::{GroupKey, Owner, WindowState};
 use crate::goals::{Direction, Goal, Metric};
 use crate::model::Timestamp;
-use crate::window::Window;
 
 /// How a goal's windows are sorted in an answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,13 +52,6 @@ pub struct Answer {
     /// Contributions to the goal skipped for its `max_groups` or `max_distinct`, committed since
     /// this instance started (the `goalpost_events_overflow_total` counter of the goal).
     pub overflow: u64,
-}
-
-fn progress_of(goal: &Goal, value: Option<Decimal>) -> Option<Decimal> {
-    match value {
-        Some(v) if !goal.target.is_zero() => v.checked_div(goal.target).map(|p| p.round_dp(6)),
-        _ => None,
-    }
 }
 
 /// Progress descending, windows without progress last.
@@ -132,7 +124,9 @@ pub fn window_page<'a>(
     }
 }
 
-/// The view of one open window; `now` is its owner's stream time.
+/// The view of one open window; `now` is its owner's stream time. Its fields are those of the
+/// window's progress record ([`goal_progress`]), plus the milestones' thresholds, the time left
+/// and the pace.
 fn window_view(
     goal: &Goal,
     key: &GroupKey,
@@ -141,9 +135,18 @@ fn window_view(
     now: Option<Timestamp>,
     instance: &str,
 ) -> WindowView {
+    let p = goal_progress(
+        WindowAt {
+            goal,
+            key,
+            start,
+            state: ws,
+            now,
+        },
+        true,
+    );
     let additive = matches!(goal.metric(), Metric::Count | Metric::Sum);
-    let value = ws.aggregate.value();
-    let pace = match (value, now) {
+    let pace = match (p.value, now) {
         (Some(v), Some(now)) if additive && now > start => {
             let elapsed = Decimal::from(now.min(ws.end).as_nanos() - start.as_nanos());
             let length = Decimal::from(ws.end.as_nanos() - start.as_nanos());
@@ -157,32 +160,30 @@ fn window_view(
         goal.milestones
             .iter()
             .zip(&goal.thresholds)
-            .enumerate()
-            .map(|(i, (m, t))| MilestoneView {
+            .map(|(m, t)| MilestoneView {
                 fraction: decimal_json(*m),
                 threshold: decimal_json(*t),
-                reached: i < 64 && ws.reached & (1u64 << i) != 0,
+                reached: p.milestones_reached.contains(&m.normalize()),
             })
             .collect()
     } else {
         Vec::new()
     };
     let mut view = WindowView {
-        goal_id: goal.id.to_string(),
-        group: goal
-            .group_by_names
+        goal_id: p.goal_id.to_string(),
+        group: p
+            .group
             .iter()
-            .zip(key.0.iter())
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
         window_start: start.to_rfc3339(),
         window_end: ws.end.to_rfc3339(),
-        value: value.map(decimal_json),
-        target: decimal_json(goal.target),
-        direction: goal.direction.as_str().to_string(),
-        progress: progress_of(goal, value).map(decimal_json),
+        value: p.value.map(decimal_json),
+        target: decimal_json(p.target),
+        direction: p.direction.to_string(),
+        progress: p.progress.map(decimal_json),
         milestones,
-        breached: ws.breached,
+        breached: p.breached,
         time_left_seconds: now.map(|n| ((ws.end.as_nanos() - n.as_nanos()) / 1_000_000_000).max(0)),
         pace: pace.map(decimal_json),
         status: None,
@@ -191,8 +192,7 @@ fn window_view(
         projected: None,
         instance: instance.to_string(),
     };
-    let window = Window { start, end: ws.end };
-    view.set_look_ahead(WindowLookAhead::of(goal, window, ws, now));
+    view.set_look_ahead(p.status);
     view
 }
 

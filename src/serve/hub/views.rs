@@ -6,8 +6,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::look_ahead::{present, PaceView, StatusView, WindowLookAhead};
+use super::look_ahead::{present, PaceView, StatusView};
 use crate::goals::{Goal, Measure};
+use crate::model::ProgressStatus;
 
 /// A decimal written as an exact JSON number.
 pub(super) fn decimal_json(d: Decimal) -> Num {
@@ -120,7 +121,7 @@ pub struct WindowView {
 
 impl WindowView {
     /// Sets the look-ahead fields (goals with `status`).
-    pub fn set_look_ahead(&mut self, look: Option<WindowLookAhead>) {
+    pub fn set_look_ahead(&mut self, look: Option<ProgressStatus>) {
         let Some(look) = look else {
             return;
         };

@@ -1,4 +1,4 @@
-//! `[output]`: where attainment events and dead letters go.
+//! `[output]`: where attainment events, dead letters and progress records go.
 
 use serde::Deserialize;
 
@@ -16,6 +16,9 @@ pub struct OutputConfig {
     pub format: Format,
     /// Topic of rejected records. Default `{application_id}-dead-letters`.
     pub dead_letter_topic: Option<String>,
+    /// Compacted topic of progress records (one per goal, group and window, its current state,
+    /// in `format`), written in the transactions of the attainment events. Absent: none.
+    pub progress_topic: Option<String>,
 }
 
 impl Default for OutputConfig {
@@ -24,6 +27,7 @@ impl Default for OutputConfig {
             topic: "goal-attainments".into(),
             format: Format::Json,
             dead_letter_topic: None,
+            progress_topic: None,
         }
     }
 }

@@ -62,12 +62,24 @@ fn values_run_would_refuse_are_rejected_when_read() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("input.topics names `a` twice"), "{e}");
-    // Distinct topics pass.
-    RunConfig::from_toml(
+    let e = err("[output]\ntopic = \"a\"\nprogress_topic = \"a\"\n");
+    assert!(
+        e.contains("`a` is both output.topic and output.progress_topic"),
+        "{e}"
+    );
+    // Distinct topics pass; the progress topic is off unless named.
+    let c = RunConfig::from_toml(
         &format!("{MIN}[output]\ntopic = \"out\"\ndead_letter_topic = \"dlq\"\n"),
         Path::new("c.toml"),
     )
     .unwrap();
+    assert_eq!(c.output.progress_topic, None);
+    let c = RunConfig::from_toml(
+        &format!("{MIN}[output]\nprogress_topic = \"goal-progress\"\n"),
+        Path::new("c.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.output.progress_topic.as_deref(), Some("goal-progress"));
 }
 
 #[test]

@@ -49,6 +49,9 @@ impl RunConfig {
             .collect();
         roles.push(("output.topic".into(), self.output.topic.clone()));
         roles.push(("output.dead_letter_topic".into(), self.dead_letter_topic()));
+        if let Some(progress) = &self.output.progress_topic {
+            roles.push(("output.progress_topic".into(), progress.clone()));
+        }
         roles.push(("the repartition topic".into(), self.repartition_topic()));
         roles.push(("the changelog topic".into(), self.changelog_topic()));
         for (i, (role, topic)) in roles.iter().enumerate() {

@@ -26,6 +26,7 @@ fn window(goal: &str, n: usize) -> (Vec<u8>, WindowState) {
     );
     let ws = WindowState {
         pacing: None,
+        last_event: None,
         end: Timestamp::from_nanos(1_000),
         aggregate: Aggregate::Distinct((0..n).map(|i| format!("v{i:06}").into()).collect()),
         reached: 0,

@@ -20,6 +20,7 @@ pub fn window_state_to_bytes(ws: &WindowState) -> Vec<u8> {
         parts: 0,
         total_bytes: 0,
         pacing: ws.pacing.as_deref().map(|p| Box::new(pacing_to_pb(p))),
+        last_event: ws.last_event.map(Timestamp::as_nanos),
     }
     .encode_to_vec()
 }
@@ -141,6 +142,7 @@ fn window_state_from_record(r: pb::WindowStateRecord) -> Result<WindowState, Wir
         aggregate,
         reached: r.reached,
         breached: r.breached,
+        last_event: r.last_event.map(Timestamp::from_nanos),
     })
 }
 

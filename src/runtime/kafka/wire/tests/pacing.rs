@@ -35,6 +35,7 @@ fn with_pacing(state: StatusState, panes: &[(u32, i64)]) -> WindowState {
                 last_tick: Some(t(700)),
             },
         })),
+        last_event: Some(t(650)),
     }
 }
 

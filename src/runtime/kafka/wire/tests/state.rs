@@ -35,6 +35,7 @@ fn window_states_round_trip_exactly() {
     for aggregate in states {
         let ws = WindowState {
             pacing: None,
+            last_event: None,
             end: Timestamp::from_nanos(1_000),
             aggregate,
             reached: 0b101,
@@ -49,6 +50,7 @@ fn window_states_round_trip_exactly() {
 fn distinct_state(n: usize) -> WindowState {
     WindowState {
         pacing: None,
+        last_event: None,
         end: Timestamp::from_nanos(86_400_000_000_000),
         aggregate: Aggregate::Distinct((0..n).map(|i| format!("account-{i:08}").into()).collect()),
         reached: 0b11,
