@@ -6,7 +6,7 @@ use crate::codec::future::MaxFuture;
 use crate::codec::Format;
 use crate::model::Duration;
 
-pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     s.parse().map_err(serde::de::Error::custom)
 }
