@@ -54,3 +54,23 @@ impl NotifyConfig {
         self.alertmanager.is_some() || !self.webhooks.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_duplicate_names() {
+        let empty: NotifyConfig = toml::from_str("").unwrap();
+        assert_eq!(empty.listen.to_string(), DEFAULT_NOTIFY_LISTEN);
+        assert!(!empty.has_sinks());
+        let hook = "[[webhooks]]\nname = \"crm\"\nurl = \"http://h/\"\n";
+        let twice: NotifyConfig = toml::from_str(&format!("{hook}{hook}")).unwrap();
+        assert!(twice
+            .validate()
+            .unwrap_err()
+            .contains("`crm` is used twice"));
+        let once: NotifyConfig = toml::from_str(hook).unwrap();
+        assert!(once.validate().is_ok() && once.has_sinks());
+    }
+}

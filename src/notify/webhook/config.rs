@@ -7,7 +7,6 @@ use serde::{Deserialize, Deserializer};
 
 use super::retry::RetryPolicy;
 use crate::model::{AttainmentKind, Duration};
-use crate::runtime::kafka::config::de::duration;
 
 /// One `[[notify.webhooks]]` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,20 +29,20 @@ pub struct WebhookConfig {
     #[serde(default = "one")]
     pub batch_max: usize,
     /// How long one request may take, connecting included. Default `10s`.
-    #[serde(default = "ten_seconds", deserialize_with = "duration")]
+    #[serde(default = "ten_seconds")]
     pub timeout: Duration,
     /// Attempts per request before its events are dead-lettered. Default 10.
     #[serde(default = "ten")]
     pub max_attempts: u32,
     /// Dead-letter a request's events once retrying it would go on longer than this. Default
     /// `1h`.
-    #[serde(default = "one_hour", deserialize_with = "duration")]
+    #[serde(default = "one_hour")]
     pub max_age: Duration,
     /// The first retry's longest wait; each further retry doubles it. Default `500ms`.
-    #[serde(default = "half_second", deserialize_with = "duration")]
+    #[serde(default = "half_second")]
     pub backoff_initial: Duration,
     /// The longest wait between two attempts (a `Retry-After` may ask for more). Default `60s`.
-    #[serde(default = "one_minute", deserialize_with = "duration")]
+    #[serde(default = "one_minute")]
     pub backoff_max: Duration,
     /// A file holding the HMAC key of the signature (trailing whitespace ignored).
     #[serde(default)]

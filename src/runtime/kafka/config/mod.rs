@@ -1,7 +1,7 @@
 //! `goalpost run --config goalpost.toml`: the service configuration, one file per section.
 
 mod app;
-pub(crate) mod de;
+mod de;
 mod input;
 mod kafka;
 mod output;
