@@ -61,3 +61,26 @@ pub fn spawn_notify(config: &Path, log: &Path) -> Child {
         .spawn()
         .expect("start goalpost notify")
 }
+
+/// The text of `/metrics` of the notify process whose log is `log` (its listen address logged).
+pub fn get_metrics(log: &Path) -> String {
+    use std::io::{Read, Write};
+    let text = std::fs::read_to_string(log).unwrap();
+    let addr = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("HTTP server listening"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .map(|a| a.split_whitespace().next().unwrap().to_string())
+        .expect("the listen address in the log");
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}

@@ -252,3 +252,53 @@ fn batches_are_arrays_under_one_key() {
         assert!(r.idempotency_key.starts_with("batch-"));
     }
 }
+
+#[test]
+fn protobuf_records_are_sent_as_their_json() {
+    use goalpost::codec::{decode_attainment, json, proto, Format};
+    let k = Kafka::connect();
+    let topic = unique("notify-proto");
+    k.create_topic(&topic, 1);
+    let server = Server::start(SECRET, Box::new(|_: &str, _| Answer::Ok));
+    let cfg = write_config(
+        &k,
+        &topic,
+        &format!(
+            "name = \"p\"\nurl = \"{}\"\nsecret_env = \"NOTIFY_TEST_SECRET\"",
+            server.url
+        ),
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("topic = \"{topic}\"\n"),
+        &format!("topic = \"{topic}\"\nformat = \"proto\"\n"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let sent = events(0..1);
+    let records: Vec<(String, Vec<u8>)> = sent
+        .iter()
+        .map(|(key, j)| {
+            let a = decode_attainment(Format::Json, j).unwrap();
+            let mut out = Vec::new();
+            proto::encode_attainment(&a, &mut out);
+            (key.clone(), out)
+        })
+        .collect();
+    k.produce_raw(&topic, &records);
+    let log = tmp_dir().join("notify.log");
+    let mut notify = spawn_notify(&cfg, &log);
+    wait_for("every event", || {
+        accepted(&server.requests()).len() == sent.len()
+    });
+    assert!(sigterm(&notify));
+    assert!(notify.wait().unwrap().success());
+    let bodies: BTreeSet<Vec<u8>> = server.requests().into_iter().map(|r| r.body).collect();
+    let want: BTreeSet<Vec<u8>> = sent
+        .iter()
+        .map(|(_, j)| {
+            let mut out = Vec::new();
+            json::encode_attainment(&decode_attainment(Format::Json, j).unwrap(), &mut out);
+            out
+        })
+        .collect();
+    assert_eq!(bodies, want);
+}
