@@ -74,4 +74,35 @@ mod tests {
             .contains(&("goalpost.reason", "notify_unreadable".into())));
         assert!(d.headers.contains(&("goalpost.source.offset", "41".into())));
     }
+
+    #[test]
+    fn given_up_events_carry_sink_error_attempts_and_origin() {
+        use crate::codec::{decode_attainment, Format};
+        use crate::runtime::notify::Delivery;
+        let json = br#"{"attainment_id":"a1","goal_id":"g","kind":"final","group":{},"window_start":"2026-01-01T00:00:00Z","window_end":"2026-01-02T00:00:00Z","value":1,"target":1,"progress":1,"outcome":"attained","event_time":"2026-01-02T00:00:00Z"}"#;
+        let g = GivenUp {
+            delivery: Delivery {
+                attainment: decode_attainment(Format::Json, json).unwrap(),
+                json: json.to_vec(),
+                partition: 1,
+                offset: 9,
+            },
+            attempts: 10,
+            last_error: "HTTP 503".into(),
+        };
+        let d = gave_up("webhook:crm", "goal-attainments", &g);
+        assert_eq!(d.value, json.to_vec());
+        assert_eq!(d.key.as_deref(), Some(&b"a1"[..]));
+        let want: Vec<(&str, String)> = vec![
+            ("goalpost.reason", "notify_gave_up".into()),
+            ("goalpost.sink", "webhook:crm".into()),
+            ("goalpost.detail", "HTTP 503".into()),
+            ("goalpost.attempts", "10".into()),
+            ("goalpost.source.topic", "goal-attainments".into()),
+            ("goalpost.source.partition", "1".into()),
+            ("goalpost.source.offset", "9".into()),
+            ("goalpost.attainment_id", "a1".into()),
+        ];
+        assert_eq!(d.headers, want);
+    }
 }

@@ -157,3 +157,119 @@ fn run(index: usize, sink: &mut dyn Sink, command: Command, m: &SinkMetrics) -> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::codec::{decode_attainment, Format};
+
+    /// Records every call; gives up on offsets it is told to, and keeps one state record per
+    /// delivered event.
+    struct Fake {
+        calls: Arc<Mutex<Vec<String>>>,
+        refuse: i64,
+        state: Vec<(i32, StateRecord)>,
+    }
+
+    impl Sink for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn deliver(&mut self, batch: &[Delivery]) -> Vec<GivenUp> {
+            let mut out = Vec::new();
+            for d in batch {
+                self.calls
+                    .lock()
+                    .unwrap()
+                    .push(format!("deliver {}", d.offset));
+                self.state
+                    .push((d.partition, (d.offset.to_be_bytes().to_vec(), None)));
+                if d.offset == self.refuse {
+                    out.push(GivenUp {
+                        delivery: d.clone(),
+                        attempts: 1,
+                        last_error: "no".into(),
+                    });
+                }
+            }
+            out
+        }
+        fn take_state(&mut self) -> Vec<(i32, StateRecord)> {
+            std::mem::take(&mut self.state)
+        }
+        fn restore(&mut self, partition: i32, record: StateRecord) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("restore {partition} {}", record.0.len()));
+        }
+        fn assigned(&mut self, partitions: &[i32]) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("assigned {partitions:?}"));
+        }
+        fn revoked(&mut self, partitions: &[i32]) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("revoked {partitions:?}"));
+        }
+    }
+
+    fn delivery(offset: i64) -> Delivery {
+        let json = br#"{"attainment_id":"x","goal_id":"g","kind":"final","group":{},"window_start":"2026-01-01T00:00:00Z","window_end":"2026-01-02T00:00:00Z","value":1,"target":1,"progress":1,"outcome":"attained","event_time":"2026-01-02T00:00:00Z"}"#;
+        Delivery {
+            attainment: decode_attainment(Format::Json, json).unwrap(),
+            json: json.to_vec(),
+            partition: 2,
+            offset,
+        }
+    }
+
+    #[test]
+    fn runs_commands_in_order_and_reports_what_it_finished() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let fake = Fake {
+            calls: calls.clone(),
+            refuse: 11,
+            state: Vec::new(),
+        };
+        let (tx, rx) = mpsc::channel();
+        let h = spawn(3, Box::new(fake), tx).unwrap();
+        assert_eq!(h.name, "fake");
+        h.commands
+            .send(Command::Restore(2, vec![(vec![1, 2], Some(vec![]))]))
+            .unwrap();
+        h.commands.send(Command::Assigned(vec![2])).unwrap();
+        h.commands
+            .send(Command::Deliver {
+                partition: 2,
+                epoch: 7,
+                batch: vec![delivery(10), delivery(11)],
+                last_record_ms: None,
+            })
+            .unwrap();
+        h.commands.send(Command::Revoked(vec![2])).unwrap();
+        let r = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!((r.sink, r.batch), (3, Some((2, 7))));
+        assert_eq!(r.given_up.len(), 1);
+        assert_eq!(r.given_up[0].delivery.offset, 11);
+        assert_eq!(r.state.len(), 2, "state taken after the batch");
+        drop(h);
+        // The thread ends once its queue is dropped; its calls came in the order sent.
+        while rx.recv_timeout(Duration::from_secs(10)).is_ok() {}
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                "restore 2 2",
+                "assigned [2]",
+                "deliver 10",
+                "deliver 11",
+                "revoked [2]"
+            ]
+        );
+    }
+}
