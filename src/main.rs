@@ -445,6 +445,11 @@ fn check_config(config: &Path, out: &mut impl Write) -> Result<(GoalSet, Vec<Opt
             exit_with(format_args!("config `{}`: {e}", config.display()));
         }
     }
+    for w in &cfg.notify.webhooks {
+        if let Err(e) = goalpost::runtime::notify::load_secret(w) {
+            exit_with(format_args!("config `{}`: {e}", config.display()));
+        }
+    }
     print_config(out, config, &cfg)?;
     Ok((goals, rosters))
 }

@@ -32,7 +32,7 @@ pub use dead_letters::{REASON_GAVE_UP, REASON_UNREADABLE};
 pub use error::NotifyError;
 pub use sink::{Delivery, GivenUp, Sink, StateRecord};
 pub use telemetry::SinkMetrics;
-pub use webhook::WebhookSink;
+pub use webhook::{load_secret, WebhookSink};
 
 /// Counts of a `goalpost notify` run.
 #[derive(Clone, Debug, Default)]
