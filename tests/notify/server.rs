@@ -19,6 +19,8 @@ pub enum Answer {
     TooMany,
     /// No answer for this long (the sender's timeout is shorter).
     Stall(Duration),
+    /// 200 after this long (shorter than the sender's timeout).
+    Slow(Duration),
 }
 
 /// One request received.
@@ -111,7 +113,7 @@ fn handle(
         Answer::Ok => "200 OK\r\n".to_string(),
         Answer::Status(s) => format!("{s} Scripted\r\n"),
         Answer::TooMany => "429 Too Many Requests\r\nRetry-After: 1\r\n".to_string(),
-        Answer::Stall(d) => {
+        Answer::Stall(d) | Answer::Slow(d) => {
             std::thread::sleep(d);
             "200 OK\r\n".to_string()
         }

@@ -74,10 +74,14 @@ fn script(key: &str, attempt: usize) -> Answer {
     }
 }
 
+fn is_accepted(r: &Request) -> bool {
+    matches!(r.answer, Answer::Ok | Answer::Slow(_))
+}
+
 fn accepted(requests: &[Request]) -> BTreeSet<String> {
     requests
         .iter()
-        .filter(|r| r.answer == Answer::Ok)
+        .filter(|r| is_accepted(r))
         .flat_map(|r| ids_in(&r.body))
         .collect()
 }
@@ -150,7 +154,7 @@ fn every_event_arrives_through_failures_and_a_kill() {
     // Order per goal and group: the first acceptance of each event comes in sequence.
     let mut seen = BTreeSet::new();
     let mut order: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in requests.iter().filter(|r| r.answer == Answer::Ok) {
+    for r in requests.iter().filter(|r| is_accepted(r)) {
         let id = r.idempotency_key.clone();
         if seen.insert(id.clone()) {
             let group = id.rsplit_once('-').unwrap().0.to_string();
@@ -301,4 +305,51 @@ fn protobuf_records_are_sent_as_their_json() {
         })
         .collect();
     assert_eq!(bodies, want);
+}
+
+#[test]
+fn a_second_instance_takes_over_partitions_without_losing_events() {
+    let k = Kafka::connect();
+    let topic = unique("notify-scale");
+    k.create_topic(&topic, 3);
+    let slow = |_: &str, _| Answer::Slow(Duration::from_millis(100));
+    let server = Server::start(SECRET, Box::new(slow));
+    let cfg = write_config(
+        &k,
+        &topic,
+        &format!(
+            "name = \"crm\"\nurl = \"{}\"\nsecret_env = \"NOTIFY_TEST_SECRET\"",
+            server.url
+        ),
+    );
+    let all = events(0..20);
+    k.produce_raw(&topic, &all);
+    let (log_a, log_b) = (tmp_dir().join("a.log"), tmp_dir().join("b.log"));
+    let mut a = spawn_notify(&cfg, &log_a);
+    wait_for("a first delivery", || !server.requests().is_empty());
+    let mut b = spawn_notify(&cfg, &log_b);
+    let want: BTreeSet<String> = all.iter().flat_map(|(_, j)| ids_in(j)).collect();
+    wait_for("every event delivered", || {
+        want.is_subset(&accepted(&server.requests()))
+    });
+    for child in [&mut a, &mut b] {
+        assert!(sigterm(child));
+        assert!(child.wait().unwrap().success());
+    }
+    // Each instance delivered events of its own partitions.
+    for log in [&log_a, &log_b] {
+        let text = std::fs::read_to_string(log).unwrap();
+        let read: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("read "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no summary in {text}"));
+        assert!(read > 0, "{text}");
+    }
+    k.wait_group_committed(
+        &format!("{topic}-app-notify"),
+        &topic,
+        Duration::from_secs(30),
+    );
 }

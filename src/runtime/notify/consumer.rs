@@ -18,7 +18,7 @@ use super::dead_letters::{gave_up, unreadable};
 use super::error::NotifyError;
 use super::output::Output;
 use super::sink::Delivery;
-use super::worker::{Command, Report, SinkHandle};
+use super::worker::{Command, Epochs, Report, SinkHandle};
 use super::NotifyReport;
 use crate::codec::{decode_attainment, json, Format};
 
@@ -43,6 +43,8 @@ pub struct Shell {
     pub client: ClientConfig,
     /// The commit tracker.
     pub tracker: Tracker,
+    /// The epochs of the partitions assigned, as the sink threads see them.
+    pub epochs: Epochs,
     /// The sink threads.
     pub sinks: Vec<SinkHandle>,
     /// Commands not yet taken by a sink whose queue is full, per sink.
@@ -73,12 +75,14 @@ impl Shell {
         reports: Receiver<Report>,
         output: Output,
         events_read: Counter,
+        epochs: Epochs,
     ) -> Shell {
         Shell {
             topic,
             format,
             client,
             tracker: Tracker::new(sinks.len()),
+            epochs,
             backlog: sinks.iter().map(|_| VecDeque::new()).collect(),
             sinks,
             reports,
@@ -274,8 +278,16 @@ impl Shell {
         if let Err(e) = done {
             tracing::warn!(error = %e, "cannot commit the revoked partitions; their events are delivered again by their new owner");
         }
+        let mut epochs = self.epochs.write().expect("epochs lock");
         for &p in parts {
             self.tracker.revoke(p);
+            epochs.remove(&p);
+        }
+        drop(epochs);
+        for q in &mut self.backlog {
+            q.retain(
+                |c| !matches!(c, Command::Deliver { partition, .. } if parts.contains(partition)),
+            );
         }
         for q in &mut self.backlog {
             q.push_back(Command::Revoked(parts.to_vec()));
@@ -287,9 +299,11 @@ impl Shell {
     fn assign(&mut self, parts: &[i32]) {
         tracing::info!(partitions = ?parts, "partitions assigned");
         self.reassigned = true;
+        let mut epochs = self.epochs.write().expect("epochs lock");
         for &p in parts {
-            self.tracker.assign(p);
+            epochs.insert(p, self.tracker.assign(p));
         }
+        drop(epochs);
         for i in 0..self.sinks.len() {
             if let Some(topic) = self.sinks[i].state_topic.clone() {
                 match super::state::read(&self.client, &topic, parts) {

@@ -100,11 +100,14 @@ pub fn run_with_sinks(
     let names: Vec<&str> = sinks.iter().map(|s| s.name()).collect();
     tracing::info!(topic = %cfg.output.topic, partitions, group = %cfg.notify_group(), sinks = ?names, "starting goalpost notify");
     let (report_tx, report_rx) = mpsc::channel();
+    let epochs = worker::Epochs::default();
     let mut handles = Vec::new();
     for (i, sink) in sinks.into_iter().enumerate() {
-        let h = worker::spawn(i, sink, report_tx.clone()).map_err(|e| NotifyError::Start {
-            what: "a sink thread".into(),
-            cause: e.to_string(),
+        let h = worker::spawn(i, sink, report_tx.clone(), epochs.clone()).map_err(|e| {
+            NotifyError::Start {
+                what: "a sink thread".into(),
+                cause: e.to_string(),
+            }
         })?;
         handles.push(h);
     }
@@ -117,6 +120,7 @@ pub fn run_with_sinks(
         report_rx,
         output,
         telemetry::events_read(),
+        epochs,
     )));
     let consumer = group_consumer(cfg, &client, shell.clone())?;
     consumer

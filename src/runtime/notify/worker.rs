@@ -1,7 +1,9 @@
 //! One thread per sink: it takes commands from a bounded channel (backpressure on the consumer
 //! loop), calls the sink, and reports what it finished.
 
+use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::sink::{Delivery, GivenUp, Sink, StateRecord};
@@ -11,6 +13,11 @@ use super::telemetry::SinkMetrics;
 const QUEUE: usize = 16;
 /// How often [`Sink::tick`] is called.
 const TICK_EVERY: Duration = Duration::from_secs(1);
+
+/// The assignment epoch of each partition assigned now, written by the consumer loop: a sink
+/// thread skips batches of partitions revoked since they were queued (their new owner delivers
+/// them).
+pub type Epochs = Arc<RwLock<BTreeMap<i32, u64>>>;
 
 /// What the consumer loop asks of a sink thread.
 pub enum Command {
@@ -64,6 +71,7 @@ pub fn spawn(
     index: usize,
     sink: Box<dyn Sink>,
     reports: Sender<Report>,
+    epochs: Epochs,
 ) -> std::io::Result<SinkHandle> {
     let name = sink.name().to_string();
     let state_topic = sink.state_topic().map(str::to_string);
@@ -72,7 +80,7 @@ pub fn spawn(
     let m = metrics.clone();
     std::thread::Builder::new()
         .name(format!("notify-{name}"))
-        .spawn(move || serve(index, sink, &rx, &reports, &m))?;
+        .spawn(move || serve(index, sink, &rx, &reports, &m, &epochs))?;
     Ok(SinkHandle {
         name,
         state_topic,
@@ -87,11 +95,13 @@ fn serve(
     rx: &Receiver<Command>,
     reports: &Sender<Report>,
     metrics: &SinkMetrics,
+    epochs: &Epochs,
 ) {
     let mut next_tick = Instant::now() + TICK_EVERY;
     loop {
         let wait = next_tick.saturating_duration_since(Instant::now());
         let report = match rx.recv_timeout(wait) {
+            Ok(command) if is_stale(&command, epochs) => None,
             Ok(command) => run(index, sink.as_mut(), command, metrics),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
@@ -121,6 +131,16 @@ fn serve(
                 return;
             }
         }
+    }
+}
+
+/// Whether `command` delivers a batch of a partition revoked since it was queued.
+fn is_stale(command: &Command, epochs: &Epochs) -> bool {
+    match command {
+        Command::Deliver {
+            partition, epoch, ..
+        } => epochs.read().expect("epochs lock").get(partition) != Some(epoch),
+        _ => false,
     }
 }
 
@@ -160,7 +180,7 @@ fn run(index: usize, sink: &mut dyn Sink, command: Command, m: &SinkMetrics) -> 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     use super::*;
     use crate::codec::{decode_attainment, Format};
@@ -238,7 +258,8 @@ mod tests {
             state: Vec::new(),
         };
         let (tx, rx) = mpsc::channel();
-        let h = spawn(3, Box::new(fake), tx).unwrap();
+        let epochs: Epochs = Arc::new(RwLock::new(BTreeMap::from([(2, 7)])));
+        let h = spawn(3, Box::new(fake), tx, epochs.clone()).unwrap();
         assert_eq!(h.name, "fake");
         h.commands
             .send(Command::Restore(2, vec![(vec![1, 2], Some(vec![]))]))
@@ -252,12 +273,22 @@ mod tests {
                 last_record_ms: None,
             })
             .unwrap();
-        h.commands.send(Command::Revoked(vec![2])).unwrap();
         let r = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!((r.sink, r.batch), (3, Some((2, 7))));
         assert_eq!(r.given_up.len(), 1);
         assert_eq!(r.given_up[0].delivery.offset, 11);
         assert_eq!(r.state.len(), 2, "state taken after the batch");
+        // Revoked after it was queued: skipped.
+        epochs.write().unwrap().remove(&2);
+        h.commands
+            .send(Command::Deliver {
+                partition: 2,
+                epoch: 7,
+                batch: vec![delivery(12)],
+                last_record_ms: None,
+            })
+            .unwrap();
+        h.commands.send(Command::Revoked(vec![2])).unwrap();
         drop(h);
         // The thread ends once its queue is dropped; its calls came in the order sent.
         while rx.recv_timeout(Duration::from_secs(10)).is_ok() {}
