@@ -85,7 +85,7 @@ impl WebhookSink {
             Err(ureq::Error::Status(code, resp)) => {
                 (code, resp.header("Retry-After").map(str::to_string))
             }
-            Err(ureq::Error::Transport(t)) => return Err((Failure::Transient, t.to_string())),
+            Err(ureq::Error::Transport(t)) => return Err((Failure::Transient, describe(&t))),
         };
         match classify_status(status, retry_after.as_deref(), now) {
             None => Ok(()),
@@ -120,6 +120,19 @@ impl WebhookSink {
                 }
             }
         }
+    }
+}
+
+/// A transport error without its URL (which may carry credentials): its kind and message.
+fn describe(t: &ureq::Transport) -> String {
+    let kind = t.kind().to_string();
+    let detail = std::error::Error::source(t)
+        .map(ToString::to_string)
+        .or_else(|| t.message().map(str::to_string));
+    match detail {
+        Some(d) if d.starts_with(&kind) => d,
+        Some(d) => format!("{kind}: {d}"),
+        None => kind,
     }
 }
 
