@@ -1,6 +1,5 @@
 //! The consumer loop: reads the attainment topic, hands batches to the sink threads, writes
 //! what they report (dead letters, state records) and commits the offsets every sink finished.
-//! The rebalance callbacks run here too (inside `poll`, on the same thread).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc::{Receiver, TrySendError};
@@ -9,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use metrics::Counter;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::commits::Tracker;
 use super::dead_letters::{gave_up, unreadable};
 use super::error::NotifyError;
 use super::output::Output;
+use super::rebalance::Ctx;
 use super::sink::Delivery;
 use super::worker::{Command, Epochs, Report, SinkHandle};
 use super::NotifyReport;
@@ -26,7 +26,7 @@ use crate::codec::{decode_attainment, json, Format};
 const MAX_BATCH: usize = 500;
 
 /// Events read from one partition, not yet handed to the sinks.
-struct Pending {
+pub(super) struct Pending {
     first: i64,
     last: i64,
     batch: Vec<Delivery>,
@@ -60,8 +60,8 @@ pub struct Shell {
     /// A failure found in a rebalance callback, returned by the loop.
     pub fatal: Option<NotifyError>,
     /// Set by an assignment: a paused loop pauses the new assignment too.
-    reassigned: bool,
-    pending: BTreeMap<i32, Pending>,
+    pub(super) reassigned: bool,
+    pub(super) pending: BTreeMap<i32, Pending>,
 }
 
 impl Shell {
@@ -181,7 +181,7 @@ impl Shell {
     }
 
     /// Moves backlogged commands into the sinks' queues while they have room.
-    pub fn pump(&mut self) {
+    pub(super) fn pump(&mut self) {
         for (q, sink) in self.backlog.iter_mut().zip(&self.sinks) {
             while let Some(c) = q.pop_front() {
                 match sink.commands.try_send(c) {
@@ -265,98 +265,6 @@ impl Shell {
         self.report.commits += 1;
         Ok(())
     }
-
-    /// Partitions revoked: commit what is finished, forget them, tell the sinks.
-    fn revoke<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, parts: &[i32]) {
-        tracing::info!(partitions = ?parts, "partitions revoked: committing what is delivered");
-        for p in parts {
-            self.pending.remove(p);
-        }
-        let done = self
-            .drain_reports()
-            .and_then(|()| self.commit(consumer, Some(parts)));
-        if let Err(e) = done {
-            tracing::warn!(error = %e, "cannot commit the revoked partitions; their events are delivered again by their new owner");
-        }
-        let mut epochs = self.epochs.write().expect("epochs lock");
-        for &p in parts {
-            self.tracker.revoke(p);
-            epochs.remove(&p);
-        }
-        drop(epochs);
-        for q in &mut self.backlog {
-            q.retain(
-                |c| !matches!(c, Command::Deliver { partition, .. } if parts.contains(partition)),
-            );
-        }
-        for q in &mut self.backlog {
-            q.push_back(Command::Revoked(parts.to_vec()));
-        }
-        self.pump();
-    }
-
-    /// Partitions assigned: restore the sinks' state, then tell them.
-    fn assign(&mut self, parts: &[i32]) {
-        tracing::info!(partitions = ?parts, "partitions assigned");
-        self.reassigned = true;
-        let mut epochs = self.epochs.write().expect("epochs lock");
-        for &p in parts {
-            epochs.insert(p, self.tracker.assign(p));
-        }
-        drop(epochs);
-        for i in 0..self.sinks.len() {
-            if let Some(topic) = self.sinks[i].state_topic.clone() {
-                match super::state::read(&self.client, &topic, parts) {
-                    Ok(states) => {
-                        for (p, records) in states {
-                            tracing::info!(sink = %self.sinks[i].name, partition = p, records = records.len(), "state restored");
-                            self.backlog[i].push_back(Command::Restore(p, records));
-                        }
-                    }
-                    Err(e) => {
-                        self.fatal.get_or_insert(e);
-                    }
-                }
-            }
-            self.backlog[i].push_back(Command::Assigned(parts.to_vec()));
-        }
-        self.pump();
-    }
-}
-
-/// The group consumer's context: runs the shell's side of each rebalance.
-pub struct Ctx {
-    /// The shell.
-    pub shell: Arc<Mutex<Shell>>,
-}
-
-impl ClientContext for Ctx {}
-
-impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let parts = partitions(tpl);
-            self.shell
-                .lock()
-                .expect("shell lock")
-                .revoke(consumer, &parts);
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let parts = partitions(tpl);
-                self.shell.lock().expect("shell lock").assign(&parts);
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-    }
-}
-
-fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
-    tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
 /// How often finished offsets are committed.

@@ -2,7 +2,7 @@
 //! event to the configured sinks, committing offsets only after every sink delivered or
 //! dead-lettered what they caused.
 //!
-//! One file per concern: the consumer loop and rebalances ([`consumer`]), commit tracking
+//! One file per concern: the consumer loop ([`consumer`]), rebalances ([`rebalance`]), commit tracking
 //! ([`commits`]), the sink threads ([`worker`]), dead letters ([`dead_letters`]) and what is
 //! written to Kafka ([`output`]), topics ([`topics`]) and state topics ([`state`]), the HTTP
 //! server ([`http`]), metrics ([`telemetry`]), and the webhook sink ([`webhook`]).
@@ -13,6 +13,7 @@ mod dead_letters;
 mod error;
 mod http;
 mod output;
+mod rebalance;
 mod sink;
 mod state;
 mod telemetry;
@@ -141,7 +142,7 @@ fn group_consumer(
     cfg: &RunConfig,
     client: &ClientConfig,
     shell: Arc<Mutex<consumer::Shell>>,
-) -> Result<BaseConsumer<consumer::Ctx>, NotifyError> {
+) -> Result<BaseConsumer<rebalance::Ctx>, NotifyError> {
     let mut cc = client.clone();
     cc.set("group.id", cfg.notify_group())
         .set("isolation.level", "read_committed")
@@ -150,6 +151,6 @@ fn group_consumer(
     if !cfg.kafka.properties.contains_key("session.timeout.ms") {
         cc.set("session.timeout.ms", "10000");
     }
-    cc.create_with_context(consumer::Ctx { shell })
+    cc.create_with_context(rebalance::Ctx { shell })
         .map_err(|e| NotifyError::kafka("create the consumer", e))
 }
