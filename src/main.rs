@@ -119,6 +119,15 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
+    /// Deliver attainment events to webhooks and Alertmanager (`[notify]`), at least once.
+    Notify {
+        /// The service configuration (TOML), the same file as `run`'s; see the README.
+        #[arg(long)]
+        config: PathBuf,
+        /// Log as JSON lines instead of human-readable text.
+        #[arg(long)]
+        log_json: bool,
+    },
     /// Validate a goal file and print its goals; with --config, validate a service configuration
     /// too, print a summary of it (secrets redacted) and check the goal file it names.
     Check {
@@ -203,6 +212,7 @@ fn main() {
             close_all_at_end,
             log_json,
         } => cmd_run(&config, until_caught_up, close_all_at_end, log_json),
+        Command::Notify { config, log_json } => cmd_notify(&config, log_json),
         Command::Generate {
             seed,
             events,
@@ -372,6 +382,19 @@ fn cmd_run(
     Ok(())
 }
 
+fn cmd_notify(config: &Path, log_json: bool) -> Result<()> {
+    use goalpost::runtime::kafka::{self, RunConfig};
+    init_logging(log_json);
+    let cfg = RunConfig::load(config)?;
+    let shutdown = kafka::shutdown_flag().context("cannot install signal handlers")?;
+    let report = goalpost::runtime::notify::run(cfg, shutdown)?;
+    eprintln!(
+        "read {}  unreadable {}  dead letters {}  commits {}",
+        report.read, report.unreadable, report.dead_letters, report.commits
+    );
+    Ok(())
+}
+
 fn cmd_check(goals_path: Option<&Path>, config: Option<&Path>) -> Result<()> {
     let mut out = io::stdout().lock();
     let (goals, rosters) = match (config, goals_path) {
@@ -419,6 +442,11 @@ fn check_config(config: &Path, out: &mut impl Write) -> Result<(GoalSet, Vec<Opt
     }
     if cfg.http.enabled {
         if let Err(e) = goalpost::serve::resolve_token(&cfg.http) {
+            exit_with(format_args!("config `{}`: {e}", config.display()));
+        }
+    }
+    for w in &cfg.notify.webhooks {
+        if let Err(e) = goalpost::runtime::notify::load_secret(w) {
             exit_with(format_args!("config `{}`: {e}", config.display()));
         }
     }
@@ -498,8 +526,32 @@ fn config_rows(cfg: &goalpost::runtime::kafka::RunConfig) -> Vec<(&'static str, 
             format!("{}, {}", cfg.repartition_topic(), cfg.changelog_topic()),
         ),
         ("http listen", http_listen),
+        ("notify", notify_summary(&cfg.notify)),
         ("goals", cfg.goals.display().to_string()),
     ]
+}
+
+/// `[notify]` in one line: its sinks (secrets named by source, never shown) and listen address.
+fn notify_summary(n: &goalpost::notify::NotifyConfig) -> String {
+    let mut sinks: Vec<String> = n
+        .webhooks
+        .iter()
+        .map(|w| {
+            let signed = match (&w.secret_file, &w.secret_env) {
+                (Some(f), _) => format!("signed, secret from file {}", f.display()),
+                (None, Some(var)) => format!("signed, secret from ${var}"),
+                (None, None) => "unsigned".into(),
+            };
+            format!("webhook:{} ({signed})", w.name)
+        })
+        .collect();
+    if n.alertmanager.is_some() {
+        sinks.push("alertmanager".into());
+    }
+    if sinks.is_empty() {
+        return "no sinks".into();
+    }
+    format!("{}; listen {}", sinks.join(", "), n.listen)
 }
 
 /// Prints the goals as a table (id, metric, group-by, window, target), then the totals line.

@@ -146,3 +146,52 @@ fn milestones_and_finals_encode_exactly_as_before() {
     to_proto(&fin, &mut bytes);
     assert_eq!(hex(&bytes), "0a0266311207726576656e75651a0566696e616c220e0a06726567696f6e1204456173742a060880f2d6ca0632060880affacb063a05363235303042063235303030304a04302e32355a066d69737365646a060880affacb06");
 }
+
+#[test]
+fn every_kind_decodes_back_from_json_and_protobuf() {
+    use super::{decode_attainment, Format};
+    let mut milestone = event(AttainmentKind::Milestone);
+    milestone.milestone = Some(dec("0.25"));
+    milestone.triggered_by = Some("ev-1".into());
+    let mut last = event(AttainmentKind::Final);
+    last.outcome = Some(Outcome::Missed);
+    last.value = None;
+    last.progress = None;
+    let mut two_keys = event(AttainmentKind::Breached);
+    two_keys
+        .group
+        .insert(0, (Arc::from("team"), "z \"quoted\"".into()));
+    let all = [
+        milestone,
+        last,
+        two_keys,
+        look_ahead(AttainmentKind::AtRisk),
+        look_ahead(AttainmentKind::OnTrack),
+    ];
+    for a in all {
+        let mut json = Vec::new();
+        to_json(&a, &mut json);
+        assert_eq!(decode_attainment(Format::Json, &json).unwrap(), a);
+        let mut proto = Vec::new();
+        to_proto(&a, &mut proto);
+        assert_eq!(decode_attainment(Format::Proto, &proto).unwrap(), a);
+    }
+}
+
+#[test]
+fn unreadable_attainments_say_why() {
+    use super::{decode_attainment, Format, RejectReason};
+    let reason = |bytes: &[u8]| decode_attainment(Format::Json, bytes).unwrap_err().reason;
+    assert_eq!(reason(b"{not json"), RejectReason::InvalidJson);
+    let mut json = Vec::new();
+    to_json(&event(AttainmentKind::Final), &mut json);
+    let text = String::from_utf8(json).unwrap();
+    let wrong_kind = text.replace("\"final\"", "\"won\"");
+    let err = decode_attainment(Format::Json, wrong_kind.as_bytes()).unwrap_err();
+    assert_eq!(err.reason, RejectReason::WrongType);
+    assert!(err.detail.contains("`won`"), "{err}");
+    let bad_time = text.replace("2026-02-01T00:00:00Z", "february");
+    assert_eq!(reason(bad_time.as_bytes()), RejectReason::InvalidTimestamp);
+    let err = decode_attainment(Format::Proto, b"\xff\xff").unwrap_err();
+    assert_eq!(err.reason, RejectReason::InvalidProto);
+}

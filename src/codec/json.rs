@@ -19,7 +19,7 @@ pub use progress::encode_progress;
 
 /// A string that borrows from the input when it has no escapes.
 #[derive(Debug, PartialEq)]
-struct Text<'a>(Cow<'a, str>);
+pub(super) struct Text<'a>(pub(super) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -44,7 +44,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 }
 
 /// `attributes`: an object of string values.
-struct Attributes<'a>(Vec<(Text<'a>, Text<'a>)>);
+pub(super) struct Attributes<'a>(pub(super) Vec<(Text<'a>, Text<'a>)>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

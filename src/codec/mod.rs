@@ -1,5 +1,6 @@
 //! Decoding and encoding of events and attainment events, shared by every runtime.
 
+mod attainment;
 pub mod future;
 pub mod json;
 pub mod proto;
@@ -14,6 +15,8 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::limits::Limits;
+
+pub use attainment::decode_attainment;
 
 /// Wire formats for events.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]

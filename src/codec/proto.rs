@@ -22,7 +22,7 @@ fn to_pb_ts(t: Timestamp) -> prost_types::Timestamp {
     }
 }
 
-fn from_pb_ts(t: &prost_types::Timestamp) -> Option<Timestamp> {
+pub(super) fn from_pb_ts(t: &prost_types::Timestamp) -> Option<Timestamp> {
     if !(0..1_000_000_000).contains(&t.nanos) {
         return None;
     }

@@ -230,6 +230,14 @@ impl Duration {
     }
 }
 
+/// Written as a string such as `"500ms"` or `"1h"` (see [`Duration::from_str`]).
+impl<'de> serde::Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Duration {
     type Err = DurationError;
 

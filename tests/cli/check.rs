@@ -127,6 +127,27 @@ fn check_config_refuses_what_run_would() {
     let (code, err, out) = check("fine.toml", &base("b:9092", EXAMPLE_GOALS, ""));
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("OK"), "{out}");
+
+    let hook = "[[notify.webhooks]]\nname = \"crm\"\nurl = \"https://crm.example.com/h\"\n";
+    let (code, err, _) = check(
+        "two-hooks.toml",
+        &base("b:9092", EXAMPLE_GOALS, &format!("{hook}{hook}")),
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("the name `crm` is used twice"), "{err}");
+    let (code, err, _) = check(
+        "hook-secret.toml",
+        &base(
+            "b:9092",
+            EXAMPLE_GOALS,
+            &format!("{hook}secret_env = \"GOALPOST_TEST_NO_SUCH_TOKEN\"\n"),
+        ),
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("GOALPOST_TEST_NO_SUCH_TOKEN"), "{err}");
+    let (code, err, out) = check("hook.toml", &base("b:9092", EXAMPLE_GOALS, hook));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("webhook:crm (unsigned)"), "{out}");
 }
 
 /// An error names its cause once: `{e:#}` prints the chain of sources, so no error both

@@ -2,7 +2,6 @@
 
 use serde::Deserialize;
 
-use super::de::duration;
 use crate::model::Duration;
 
 /// `[app]`.
@@ -17,11 +16,9 @@ pub struct AppConfig {
     /// (fencing). Default: the `GOALPOST_INSTANCE_ID` environment variable, else the host name.
     pub instance_id: Option<String>,
     /// How often a transaction is committed. Default `100ms`.
-    #[serde(deserialize_with = "duration")]
     pub commit_interval: Duration,
     /// An input partition without records for this long stops holding back the watermark.
     /// Default `30s`.
-    #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
     /// Create missing topics (input topics are never created). Default `true`; when `false`, a
     /// missing topic is an error naming it.

@@ -1,15 +1,10 @@
-//! Deserializers of the values written as strings: durations, formats, the `max_future` bound.
+//! Deserializers of the values written as strings: formats, the `max_future` bound. (Durations
+//! deserialize themselves.)
 
 use serde::{Deserialize, Deserializer};
 
 use crate::codec::future::MaxFuture;
 use crate::codec::Format;
-use crate::model::Duration;
-
-pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    s.parse().map_err(serde::de::Error::custom)
-}
 
 pub(super) fn format<'de, D: Deserializer<'de>>(d: D) -> Result<Format, D::Error> {
     let s = String::deserialize(d)?;

@@ -35,6 +35,7 @@ impl RunConfig {
         self.input.check_max_record_bytes(&self.kafka.properties)?;
         self.check_topic_roles()?;
         self.http.validate()?;
+        self.notify.validate()?;
         check_owned_properties(&self.kafka.properties)
     }
 
