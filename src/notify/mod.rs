@@ -3,6 +3,7 @@
 
 pub mod alertmanager;
 mod config;
+mod de;
 pub mod webhook;
 
 pub use config::NotifyConfig;
