@@ -70,9 +70,10 @@ impl AlertBook {
         }
     }
 
-    /// Applies an attainment event read at wall-clock time `now`; fired alerts count as sent
-    /// at `now`.
+    /// Applies an attainment event read at wall-clock time `now` (kept to the millisecond, the
+    /// precision of Alertmanager's API); fired alerts count as sent at `now`.
     pub fn apply(&mut self, a: &Attainment, now: Timestamp) -> Vec<Change> {
+        let now = Timestamp::from_millis(now.as_millis());
         if !self.rules.wants_goal(&a.goal_id) {
             return Vec::new();
         }

@@ -106,6 +106,14 @@ fn at_risk_fires_with_labels_and_annotations() {
 }
 
 #[test]
+fn times_are_kept_to_the_millisecond() {
+    let mut b = book(&config());
+    let now = Timestamp::from_nanos(at(0).as_nanos() + 1_999_999);
+    let changes = b.apply(&event(AttainmentKind::AtRisk, "a", 5), now);
+    assert_eq!(fired(&changes)[0].starts_at, at(0).as_nanos() + 1_000_000);
+}
+
+#[test]
 fn a_second_at_risk_changes_nothing_and_keeps_starts_at() {
     let mut b = book(&config());
     b.apply(&event(AttainmentKind::AtRisk, "a", 5), at(0));
