@@ -146,7 +146,8 @@ impl Sink for AlertmanagerSink {
     }
 
     /// Applies the batch to its partition's book and posts the alerts that fired or resolved,
-    /// in one request to every Alertmanager. It is delivered once one of them took it; if none
+    /// in one request to every Alertmanager. It is delivered once one of them took it (counted
+    /// in `goalpost_notify_deliveries_total`: the events that changed an alert); if none
     /// does after [`MAX_ATTEMPTS`], the events that changed an alert are given up (a firing
     /// alert stays active and is sent again by [`Sink::tick`]; a resolved one then ends in
     /// Alertmanager by its `resolve_timeout`).
@@ -168,7 +169,11 @@ impl Sink for AlertmanagerSink {
             return Vec::new();
         }
         match self.post_with_retry(&postable_json(&posted)) {
-            Ok(()) => Vec::new(),
+            Ok(()) => {
+                metrics::counter!(names::NOTIFY_DELIVERIES, "sink" => SINK_NAME)
+                    .increment(causes.len() as u64);
+                Vec::new()
+            }
             Err((attempts, last_error)) => causes
                 .into_iter()
                 .map(|d| GivenUp {
