@@ -18,8 +18,8 @@ use crate::serve::metrics as names;
 pub const SINK_NAME: &str = "alertmanager";
 /// Attempts at posting changes while no Alertmanager takes them, before they are given up.
 const MAX_ATTEMPTS: u32 = 6;
-/// Alerts per request when the active set is sent again.
-const RESEND_CHUNK: usize = 500;
+/// Most alerts per request.
+const CHUNK: usize = 500;
 
 /// The state topic of `application_id`.
 pub fn state_topic_name(application_id: &str) -> String {
@@ -145,12 +145,12 @@ impl Sink for AlertmanagerSink {
         SINK_NAME
     }
 
-    /// Applies the batch to its partition's book and posts the alerts that fired or resolved,
-    /// in one request to every Alertmanager. It is delivered once one of them took it (counted
-    /// in `goalpost_notify_deliveries_total`: the events that changed an alert); if none
-    /// does after [`MAX_ATTEMPTS`], the events that changed an alert are given up (a firing
-    /// alert stays active and is sent again by [`Sink::tick`]; a resolved one then ends in
-    /// Alertmanager by its `resolve_timeout`).
+    /// Applies the batch to its partition's book and posts the alerts that fired or resolved to
+    /// every Alertmanager, [`CHUNK`] per request. The batch is delivered once one of them took
+    /// each request (counted in `goalpost_notify_deliveries_total`: the events that changed an
+    /// alert); if none does after [`MAX_ATTEMPTS`], the events that changed an alert are given up
+    /// (a firing alert stays active and is sent again by [`Sink::tick`]; a resolved one then ends
+    /// in Alertmanager by its `resolve_timeout`).
     fn deliver(&mut self, batch: &[Delivery]) -> Vec<GivenUp> {
         let now = Timestamp::now();
         let mut posted: Vec<Alert> = Vec::new();
@@ -168,7 +168,10 @@ impl Sink for AlertmanagerSink {
         if posted.is_empty() {
             return Vec::new();
         }
-        match self.post_with_retry(&postable_json(&posted)) {
+        let outcome = posted
+            .chunks(CHUNK)
+            .try_for_each(|chunk| self.post_with_retry(&postable_json(chunk)));
+        match outcome {
             Ok(()) => {
                 metrics::counter!(names::NOTIFY_DELIVERIES, "sink" => SINK_NAME)
                     .increment(causes.len() as u64);
@@ -202,7 +205,7 @@ impl Sink for AlertmanagerSink {
         }
         self.pending.extend(expired);
         self.update_gauge();
-        for chunk in due.chunks(RESEND_CHUNK) {
+        for chunk in due.chunks(CHUNK) {
             if let Err(e) = self.post_once(&postable_json(chunk)) {
                 tracing::warn!(sink = SINK_NAME, alerts = chunk.len(), error = %e, "cannot send active alerts again");
             }
