@@ -24,9 +24,10 @@ use support::dirs::TempDir;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/alertmanager");
 /// Alertmanager's `resolve_timeout` in these tests: an alert not sent again within it resolves.
-const RESOLVE_TIMEOUT_SECS: u64 = 3;
-/// Long enough for Alertmanager to notify about anything new (group_wait and group_interval 1s).
-const QUIET: Duration = Duration::from_secs(5);
+const RESOLVE_TIMEOUT_SECS: u64 = 4;
+/// Longer than `resolve_timeout`, and long enough for Alertmanager to notify about anything new
+/// (group_wait and group_interval 1s).
+const QUIET: Duration = Duration::from_secs(6);
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Installs Alertmanager once per test run (a clear failure when Go is missing).
