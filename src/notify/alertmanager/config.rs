@@ -30,7 +30,7 @@ pub struct AlertmanagerConfig {
     #[serde(default = "default_missed_for", deserialize_with = "duration")]
     pub missed_alert_for: Duration,
     /// How often the active alerts are sent again. Alertmanager resolves an alert that is not
-    /// sent again within its `resolve_timeout` (default 5m), so keep it well below that.
+    /// sent again within its `resolve_timeout` (default 5m), so keep it at most half of that.
     /// Default `1m`.
     #[serde(default = "default_resend", deserialize_with = "duration")]
     pub resend_interval: Duration,
