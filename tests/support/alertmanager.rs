@@ -54,12 +54,18 @@ pub struct Alertmanager {
 }
 
 impl Alertmanager {
-    /// Starts one whose route groups by `goal` and whose receiver posts to `hook`.
+    /// Starts one whose route groups by `goal` and whose receiver posts to `hook`, with
+    /// `resolve_timeout` [`RESOLVE_TIMEOUT_SECS`].
     pub fn start(hook: &str) -> Alertmanager {
+        Self::start_with(hook, RESOLVE_TIMEOUT_SECS)
+    }
+
+    /// The same with `resolve_timeout` `resolve_secs` seconds.
+    pub fn start_with(hook: &str, resolve_secs: u64) -> Alertmanager {
         install();
         let dir = TempDir::new();
         let config = dir.join("alertmanager.yml");
-        std::fs::write(&config, config_yaml(hook)).unwrap();
+        std::fs::write(&config, config_yaml(hook, resolve_secs)).unwrap();
         let port = free_port();
         let data = dir.join("data");
         let status = Command::new(SCRIPT)
@@ -98,11 +104,11 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Its config: `resolve_timeout` [`RESOLVE_TIMEOUT_SECS`], a route grouping by `goal` with
+/// Its config: `resolve_timeout` `resolve_secs`, a route grouping by `goal` with
 /// `group_wait` and `group_interval` 1s, and a webhook receiver posting to `hook`.
-fn config_yaml(hook: &str) -> String {
+fn config_yaml(hook: &str, resolve_secs: u64) -> String {
     format!(
-        "global:\n  resolve_timeout: {RESOLVE_TIMEOUT_SECS}s\n\
+        "global:\n  resolve_timeout: {resolve_secs}s\n\
          route:\n  receiver: hook\n  group_by: [goal]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
          receivers:\n  - name: hook\n    webhook_configs:\n      - url: {hook}\n        send_resolved: true\n"
     )
