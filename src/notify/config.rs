@@ -36,6 +36,9 @@ impl Default for NotifyConfig {
 impl NotifyConfig {
     /// Checks the rules parsing alone does not; the error names the value and what is allowed.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(am) = &self.alertmanager {
+            am.validate().map_err(|e| e.to_string())?;
+        }
         let mut names = BTreeSet::new();
         for w in &self.webhooks {
             w.validate()?;

@@ -1,6 +1,8 @@
 //! `goalpost notify` against a real Apache Kafka broker (any cluster named by `KAFKA_BOOTSTRAP`)
-//! and a webhook receiver written here: deliveries through failures, dead letters, kill -9.
+//! and a webhook receiver written here: deliveries through failures, dead letters, kill -9; and
+//! through a real Prometheus Alertmanager (`alerts`).
 
+mod alerts;
 mod server;
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]

@@ -9,6 +9,9 @@ pub enum NotifyError {
     /// The configuration names no sink.
     #[error("[notify] configures no sink: add [[notify.webhooks]] or [notify.alertmanager]")]
     NoSinks,
+    /// A sink's configuration is not usable.
+    #[error("{0}")]
+    Config(String),
     /// A webhook's secret could not be read.
     #[error("webhook `{webhook}`: cannot read its secret from {source_name}: {cause}")]
     Secret {

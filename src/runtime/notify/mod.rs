@@ -5,8 +5,9 @@
 //! One file per concern: the consumer loop ([`consumer`]), rebalances ([`rebalance`]), commit tracking
 //! ([`commits`]), the sink threads ([`worker`]), dead letters ([`dead_letters`]) and what is
 //! written to Kafka ([`output`]), topics ([`topics`]) and state topics ([`state`]), the HTTP
-//! server ([`http`]), metrics ([`telemetry`]), and the webhook sink ([`webhook`]).
+//! server ([`http`]), metrics ([`telemetry`]), and the webhook sink ([`webhook`]) and the Alertmanager sink ([`alertmanager`]).
 
+mod alertmanager;
 mod commits;
 mod consumer;
 mod dead_letters;
@@ -29,6 +30,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::runtime::kafka::RunConfig;
 
+pub use alertmanager::{state_topic_name as alertmanager_state_topic, AlertmanagerSink};
 pub use dead_letters::{REASON_GAVE_UP, REASON_UNREADABLE};
 pub use error::NotifyError;
 pub use sink::{Delivery, GivenUp, Sink, StateRecord};
@@ -65,6 +67,11 @@ pub fn configured_sinks(cfg: &RunConfig) -> Result<Vec<Box<dyn Sink>>, NotifyErr
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     for w in &cfg.notify.webhooks {
         sinks.push(Box::new(WebhookSink::new(w.clone())?));
+    }
+    if let Some(am) = &cfg.notify.alertmanager {
+        let sink = AlertmanagerSink::new(am, &cfg.app.application_id)
+            .map_err(|e| NotifyError::Config(e.to_string()))?;
+        sinks.push(Box::new(sink));
     }
     if sinks.is_empty() {
         return Err(NotifyError::NoSinks);
