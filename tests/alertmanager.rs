@@ -16,7 +16,9 @@ use goalpost::model::{
 use goalpost::notify::alertmanager::AlertmanagerConfig;
 use goalpost::runtime::notify::{AlertmanagerSink, Delivery, Sink, StateRecord};
 use serde_json::Value;
-use support::alertmanager::{free_port, next, receiver, Alertmanager, RESOLVE_TIMEOUT_SECS};
+use support::alertmanager::{
+    free_port, next, pair, receiver, starts_at, statuses, Alertmanager, RESOLVE_TIMEOUT_SECS,
+};
 
 /// Longer than `resolve_timeout`, and long enough for Alertmanager to notify about anything new
 /// (group_wait and group_interval 1s).
@@ -79,29 +81,6 @@ fn deliver(sink: &mut AlertmanagerSink, batch: &[Delivery]) {
     assert!(given_up.is_empty(), "{given_up:?}");
 }
 
-/// (team, alert status) of a notification's alerts, sorted.
-fn statuses(notification: &Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = notification["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let team = a["labels"]["team_id"].as_str().unwrap().to_string();
-            (team, a["status"].as_str().unwrap().to_string())
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn starts_at(alert: &Value) -> Timestamp {
-    Timestamp::parse_rfc3339(alert["startsAt"].as_str().unwrap()).unwrap()
-}
-
-fn pair(a: &str, b: &str) -> (String, String) {
-    (a.to_string(), b.to_string())
-}
-
 #[test]
 fn alerts_fire_group_survive_a_restart_and_resolve() {
     let (hook, rx) = receiver();
@@ -119,7 +98,10 @@ fn alerts_fire_group_survive_a_restart_and_resolve() {
     let fired = next(&rx);
     assert_eq!(fired["status"], "firing");
     assert_eq!(fired["groupLabels"]["goal"], "win_rate");
-    assert_eq!(statuses(&fired), [pair("a", "firing"), pair("b", "firing")]);
+    assert_eq!(
+        statuses("team_id", &fired),
+        [pair("a", "firing"), pair("b", "firing")]
+    );
     let alert = &fired["alerts"][0];
     let labels = &alert["labels"];
     assert_eq!(labels["alertname"], "GoalpostGoalAtRisk");
@@ -178,7 +160,7 @@ fn alerts_fire_group_survive_a_restart_and_resolve() {
     let resolved = next(&rx);
     assert_eq!(resolved["status"], "firing");
     assert_eq!(
-        statuses(&resolved),
+        statuses("team_id", &resolved),
         [pair("a", "resolved"), pair("b", "firing")]
     );
 
@@ -190,7 +172,7 @@ fn alerts_fire_group_survive_a_restart_and_resolve() {
     );
     let done = next(&rx);
     assert_eq!(done["status"], "resolved");
-    assert_eq!(statuses(&done), [pair("b", "resolved")]);
+    assert_eq!(statuses("team_id", &done), [pair("b", "resolved")]);
     assert!(restarted.active().is_empty());
     let tombstones = restarted.take_state();
     assert_eq!(tombstones.len(), 2);
@@ -213,7 +195,7 @@ fn every_url_is_posted_to_and_a_down_one_does_not_hold_delivery() {
             fired["alerts"][0]["labels"]["alertname"],
             "GoalpostGoalBreached"
         );
-        assert_eq!(statuses(&fired), [pair("a", "firing")]);
+        assert_eq!(statuses("team_id", &fired), [pair("a", "firing")]);
     }
 
     // With no Alertmanager up, the events that changed alerts are given up with the last error.

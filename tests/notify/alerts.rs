@@ -10,13 +10,13 @@ use goalpost::model::Timestamp;
 use serde_json::Value;
 
 use crate::spawn_notify;
-use crate::support::alertmanager::{next, receiver, Alertmanager};
+use crate::support::alertmanager::{next, pair, receiver, starts_at, statuses, Alertmanager};
+use crate::support::dirs::{tmp_dir, unique};
+use crate::support::kafka::Kafka;
 
 /// Alertmanager's `resolve_timeout` here: above the consumer session timeout (6 s) plus a start,
 /// so that the restarted notify gets the partitions and re-sends before it runs out.
 const RESOLVE_SECS: u64 = 15;
-use crate::support::dirs::{tmp_dir, unique};
-use crate::support::kafka::Kafka;
 
 /// `goalpost notify`, killed (SIGKILL) when dropped, also when an assertion fails.
 struct Notify(std::process::Child);
@@ -52,28 +52,6 @@ fn event(kind: &str, region: &str) -> (String, Vec<u8>) {
     (format!("revenue|{region}"), json.into_bytes())
 }
 
-fn statuses(n: &Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = n["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let region = a["labels"]["region"].as_str().unwrap().to_string();
-            (region, a["status"].as_str().unwrap().to_string())
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn starts_at(alert: &Value) -> Timestamp {
-    Timestamp::parse_rfc3339(alert["startsAt"].as_str().unwrap()).unwrap()
-}
-
-fn pair(a: &str, b: &str) -> (String, String) {
-    (a.to_string(), b.to_string())
-}
-
 fn quiet_for(rx: &Receiver<Value>, d: Duration, what: &str) {
     let end = Instant::now() + d;
     while Instant::now() < end {
@@ -102,7 +80,7 @@ fn alerts_survive_a_kill_and_resolve() {
     let fired = next(&rx);
     assert_eq!(fired["status"], "firing");
     assert_eq!(
-        statuses(&fired),
+        statuses("region", &fired),
         [pair("east", "firing"), pair("west", "firing")]
     );
     let starts: Vec<Timestamp> = fired["alerts"]
@@ -129,11 +107,11 @@ fn alerts_survive_a_kill_and_resolve() {
     k.produce_raw(&topic, &[event("on_track", "east")]);
     let resolved = next(&rx);
     assert_eq!(
-        statuses(&resolved),
+        statuses("region", &resolved),
         [pair("east", "resolved"), pair("west", "firing")]
     );
     k.produce_raw(&topic, &[event("final", "west")]);
     let done = next(&rx);
     assert_eq!(done["status"], "resolved");
-    assert_eq!(statuses(&done), [pair("west", "resolved")]);
+    assert_eq!(statuses("region", &done), [pair("west", "resolved")]);
 }

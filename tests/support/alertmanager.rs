@@ -164,3 +164,28 @@ pub fn next(rx: &Receiver<Value>) -> Value {
     rx.recv_timeout(PATIENCE)
         .expect("Alertmanager sent no notification")
 }
+
+/// (value of `label`, alert status) of a notification's alerts, sorted.
+pub fn statuses(label: &str, notification: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = notification["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let value = a["labels"][label].as_str().unwrap().to_string();
+            (value, a["status"].as_str().unwrap().to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// An alert's `startsAt`.
+pub fn starts_at(alert: &Value) -> goalpost::model::Timestamp {
+    goalpost::model::Timestamp::parse_rfc3339(alert["startsAt"].as_str().unwrap()).unwrap()
+}
+
+/// A (label value, status) pair, as [`statuses`] lists them.
+pub fn pair(a: &str, b: &str) -> (String, String) {
+    (a.to_string(), b.to_string())
+}
