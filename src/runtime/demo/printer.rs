@@ -1,9 +1,7 @@
 //! The printer: a read_committed consumer of the output topic that prints one short line per
 //! attainment event, at most so many a second, and counts what it received.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::str::FromStr;
 use std::time::{Duration as StdDuration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -11,14 +9,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use rust_decimal::Decimal;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::numbers::{clock, number, percent, thousands};
 use super::{DemoError, Received, APPLICATION_ID};
+use crate::codec::{decode_attainment, Format};
 use crate::goals::GoalSet;
-use crate::model::{AttainmentKind, Outcome, Timestamp};
+use crate::model::{Attainment, AttainmentKind, Outcome, Timestamp};
 use crate::window::{CalendarUnit, WindowSpec};
 
 pub(super) fn printer_consumer(
@@ -43,37 +39,6 @@ pub(super) fn printer_consumer(
         .assign(&tpl)
         .map_err(DemoError::kafka("assign the output topic to the printer"))?;
     Ok(consumer)
-}
-
-/// An attainment event as `encode_attainment` writes it; decimals kept as their JSON text.
-#[derive(Deserialize)]
-struct Record<'a> {
-    goal_id: String,
-    kind: String,
-    #[serde(default)]
-    group: BTreeMap<String, String>,
-    window_start: String,
-    window_end: String,
-    #[serde(borrow)]
-    value: Option<&'a RawValue>,
-    #[serde(borrow)]
-    target: &'a RawValue,
-    #[serde(borrow, default)]
-    progress: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    milestone: Option<&'a RawValue>,
-    #[serde(default)]
-    outcome: Option<String>,
-    #[serde(default)]
-    triggered_by: Option<String>,
-    #[serde(borrow, default)]
-    expected: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    projected: Option<&'a RawValue>,
-}
-
-fn decimal(raw: Option<&RawValue>) -> Option<Decimal> {
-    raw.and_then(|r| Decimal::from_str(r.get()).ok())
 }
 
 pub(super) struct Printer<'g> {
@@ -129,15 +94,11 @@ impl<'g> Printer<'g> {
 
     /// Counts one record and prints it unless this second's budget is spent.
     pub(super) fn record(&mut self, payload: &[u8], out: &mut dyn Write) -> io::Result<bool> {
-        let Ok(r) = serde_json::from_slice::<Record<'_>>(payload) else {
+        let Ok(r) = decode_attainment(Format::Json, payload) else {
             self.received.unreadable += 1;
             return Ok(false);
         };
-        let Some(kind) = AttainmentKind::from_name(&r.kind) else {
-            self.received.unreadable += 1;
-            return Ok(false);
-        };
-        let outcome = r.outcome.as_deref().and_then(Outcome::from_name);
+        let (kind, outcome) = (r.kind, r.outcome);
         self.received.count(kind, outcome);
         if self.second_started.elapsed() >= StdDuration::from_secs(1) {
             self.flush_suppressed(out)?;
@@ -184,7 +145,7 @@ impl<'g> Printer<'g> {
         Ok(())
     }
 
-    fn line(&self, r: &Record<'_>, kind: AttainmentKind, outcome: Option<Outcome>) -> String {
+    fn line(&self, r: &Attainment, kind: AttainmentKind, outcome: Option<Outcome>) -> String {
         let label = label(r, kind, outcome);
         let mut s = format!("{}  {label:<15} {}", clock(), r.goal_id);
         if !r.group.is_empty() {
@@ -192,27 +153,21 @@ impl<'g> Printer<'g> {
             s.push_str(&format!(" {{{}}}", g.join(", ")));
         }
         s.push(' ');
-        s.push_str(&self.window_label(&r.goal_id, &r.window_start, &r.window_end));
-        let target = decimal(Some(r.target));
-        match (decimal(r.value), decimal(r.expected)) {
+        s.push_str(&self.window_label(&r.goal_id, r.window.start, r.window.end));
+        let target = r.target;
+        match (r.value, r.expected) {
             (Some(v), Some(e)) => {
                 s.push_str(&format!("  value {} (expected {}", number(v), number(e)));
-                if let Some(p) = decimal(r.projected) {
+                if let Some(p) = r.projected {
                     s.push_str(&format!(", projected {}", number(p)));
                 }
-                if let Some(t) = target {
-                    s.push_str(&format!(" of {}", number(t)));
-                }
-                s.push(')');
+                s.push_str(&format!(" of {})", number(target)));
             }
             (Some(v), None) => {
                 s.push_str(&format!("  value {}", number(v)));
-                match (decimal(r.progress), target) {
-                    (Some(p), Some(t)) => {
-                        s.push_str(&format!(" ({} of {})", percent(p), number(t)))
-                    }
-                    (None, Some(t)) => s.push_str(&format!(" (target {})", number(t))),
-                    _ => {}
+                match r.progress {
+                    Some(p) => s.push_str(&format!(" ({} of {})", percent(p), number(target))),
+                    None => s.push_str(&format!(" (target {})", number(target))),
                 }
             }
             (None, _) => s.push_str("  no value"),
@@ -226,13 +181,7 @@ impl<'g> Printer<'g> {
 
     /// The window in the goal's own terms: `2026-01` for a calendar month, `week of 2026-01-05`,
     /// `2026-01-01..01-08` for fixed-size windows (UTC).
-    fn window_label(&self, goal_id: &str, start: &str, end: &str) -> String {
-        let (Ok(start), Ok(end)) = (
-            Timestamp::parse_rfc3339(start),
-            Timestamp::parse_rfc3339(end),
-        ) else {
-            return format!("{start}..{end}");
-        };
+    fn window_label(&self, goal_id: &str, start: Timestamp, end: Timestamp) -> String {
         match self.goals.get(goal_id).map(|g| &g.window) {
             Some(WindowSpec::Calendar(c)) => {
                 let s = start.to_datetime().with_timezone(&c.timezone);
@@ -284,9 +233,9 @@ impl<'g> Printer<'g> {
 }
 
 /// The label of an event: its kind, with the milestone or the outcome.
-fn label(r: &Record<'_>, kind: AttainmentKind, outcome: Option<Outcome>) -> String {
+fn label(r: &Attainment, kind: AttainmentKind, outcome: Option<Outcome>) -> String {
     match (kind, outcome) {
-        (AttainmentKind::Milestone, _) => match decimal(r.milestone) {
+        (AttainmentKind::Milestone, _) => match r.milestone {
             Some(m) => format!("milestone {}", percent(m)),
             None => "milestone".to_string(),
         },
