@@ -14,7 +14,9 @@ use goalpost::model::{
     Attainment, AttainmentKind, Duration as GpDuration, Outcome, Timestamp, Window,
 };
 use goalpost::notify::alertmanager::AlertmanagerConfig;
-use goalpost::runtime::notify::{AlertmanagerSink, Delivery, Sink, StateRecord};
+use goalpost::runtime::notify::{
+    AlertmanagerSink, Delivery, Sink, StateRecord, ALERTMANAGER_RETRY as RETRY,
+};
 use serde_json::Value;
 use support::alertmanager::{
     free_port, next, pair, receiver, starts_at, statuses, Alertmanager, RESOLVE_TIMEOUT_SECS,
@@ -210,7 +212,7 @@ fn every_url_is_posted_to_and_a_down_one_does_not_hold_delivery() {
         given_up[0].delivery.attainment.kind,
         AttainmentKind::Breached
     );
-    assert_eq!(given_up[0].attempts, 6);
+    assert_eq!(given_up[0].attempts, RETRY.max_attempts);
     assert!(
         given_up[0].last_error.contains(&down),
         "{}",

@@ -3,6 +3,7 @@
 
 pub mod alertmanager;
 mod config;
+pub mod retry;
 pub mod webhook;
 
 pub use config::NotifyConfig;

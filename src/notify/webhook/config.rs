@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
-use super::retry::RetryPolicy;
 use crate::model::{AttainmentKind, Duration};
+use crate::notify::retry::RetryPolicy;
 
 /// One `[[notify.webhooks]]` entry.
 #[derive(Debug, Clone, Deserialize)]

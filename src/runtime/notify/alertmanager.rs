@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use super::retry::with_retries;
 use super::sink::{Delivery, GivenUp, Sink, StateRecord};
 use super::telemetry::SinkMetrics;
 use crate::model::Timestamp;
@@ -13,24 +14,25 @@ use crate::notify::alertmanager::{
     postable_json, state, Alert, AlertBook, AlertmanagerConfig, AlertmanagerConfigError, Change,
     Rules,
 };
+use crate::notify::retry::{Failure, RetryPolicy};
 use crate::serve::metrics as names;
 
 /// Its name in logs, metrics and dead letters.
 pub const SINK_NAME: &str = "alertmanager";
-/// Attempts at posting changes while no Alertmanager takes them, before they are given up.
-const MAX_ATTEMPTS: u32 = 6;
+/// Posting changes while no Alertmanager takes them: 8 attempts, waits drawn up to 0.5 s,
+/// doubling to at most 8 s (full jitter; about 15 s in all on average), then they are given up.
+pub const RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 8,
+    max_age: StdDuration::from_secs(60),
+    backoff_initial: StdDuration::from_millis(500),
+    backoff_max: StdDuration::from_secs(8),
+};
 /// Most alerts per request.
 const CHUNK: usize = 500;
 
 /// The state topic of `application_id`.
 pub fn state_topic_name(application_id: &str) -> String {
     format!("{application_id}-notify-alerts")
-}
-
-/// The wait before retry `attempt` (1 = the first retry): 0.5 s, doubling, at most 8 s.
-pub fn backoff(attempt: u32) -> StdDuration {
-    let millis = 500u64.saturating_mul(1 << attempt.saturating_sub(1).min(4));
-    StdDuration::from_millis(millis)
 }
 
 /// Delivers attainment events as alerts to Prometheus Alertmanager (API v2).
@@ -125,21 +127,17 @@ impl AlertmanagerSink {
         }
     }
 
-    /// Posts `body` until an Alertmanager takes it, with backoff, at most [`MAX_ATTEMPTS`]
-    /// times; `Err` has the attempts made and the last error.
+    /// Posts `body` until an Alertmanager takes it, on the [`RETRY`] schedule (every failure
+    /// is retried: a refusal by one Alertmanager may be taken by another); `Err` has the
+    /// attempts made and the last error.
     fn post_with_retry(&self, body: &[u8]) -> Result<(), (u32, String)> {
-        let mut attempt = 1;
-        loop {
-            match self.post_once(body) {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt >= MAX_ATTEMPTS => return Err((attempt, e)),
-                Err(_) => {
-                    std::thread::sleep(backoff(attempt));
-                    self.metrics.retries.increment(1);
-                    attempt += 1;
-                }
-            }
-        }
+        with_retries(
+            &RETRY,
+            &self.metrics,
+            SINK_NAME,
+            "POST /api/v2/alerts",
+            || self.post_once(body).map_err(|e| (Failure::Transient, e)),
+        )
     }
 }
 
@@ -151,7 +149,7 @@ impl Sink for AlertmanagerSink {
     /// Applies the batch to its partition's book and posts the alerts that fired or resolved to
     /// every Alertmanager, [`CHUNK`] per request. The batch is delivered once one of them took
     /// each request (counted in `goalpost_notify_deliveries_total`: the events that changed an
-    /// alert); if none does after [`MAX_ATTEMPTS`], the events that changed an alert are given up
+    /// alert); if none does within [`RETRY`], the events that changed an alert are given up
     /// (a firing alert stays active and is sent again by [`Sink::tick`]; a resolved one then ends
     /// in Alertmanager by its `resolve_timeout`).
     fn deliver(&mut self, batch: &[Delivery]) -> Vec<GivenUp> {
@@ -244,12 +242,6 @@ impl Sink for AlertmanagerSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_eight_seconds() {
-        let waits: Vec<u64> = (1..=7).map(|a| backoff(a).as_millis() as u64).collect();
-        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
-    }
 
     #[test]
     fn names_its_state_topic_after_the_application() {

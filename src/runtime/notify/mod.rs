@@ -3,7 +3,7 @@
 //! dead-lettered what they caused.
 //!
 //! One file per concern: the consumer loop ([`consumer`]), rebalances ([`rebalance`]), commit tracking
-//! ([`commits`]), the sink threads ([`worker`]), dead letters ([`dead_letters`]) and what is
+//! ([`commits`]), the sink threads ([`worker`]) and their retry loop ([`retry`]), dead letters ([`dead_letters`]) and what is
 //! written to Kafka ([`output`]), topics ([`topics`]) and state topics ([`state`]), the HTTP
 //! server ([`http`]), metrics ([`telemetry`]), and the webhook sink ([`webhook`]) and the Alertmanager sink ([`alertmanager`]).
 
@@ -15,6 +15,7 @@ mod error;
 mod http;
 mod output;
 mod rebalance;
+mod retry;
 mod sink;
 mod state;
 mod telemetry;
@@ -30,7 +31,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::runtime::kafka::RunConfig;
 
-pub use alertmanager::{state_topic_name as alertmanager_state_topic, AlertmanagerSink};
+pub use alertmanager::{
+    state_topic_name as alertmanager_state_topic, AlertmanagerSink, RETRY as ALERTMANAGER_RETRY,
+};
 pub use dead_letters::{REASON_GAVE_UP, REASON_UNREADABLE};
 pub use error::NotifyError;
 pub use sink::{Delivery, GivenUp, Sink, StateRecord};

@@ -1,14 +1,14 @@
 //! The webhook sink's HTTP side: signed POSTs with retries, for one `[[notify.webhooks]]`.
 
-use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::error::NotifyError;
+use super::retry::with_retries;
 use super::sink::{Delivery, GivenUp, Sink};
 use super::telemetry::SinkMetrics;
+use crate::notify::retry::{classify_status, Failure, RetryPolicy};
 use crate::notify::webhook::{
-    body, classify_status, idempotency_key, next_step, sign, wants, Failure, RetryPolicy, Secret,
-    Step, WebhookConfig, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    body, idempotency_key, sign, wants, Secret, WebhookConfig, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 
 /// A webhook sink.
@@ -102,24 +102,13 @@ impl WebhookSink {
             .collect();
         let body = body(&jsons, self.cfg.batch_max);
         let key = idempotency_key(&ids, self.cfg.batch_max);
-        let started = Instant::now();
-        let mut attempt = 1;
-        loop {
-            let (failure, error) = match self.attempt(&body, &key) {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            self.metrics.failures.increment(1);
-            match next_step(&self.policy, attempt, started.elapsed(), failure, random()) {
-                Step::GiveUp => return Err((attempt, error)),
-                Step::Wait(wait) => {
-                    tracing::debug!(sink = %self.name, key = %key, attempt, error = %error, wait_ms = wait.as_millis() as u64, "webhook attempt failed; retrying");
-                    std::thread::sleep(wait);
-                    self.metrics.retries.increment(1);
-                    attempt += 1;
-                }
+        with_retries(&self.policy, &self.metrics, &self.name, &key, || {
+            let result = self.attempt(&body, &key);
+            if result.is_err() {
+                self.metrics.failures.increment(1);
             }
-        }
+            result
+        })
     }
 }
 
@@ -134,14 +123,6 @@ fn describe(t: &ureq::Transport) -> String {
         Some(d) => format!("{kind}: {d}"),
         None => kind,
     }
-}
-
-/// A random number for the backoff's jitter (std's per-process random hash keys, fresh each
-/// call).
-fn random() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish()
 }
 
 impl Sink for WebhookSink {

@@ -1,11 +1,11 @@
-//! What follows a failed attempt: the status codes retried, `Retry-After`, and the backoff
-//! schedule (exponential, full jitter).
+//! What follows a failed delivery attempt, for every sink: the HTTP statuses retried,
+//! `Retry-After`, and the backoff schedule (exponential, full jitter).
 
 use std::time::Duration;
 
 use chrono::DateTime;
 
-/// How a webhook retries.
+/// How a sink retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts per request, at most.
