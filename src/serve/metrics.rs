@@ -36,6 +36,8 @@ pub const REPARTITION_RECORDS: &str = "goalpost_repartition_records_total";
 pub const LOCAL_CONTRIBUTIONS: &str = "goalpost_local_contributions_total";
 /// Records written to the changelog topic (counter).
 pub const CHANGELOG_RECORDS: &str = "goalpost_changelog_records_total";
+/// Records written to the progress topic, `[output] progress_topic` (counter).
+pub const PROGRESS_RECORDS: &str = "goalpost_progress_records_total";
 /// Repartition and changelog records that could not be read, skipped and dead-lettered (counter).
 pub const INTERNAL_SKIPPED: &str = "goalpost_internal_records_skipped_total";
 /// Contributions in the repartition topic for a goal not in the goal file, skipped (counter).
@@ -98,6 +100,7 @@ pub const NAMES: &[&str] = &[
     REPARTITION_RECORDS,
     LOCAL_CONTRIBUTIONS,
     CHANGELOG_RECORDS,
+    PROGRESS_RECORDS,
     INTERNAL_SKIPPED,
     UNKNOWN_GOAL,
     STATE_WINDOWS,
@@ -167,6 +170,8 @@ pub struct Telemetry {
     pub local_contributions: Counter,
     /// [`CHANGELOG_RECORDS`].
     pub changelog_records: Counter,
+    /// [`PROGRESS_RECORDS`].
+    pub progress_records: Counter,
     /// [`STATE_WINDOWS`].
     pub state_windows: Gauge,
     /// [`STATE_BYTES`].
@@ -236,6 +241,7 @@ impl Telemetry {
             repartition_records: counter!(REPARTITION_RECORDS),
             local_contributions: counter!(LOCAL_CONTRIBUTIONS),
             changelog_records: counter!(CHANGELOG_RECORDS),
+            progress_records: counter!(PROGRESS_RECORDS),
             state_windows: gauge!(STATE_WINDOWS),
             state_bytes: gauge!(STATE_BYTES),
             restore_records: counter!(RESTORE_RECORDS),

@@ -143,6 +143,20 @@ fn get_json(url: &str) -> Value {
     serde_json::from_str(&r.into_string().unwrap()).unwrap()
 }
 
+/// The value of the unlabelled counter `name` in the instance's `/metrics`.
+fn counter(base: &str, name: &str) -> u64 {
+    let text = ureq::get(&format!("{base}/metrics"))
+        .timeout(Duration::from_secs(20))
+        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
 /// A JSON object's fields as their exact text (numbers as written, so decimals compare exactly).
 type Fields = BTreeMap<String, String>;
 
@@ -319,6 +333,21 @@ fn progress_table_equals_the_query_api_then_the_finals() {
         .values()
         .filter(|f| f["goal_id"] == "\"paced\"")
         .all(|f| f["updated_at"] == format!("\"{LAST}\"")));
+    // The metric counts the records the committed transactions wrote.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let before = counter(&instance.base, "goalpost_progress_records_total");
+        let written = k.read_all_with_offsets(&progress).len() as u64;
+        let after = counter(&instance.base, "goalpost_progress_records_total");
+        if before == after && after == written {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "goalpost_progress_records_total {after}, records on the topic {written}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     drop(instance);
 
     // (b) Every window closed: the table's rows are exactly the finals, of the attainment

@@ -237,7 +237,7 @@ impl Worker {
                 .send(&self.changelog, Some(part), &key, value.as_deref(), None);
         }
         if let Some(topic) = &mut self.progress {
-            topic.send(progress, &mut self.txn);
+            self.counts.progress_records += topic.send(progress, &mut self.txn);
         }
     }
 

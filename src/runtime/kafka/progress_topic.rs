@@ -85,8 +85,8 @@ impl ProgressTopic {
     }
 
     /// Sends `records`, coalesced (see [`coalesce`]), in the open transaction, keyed by
-    /// [`GoalProgress::key`].
-    pub fn send(&mut self, records: Vec<GoalProgress>, txn: &mut Txn) {
+    /// [`GoalProgress::key`]; returns how many were sent.
+    pub fn send(&mut self, records: Vec<GoalProgress>, txn: &mut Txn) -> u64 {
         let records = coalesce(records);
         for (key, p) in &records {
             self.buf.clear();
@@ -106,6 +106,7 @@ impl ProgressTopic {
                 Some(headers),
             );
         }
+        records.len() as u64
     }
 }
 

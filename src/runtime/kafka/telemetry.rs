@@ -22,6 +22,8 @@ pub struct Counters {
     pub repartition_records: u64,
     /// Changelog records sent.
     pub changelog_records: u64,
+    /// Progress-topic records sent.
+    pub progress_records: u64,
 }
 
 impl Counters {
@@ -130,6 +132,8 @@ impl Counters {
             .increment(self.repartition_records - published.repartition_records);
         t.changelog_records
             .increment(self.changelog_records - published.changelog_records);
+        t.progress_records
+            .increment(self.progress_records - published.progress_records);
         published.clone_from(self);
     }
 }
