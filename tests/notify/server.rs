@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -31,6 +31,8 @@ pub struct Request {
     /// The signature verified against the body and timestamp.
     pub signed: bool,
     pub answer: Answer,
+    /// When its body had arrived.
+    pub at: Instant,
 }
 
 type Script = dyn Fn(&str, usize) -> Answer + Send + Sync;
@@ -107,6 +109,7 @@ fn handle(
         body,
         signed,
         answer,
+        at: Instant::now(),
     });
     let mut out = stream;
     let status_line = match answer {

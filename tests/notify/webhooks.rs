@@ -174,6 +174,23 @@ fn every_event_arrives_through_failures_and_a_kill() {
     ] {
         assert!(requests.iter().any(|r| r.answer == answer), "{answer:?}");
     }
+    // After a 429 with `Retry-After: 1`, the same request waits that second, although the
+    // backoff schedule alone would retry within 200 ms.
+    for (i, r) in requests.iter().enumerate() {
+        if r.answer != Answer::TooMany {
+            continue;
+        }
+        let retry = requests[i + 1..]
+            .iter()
+            .find(|s| s.idempotency_key == r.idempotency_key)
+            .expect("a 429 is retried");
+        let waited = retry.at - r.at;
+        assert!(
+            waited >= Duration::from_millis(950),
+            "{} retried after {waited:?}",
+            r.idempotency_key
+        );
+    }
 
     let dl = k.read_all_raw(&dead_letters);
     let gave_up: BTreeMap<String, (String, String, String)> = dl
