@@ -69,6 +69,15 @@ impl Tracker {
         }
     }
 
+    /// The consumer's position in `partition` is `offset`, with every record before it read
+    /// and taken here (dispatched or skipped): what lies between the last record and `offset` is
+    /// transaction markers, which a commit may step over, so that the group's lag reaches 0.
+    pub fn read_past(&mut self, partition: i32, offset: i64) {
+        if let Some(p) = self.parts.get_mut(&partition) {
+            p.read_to = Some(p.read_to.map_or(offset, |r| r.max(offset)));
+        }
+    }
+
     /// The records `first..=last` were sent to every sink as one batch.
     pub fn sent(&mut self, partition: i32, first: i64, last: i64) {
         if let Some(p) = self.parts.get_mut(&partition) {
@@ -168,6 +177,21 @@ mod tests {
         assert_eq!(t.to_commit(None), vec![(3, 0)]);
         t.finished(0, 3, e);
         assert_eq!(t.to_commit(None), vec![(3, 2)]);
+    }
+
+    #[test]
+    fn the_position_past_transaction_markers_is_committed_once_all_before_it_finished() {
+        let mut t = Tracker::new(1);
+        let e = t.assign(0);
+        t.sent(0, 0, 2);
+        t.read_past(0, 4); // offset 3: the commit marker
+        assert_eq!(t.to_commit(None), [(0, 0)]);
+        t.finished(0, 0, e);
+        assert_eq!(t.to_commit(None), [(0, 4)]);
+        t.read_past(0, 1); // never back
+        assert_eq!(t.to_commit(None), [(0, 4)]);
+        t.read_past(7, 9); // not assigned
+        assert_eq!(t.to_commit(None), [(0, 4)]);
     }
 
     #[test]

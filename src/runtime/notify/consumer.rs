@@ -241,6 +241,22 @@ impl Shell {
         Ok(())
     }
 
+    /// Tells the tracker the consumer's positions in the partitions with no pending batch: past
+    /// the transaction markers after their last record (the attainment topic is written in
+    /// transactions), which `Tracker::sent` alone would leave uncommitted.
+    fn step_over_markers<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let Ok(positions) = consumer.position() else {
+            return;
+        };
+        for el in positions.elements_for_topic(&self.topic) {
+            if let (Offset::Offset(o), false) =
+                (el.offset(), self.pending.contains_key(&el.partition()))
+            {
+                self.tracker.read_past(el.partition(), o);
+            }
+        }
+    }
+
     /// Flushes dead letters and state records, then commits what every sink finished (`only`:
     /// of these partitions).
     pub fn commit<C: ConsumerContext>(
@@ -248,6 +264,7 @@ impl Shell {
         consumer: &BaseConsumer<C>,
         only: Option<&[i32]>,
     ) -> Result<(), NotifyError> {
+        self.step_over_markers(consumer);
         let offsets = self.tracker.to_commit(only);
         if offsets.is_empty() {
             return Ok(());
