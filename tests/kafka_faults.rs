@@ -102,3 +102,18 @@ fn fenced_without_a_disruption_stops_the_instance() {
     .expect_err("a fenced instance stops");
     assert!(err.contains("fenced"), "{err}");
 }
+
+/// Produce requests failing for a while (what a broker restart can leave a producer with): once
+/// three transactions in a row failed to commit, the instance replaces its producer rather than
+/// abort once more, rebuilds state, and goes on committing.
+#[test]
+fn transactions_failing_in_a_row_replace_the_producer_and_it_goes_on() {
+    let report = run_with_fault(|mock| {
+        let errors = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD; 200];
+        mock.request_errors(RDKafkaApiKey::Produce, &errors);
+    })
+    .expect("the instance survives");
+    assert!(report.producers_recreated >= 1, "{report:?}");
+    assert!(report.aborts >= 2, "{report:?}");
+    assert!(report.counts.read > 0 && report.commits > 2, "{report:?}");
+}

@@ -30,6 +30,10 @@ const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
 /// [`MAX_RECOVERIES`] times within this window; one more fatal error stops the instance.
 const RECOVERY_WINDOW: Duration = Duration::from_secs(600);
 const MAX_RECOVERIES: usize = 3;
+/// After this many transactions in a row failed to commit, the producer is replaced rather than
+/// asked to abort once more (within the same [`MAX_RECOVERIES`] budget): a producer whose
+/// deliveries keep failing after a broker restart may never recover by itself.
+const FAILED_COMMITS_BEFORE_REPLACING: u32 = 3;
 
 /// The transactional producer and the state of its transaction.
 pub struct Txn {
@@ -40,6 +44,8 @@ pub struct Txn {
     disrupted: Arc<AtomicBool>,
     /// When the producer was recreated, within the last [`RECOVERY_WINDOW`].
     recoveries: Vec<Instant>,
+    /// Transactions in a row that failed to commit; a commit resets it.
+    failed_commits: u32,
     /// A transaction is open.
     open: bool,
     started: Instant,
@@ -81,6 +87,7 @@ impl Txn {
             config,
             disrupted,
             recoveries: Vec::new(),
+            failed_commits: 0,
             open: false,
             started: Instant::now(),
             send_failed: None,
@@ -173,15 +180,33 @@ impl Txn {
         send_waiting(&self.producer, record)
     }
 
-    /// Remembers that a record was refused: the open transaction must not commit.
+    /// Remembers that a record was refused: the open transaction must not commit. Logged for the
+    /// first refusal of a transaction only.
     pub fn note_send_failed(&mut self, topic: &str, e: KafkaError) {
-        tracing::error!(error = %e, topic, "the producer refused a record: the transaction will be aborted");
+        if self.send_failed.is_none() {
+            tracing::error!(error = %e, topic, "the producer refused a record: the transaction will be aborted");
+        }
         self.send_failed = Some(e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail));
     }
 
     /// Commits the open transaction with `offsets` (the next offsets to read) for the group of
-    /// `cgm`. A refused record fails the commit (see [`Txn::send`]).
+    /// `cgm`. A refused record fails the commit (see [`Txn::send`]). Failed commits in a row
+    /// are counted (see [`Txn::replace_if_failing`]).
     pub fn commit(
+        &mut self,
+        offsets: &TopicPartitionList,
+        cgm: Option<&ConsumerGroupMetadata>,
+    ) -> Result<CommitTimes, RunError> {
+        let result = self.try_commit(offsets, cgm);
+        self.failed_commits = if result.is_ok() {
+            0
+        } else {
+            self.failed_commits + 1
+        };
+        result
+    }
+
+    fn try_commit(
         &mut self,
         offsets: &TopicPartitionList,
         cgm: Option<&ConsumerGroupMetadata>,
@@ -276,10 +301,7 @@ impl Txn {
         {
             return Err(e);
         }
-        let now = Instant::now();
-        self.recoveries
-            .retain(|t| now.duration_since(*t) < RECOVERY_WINDOW);
-        if self.recoveries.len() >= MAX_RECOVERIES {
+        if !self.may_recreate() {
             return Err(e);
         }
         tracing::warn!(
@@ -287,8 +309,41 @@ impl Txn {
             "the producer failed while the broker connection was disrupted: recreating it and \
              rebuilding state from the changelog"
         );
+        self.recreate()
+    }
+
+    /// After a failed commit: once [`FAILED_COMMITS_BEFORE_REPLACING`] commits in a row failed
+    /// (and the recovery budget allows), the producer is recreated, which aborts its open
+    /// transaction on the broker. `Ok(None)`: not replaced, abort as usual; `Ok(Some(was_open))`:
+    /// replaced, and whether a transaction was open (and is now aborted).
+    pub fn replace_if_failing(&mut self, e: &RunError) -> Result<Option<bool>, RunError> {
+        if self.failed_commits < FAILED_COMMITS_BEFORE_REPLACING || !self.may_recreate() {
+            return Ok(None);
+        }
+        tracing::warn!(
+            error = %e,
+            failed_commits = self.failed_commits,
+            "transactions keep failing: replacing the producer and rebuilding state from the \
+             changelog"
+        );
+        self.recreate().map(Some)
+    }
+
+    /// Whether the producer may be recreated now: fewer than [`MAX_RECOVERIES`] times within
+    /// the last [`RECOVERY_WINDOW`].
+    fn may_recreate(&mut self) -> bool {
+        let now = Instant::now();
+        self.recoveries
+            .retain(|t| now.duration_since(*t) < RECOVERY_WINDOW);
+        self.recoveries.len() < MAX_RECOVERIES
+    }
+
+    /// Recreates the producer (its initialisation fences the old one and aborts its open
+    /// transaction); returns whether a transaction was open.
+    fn recreate(&mut self) -> Result<bool, RunError> {
         self.producer = transactional_producer(&self.config, &self.disrupted, TXN_PATIENCE)?;
-        self.recoveries.push(now);
+        self.recoveries.push(Instant::now());
+        self.failed_commits = 0;
         let was_open = std::mem::replace(&mut self.open, false);
         self.send_failed = None;
         self.too_large = None;

@@ -115,3 +115,59 @@ fn retry_retriable_returns_other_errors_at_once() {
     assert!(result.is_err());
     assert_eq!(calls, 1);
 }
+
+/// One transaction whose commit fails (a record the producer refused); returns the error.
+fn failed_commit(t: &mut Txn) -> RunError {
+    send_one(t);
+    t.note_send_failed(
+        TOPIC,
+        KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+    );
+    let e = t
+        .commit(&TopicPartitionList::new(), None)
+        .expect_err("a refused record fails the commit");
+    assert_eq!(e.class(), ErrorClass::Retriable, "{e}");
+    e
+}
+
+#[test]
+fn commits_failing_in_a_row_replace_the_producer_within_the_recovery_budget() {
+    let mock = cluster();
+    let mut t = txn(&mock, &[]);
+    // Two failures, a commit, two failures: never three in a row, so only aborts.
+    for _ in 0..2 {
+        let e = failed_commit(&mut t);
+        assert_eq!(t.replace_if_failing(&e).expect("no error"), None);
+        assert!(t.abort("test").expect("abort"));
+    }
+    send_one(&mut t);
+    t.commit(&TopicPartitionList::new(), None).expect("commit");
+    for _ in 0..2 {
+        let e = failed_commit(&mut t);
+        assert_eq!(t.replace_if_failing(&e).expect("no error"), None);
+        assert!(t.abort("test").expect("abort"));
+    }
+    // The third in a row: a new producer, the open transaction aborted by its initialisation.
+    let e = failed_commit(&mut t);
+    assert_eq!(t.replace_if_failing(&e).expect("replaced"), Some(true));
+    assert!(!t.is_open());
+    send_one(&mut t);
+    t.commit(&TopicPartitionList::new(), None)
+        .expect("the new producer commits");
+    // Three replacements within the window at most; then failures are only aborted.
+    for round in 2..=4 {
+        for _ in 0..2 {
+            let e = failed_commit(&mut t);
+            assert_eq!(t.replace_if_failing(&e).expect("no error"), None);
+            assert!(t.abort("test").expect("abort"));
+        }
+        let e = failed_commit(&mut t);
+        let replaced = t.replace_if_failing(&e).expect("no error");
+        if round <= MAX_RECOVERIES {
+            assert_eq!(replaced, Some(true), "round {round}");
+        } else {
+            assert_eq!(replaced, None, "round {round}");
+            assert!(t.abort("test").expect("abort"));
+        }
+    }
+}

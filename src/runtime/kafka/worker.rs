@@ -527,11 +527,19 @@ impl Worker {
 
     /// After a failed commit: an error that is not retriable stops the instance; a retriable
     /// one aborts the transaction and rebuilds state from the changelog at the committed
-    /// offsets.
+    /// offsets, with a new producer once commits keep failing (see [`Txn::replace_if_failing`]).
     pub fn fail_or_reset(&mut self, e: RunError) {
         if e.class() != ErrorClass::Retriable {
             self.fatal.get_or_insert(e);
             return;
+        }
+        match self.txn.replace_if_failing(&e) {
+            Ok(Some(was_open)) => return self.producer_recreated(was_open),
+            Ok(None) => {}
+            Err(fatal) => {
+                self.fatal.get_or_insert(fatal);
+                return;
+            }
         }
         tracing::warn!(error = %e, "aborting the transaction; state is rebuilt from the changelog");
         if self.abort(&e.to_string()) {
@@ -543,6 +551,13 @@ impl Worker {
     /// (see [`Txn::recover`]), and rebuilds state from the changelog; else returns the error.
     pub fn recover_producer(&mut self, e: RunError) -> Result<(), RunError> {
         let was_open = self.txn.recover(e)?;
+        self.producer_recreated(was_open);
+        Ok(())
+    }
+
+    /// The producer was recreated: counts it, forgets the transaction's work and schedules the
+    /// rebuild from the changelog.
+    fn producer_recreated(&mut self, was_open: bool) {
         self.counts.report.producers_recreated += 1;
         if was_open {
             // The new producer's initialisation aborted it on the broker.
@@ -550,7 +565,6 @@ impl Worker {
         }
         self.abort("producer recreated");
         self.needs_reset = true;
-        Ok(())
     }
 
     fn count_abort(&mut self) {
