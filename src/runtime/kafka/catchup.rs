@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::error::RunError;
 use super::idle::cached_watermarks;
 use super::poll::Part;
 use super::repartition::marker_record;
-use super::txn::TXN_PATIENCE;
+use super::txn::{GroupMetadata, TXN_PATIENCE};
 use super::worker::{Sentinel, Worker};
 
 /// End offsets of the input at start: (topic, partition) -> offset.
@@ -172,7 +172,7 @@ impl Worker {
     /// Whether every assigned input partition reached its end offset seen at start and this
     /// instance has read everything committed to the repartition partitions it owns: it sends a
     /// sentinel record to each and waits until it reads them all back under the same assignment.
-    pub fn caught_up(&mut self, cgm: Option<&ConsumerGroupMetadata>) -> Result<bool, RunError> {
+    pub fn caught_up(&mut self, cgm: Option<&GroupMetadata>) -> Result<bool, RunError> {
         // An instance without partitions (e.g. before its first real assignment) waits.
         if self.txn.is_open()
             || !self.repart.is_empty()

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -231,7 +231,7 @@ impl<'a> Driver<'a> {
                     && w.txn.age() >= self.commit_interval
                     && !w.repart.awaiting_barrier()
                 {
-                    let cgm = self.consumer.group_metadata();
+                    let cgm = self.consumer.group_metadata().map(Arc::new);
                     w.try_commit(cgm.as_ref());
                 }
             }
@@ -254,7 +254,7 @@ impl<'a> Driver<'a> {
         // Either waits while a barrier is on its way back (briefly; see `Link`).
         let due = now.duration_since(w.txn.started()) >= self.commit_interval;
         if w.txn.is_open() && (quiet || !clock_checked && due) && !w.repart.awaiting_barrier() {
-            let cgm = self.consumer.group_metadata();
+            let cgm = self.consumer.group_metadata().map(Arc::new);
             w.try_commit(cgm.as_ref());
         }
         if now.duration_since(self.last_idle_check) >= IDLE_CHECK_EVERY {
@@ -280,7 +280,7 @@ impl<'a> Driver<'a> {
         if !ready || !self.group.check(self.consumer, &self.targets)? {
             return Ok(false);
         }
-        let cgm = self.consumer.group_metadata();
+        let cgm = self.consumer.group_metadata().map(Arc::new);
         if !w.try_commit(cgm.as_ref()) {
             return Ok(false);
         }
@@ -305,7 +305,7 @@ impl<'a> Driver<'a> {
     /// redoes it.
     fn finish(&self) -> Result<(), RunError> {
         let mut w = self.lock();
-        let cgm = self.consumer.group_metadata();
+        let cgm = self.consumer.group_metadata().map(Arc::new);
         w.try_commit(cgm.as_ref());
         match w.fatal.take() {
             // A producer recreated after a disruption has aborted the open transaction.

@@ -43,7 +43,7 @@ impl ConsumerContext for Ctx {
             partitions = tpl.count(),
             "partitions revoked: committing in-flight work"
         );
-        let cgm = consumer.group_metadata();
+        let cgm = consumer.group_metadata().map(Arc::new);
         if let Err(e) = w.commit(cgm.as_ref()) {
             w.fail_or_reset(e);
         }
@@ -72,7 +72,7 @@ impl Ctx {
         // Our own open transaction may hold changelog records of the partitions to restore, and
         // the restore reads to the end offset: commit it first.
         if w.txn.is_open() {
-            let cgm = consumer.group_metadata();
+            let cgm = consumer.group_metadata().map(Arc::new);
             if let Err(e) = w.commit(cgm.as_ref()) {
                 w.fail_or_reset(e);
             }
@@ -81,7 +81,7 @@ impl Ctx {
             Ok(()) => {
                 // A transaction with nothing but barriers, so that the owners here are reached
                 // directly from (nearly) the first records on (see `Link`).
-                let cgm = consumer.group_metadata();
+                let cgm = consumer.group_metadata().map(Arc::new);
                 if let Err(e) = w.txn.begin().and_then(|()| w.commit(cgm.as_ref())) {
                     w.fail_or_reset(e);
                 }

@@ -34,10 +34,18 @@ const MAX_RECOVERIES: usize = 3;
 /// asked to abort once more (within the same [`MAX_RECOVERIES`] budget): a producer whose
 /// deliveries keep failing after a broker restart may never recover by itself.
 const FAILED_COMMITS_BEFORE_REPLACING: u32 = 3;
+/// How long one `send_offsets_to_transaction` call may take before its producer is given up as
+/// stuck. librdkafka waits for that call without a deadline, and after a broker restart its
+/// group-coordinator lookup can stall for minutes (librdkafka issues 5456 and 5511); the
+/// producer cannot be used while the call is pending, so it is replaced.
+const SEND_OFFSETS_DEADLINE: Duration = Duration::from_secs(45);
+
+/// The consumer's group metadata, shared with the thread that sends the offsets.
+pub type GroupMetadata = Arc<ConsumerGroupMetadata>;
 
 /// The transactional producer and the state of its transaction.
 pub struct Txn {
-    producer: ThreadedProducer<ProducerCtx>,
+    producer: Arc<ThreadedProducer<ProducerCtx>>,
     /// Its configuration, to recreate it after a fatal error caused by a broker disruption.
     config: ClientConfig,
     /// Set by either client when a broker connection fails, cleared by a successful commit.
@@ -46,6 +54,11 @@ pub struct Txn {
     recoveries: Vec<Instant>,
     /// Transactions in a row that failed to commit; a commit resets it.
     failed_commits: u32,
+    /// A `send_offsets_to_transaction` call did not return in time: the producer must be
+    /// replaced.
+    stuck: bool,
+    /// [`SEND_OFFSETS_DEADLINE`], shorter in tests.
+    send_offsets_deadline: Duration,
     /// A transaction is open.
     open: bool,
     started: Instant,
@@ -77,7 +90,7 @@ impl Txn {
         disrupted: Arc<AtomicBool>,
         patience: Duration,
     ) -> Result<Self, RunError> {
-        let producer = transactional_producer(&config, &disrupted, patience)?;
+        let producer = Arc::new(transactional_producer(&config, &disrupted, patience)?);
         let limit = config
             .get("message.max.bytes")
             .unwrap_or("1000000 (librdkafka's default)")
@@ -88,6 +101,8 @@ impl Txn {
             disrupted,
             recoveries: Vec::new(),
             failed_commits: 0,
+            stuck: false,
+            send_offsets_deadline: SEND_OFFSETS_DEADLINE,
             open: false,
             started: Instant::now(),
             send_failed: None,
@@ -195,7 +210,7 @@ impl Txn {
     pub fn commit(
         &mut self,
         offsets: &TopicPartitionList,
-        cgm: Option<&ConsumerGroupMetadata>,
+        cgm: Option<&GroupMetadata>,
     ) -> Result<CommitTimes, RunError> {
         let result = self.try_commit(offsets, cgm);
         self.failed_commits = if result.is_ok() {
@@ -209,7 +224,7 @@ impl Txn {
     fn try_commit(
         &mut self,
         offsets: &TopicPartitionList,
-        cgm: Option<&ConsumerGroupMetadata>,
+        cgm: Option<&GroupMetadata>,
     ) -> Result<CommitTimes, RunError> {
         if let Some(e) = self.too_large.take() {
             return Err(e);
@@ -223,11 +238,26 @@ impl Txn {
         let t0 = Instant::now();
         if offsets.count() > 0 {
             let cgm = cgm.ok_or(RunError::Invariant("no consumer group metadata"))?;
-            let producer = &self.producer;
-            retry_retriable("send offsets", TXN_PATIENCE, || {
-                producer.send_offsets_to_transaction(offsets, cgm, KAFKA_TIMEOUT)
-            })
-            .map_err(|e| self.classify(e, "send offsets to the transaction"))?;
+            let (producer, deadline) = (&self.producer, self.send_offsets_deadline);
+            let mut stuck = false;
+            let sent = retry_retriable("send offsets", TXN_PATIENCE, || {
+                send_offsets_within(producer, offsets, cgm, deadline).unwrap_or_else(|| {
+                    stuck = true;
+                    Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut))
+                })
+            });
+            if stuck {
+                self.stuck = true;
+                return Err(RunError::kafka(
+                    &format!(
+                        "send the consumed offsets to the transaction: no answer within {} s, \
+                         the producer is replaced",
+                        deadline.as_secs()
+                    ),
+                    KafkaError::Global(RDKafkaErrorCode::OperationTimedOut),
+                ));
+            }
+            sent.map_err(|e| self.classify(e, "send offsets to the transaction"))?;
         }
         let sent_offsets = t0.elapsed();
         let started = Instant::now();
@@ -316,8 +346,23 @@ impl Txn {
     /// (and the recovery budget allows), the producer is recreated, which aborts its open
     /// transaction on the broker. `Ok(None)`: not replaced, abort as usual; `Ok(Some(was_open))`:
     /// replaced, and whether a transaction was open (and is now aborted).
+    /// A producer stuck in a call is always replaced: past the budget, that is a fatal error.
     pub fn replace_if_failing(&mut self, e: &RunError) -> Result<Option<bool>, RunError> {
-        if self.failed_commits < FAILED_COMMITS_BEFORE_REPLACING || !self.may_recreate() {
+        if !self.stuck && self.failed_commits < FAILED_COMMITS_BEFORE_REPLACING {
+            return Ok(None);
+        }
+        if !self.may_recreate() {
+            if self.stuck {
+                return Err(RunError::ProducerFatal {
+                    action: format!(
+                        "send the consumed offsets to the transaction (no answer within {} s, and \
+                         the producer was replaced {MAX_RECOVERIES} times in the last {} minutes)",
+                        SEND_OFFSETS_DEADLINE.as_secs(),
+                        RECOVERY_WINDOW.as_secs() / 60
+                    ),
+                    cause: ClientError(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut)),
+                });
+            }
             return Ok(None);
         }
         tracing::warn!(
@@ -341,14 +386,42 @@ impl Txn {
     /// Recreates the producer (its initialisation fences the old one and aborts its open
     /// transaction); returns whether a transaction was open.
     fn recreate(&mut self) -> Result<bool, RunError> {
-        self.producer = transactional_producer(&self.config, &self.disrupted, TXN_PATIENCE)?;
+        self.producer = Arc::new(transactional_producer(
+            &self.config,
+            &self.disrupted,
+            TXN_PATIENCE,
+        )?);
         self.recoveries.push(Instant::now());
         self.failed_commits = 0;
+        self.stuck = false;
         let was_open = std::mem::replace(&mut self.open, false);
         self.send_failed = None;
         self.too_large = None;
         Ok(was_open)
     }
+}
+
+/// One `send_offsets_to_transaction` call on a helper thread; `None` when it did not return
+/// within `deadline` (the thread is left to finish on its own, holding the producer, which must
+/// then be replaced).
+fn send_offsets_within(
+    producer: &Arc<ThreadedProducer<ProducerCtx>>,
+    offsets: &TopicPartitionList,
+    cgm: &GroupMetadata,
+    deadline: Duration,
+) -> Option<Result<(), KafkaError>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (producer, offsets, cgm) = (producer.clone(), offsets.clone(), cgm.clone());
+    let spawned = std::thread::Builder::new()
+        .name("goalpost-offsets".into())
+        .spawn(move || {
+            let _ = tx.send(producer.send_offsets_to_transaction(&offsets, &cgm, KAFKA_TIMEOUT));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the thread that sends offsets");
+        return Some(Err(KafkaError::Global(RDKafkaErrorCode::Fail)));
+    }
+    rx.recv_timeout(deadline).ok()
 }
 
 /// Creates the transactional producer and initialises transactions, which fences any earlier

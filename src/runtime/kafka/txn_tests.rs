@@ -171,3 +171,37 @@ fn commits_failing_in_a_row_replace_the_producer_within_the_recovery_budget() {
         }
     }
 }
+
+#[test]
+fn a_send_offsets_call_without_an_answer_gives_the_producer_up_and_a_new_one_commits() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mock = cluster();
+    let mut t = txn(&mock, &[]);
+    t.send_offsets_deadline = Duration::from_secs(2);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .set("group.id", "txn-test-group")
+        .create()
+        .expect("consumer");
+    let cgm = consumer.group_metadata().map(Arc::new);
+    assert!(cgm.is_some());
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(TOPIC, 0, rdkafka::Offset::Offset(1))
+        .unwrap();
+    send_one(&mut t);
+    // No broker answers: the call does not return within the deadline.
+    mock.broker_down(1).expect("broker down");
+    let started = Instant::now();
+    let e = t.commit(&offsets, cgm.as_ref()).expect_err("no answer");
+    assert!(started.elapsed() < Duration::from_secs(10), "{e}");
+    assert_eq!(e.class(), ErrorClass::Retriable, "{e}");
+    assert!(e.to_string().contains("no answer within 2 s"), "{e}");
+    // Replaced at once (not after three failures); the new producer commits.
+    mock.broker_up(1).expect("broker up");
+    assert_eq!(t.replace_if_failing(&e).expect("replaced"), Some(true));
+    assert!(!t.is_open());
+    send_one(&mut t);
+    t.commit(&offsets, cgm.as_ref())
+        .expect("the new producer commits with the offsets");
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::ConsumerGroupMetadata;
+
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -22,7 +22,7 @@ use super::repartition::{self, BatchContext, Item, Link, Repartition};
 use super::roster_topic::RosterTopics;
 use super::serving::{HubLink, State};
 use super::telemetry::Counters;
-use super::txn::Txn;
+use super::txn::{GroupMetadata, Txn};
 use super::warn_limit::{WarnLimit, WARN_EVERY};
 use super::{wire, Serving};
 use crate::codec;
@@ -431,7 +431,7 @@ impl Worker {
     }
 
     /// Commits the open transaction: batches with progress, barriers, changelog, offsets.
-    pub fn commit(&mut self, cgm: Option<&ConsumerGroupMetadata>) -> Result<(), RunError> {
+    pub fn commit(&mut self, cgm: Option<&GroupMetadata>) -> Result<(), RunError> {
         if !self.txn.is_open() && !self.has_pending_work() {
             return Ok(());
         }
@@ -515,7 +515,7 @@ impl Worker {
     }
 
     /// Commits; on failure aborts (and schedules a rebuild) or records a fatal error.
-    pub fn try_commit(&mut self, cgm: Option<&ConsumerGroupMetadata>) -> bool {
+    pub fn try_commit(&mut self, cgm: Option<&GroupMetadata>) -> bool {
         match self.commit(cgm) {
             Ok(()) => true,
             Err(e) => {
