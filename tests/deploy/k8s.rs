@@ -94,7 +94,12 @@ pub(crate) fn probe(container: &Value, which: &str) -> R<(String, u16)> {
 }
 
 pub(crate) fn check_k8s(repo: &Repo) -> R<()> {
-    check_k8s_manifests(repo).map_err(|e| {
+    in_k8s(check_k8s_manifests(repo))
+}
+
+/// A check's error, prefixed with the manifests' folder unless it names its file already.
+pub(crate) fn in_k8s(result: R<()>) -> R<()> {
+    result.map_err(|e| {
         if e.starts_with("deploy/") {
             e
         } else {

@@ -11,9 +11,9 @@ use goalpost::serve::paths;
 use serde_yaml::Value;
 
 use crate::compose::{compose_container_ports, compose_mount_source, compose_service};
-use crate::k8s::{check_hardened, check_pdb, probe, selects, K8s};
+use crate::k8s::{check_hardened, check_pdb, in_k8s, probe, selects, K8s};
 use crate::repo::*;
-use crate::{ALERTMANAGER, COMPOSE, K8S, PROMETHEUS};
+use crate::{ALERTMANAGER, COMPOSE, PROMETHEUS};
 
 /// The default of `[notify.alertmanager] resend_interval`: how often notify re-sends the alerts
 /// it holds active.
@@ -303,13 +303,7 @@ fn mounted_configmap_key<'a>(
 /// Kubernetes: the notify Deployment, its PDB and scrape annotations, and the Alertmanager
 /// Services, workloads and config it posts to.
 pub(crate) fn check_k8s_notify(repo: &Repo) -> R<()> {
-    k8s_notify(repo).map_err(|e| {
-        if e.starts_with("deploy/") {
-            e
-        } else {
-            format!("{K8S}: {e}")
-        }
-    })
+    in_k8s(k8s_notify(repo))
 }
 
 fn k8s_notify(repo: &Repo) -> R<()> {

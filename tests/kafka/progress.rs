@@ -9,12 +9,12 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use goalpost::model::{SalesEvent, StringField, Timestamp};
+use goalpost::model::{SalesEvent, Timestamp};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::support::dirs::*;
-use crate::support::events::json_lines;
+use crate::support::events::{deal_won, json_lines};
 use crate::support::kafka::*;
 use crate::support::replay::*;
 
@@ -62,14 +62,7 @@ const REGIONS: [&str; 4] = ["north", "south", "east", "we|st"];
 const LAST: &str = "2026-01-10T00:00:00Z";
 
 fn event(i: usize, region: &str, at: Timestamp) -> SalesEvent {
-    let mut ev = SalesEvent {
-        event_id: format!("e{i}"),
-        event_type: "deal_won".into(),
-        occurred_at: at,
-        ..SalesEvent::default()
-    };
-    ev.set_string(StringField::Region, region);
-    ev
+    deal_won(&format!("e{i}"), region, at)
 }
 
 /// `n` wins from January 1st to 9th, 40, 30, 20 and 10 % of them by region, then one per

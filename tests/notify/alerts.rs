@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use goalpost::model::{SalesEvent, StringField, Timestamp};
+use goalpost::model::{SalesEvent, Timestamp};
 use serde_json::Value;
 
 use crate::spawn_notify;
 use crate::support::alertmanager::{next, pair, receiver, starts_at, statuses, Alertmanager};
 use crate::support::dirs::{tmp_dir, unique};
+use crate::support::events::deal_won as won;
 use crate::support::kafka::{spawn_with_log, Kafka};
 
 /// Alertmanager's `resolve_timeout` here: above the consumer session timeout (6 s) plus a start,
@@ -59,17 +60,6 @@ fn config(k: &Kafka, name: &str, am: &Alertmanager) -> PathBuf {
 /// `2026-01-01T{hhmmss}Z` (or the next day with `day = 2`).
 fn at(day: u32, hhmmss: &str) -> Timestamp {
     Timestamp::parse_rfc3339(&format!("2026-01-0{day}T{hhmmss}Z")).unwrap()
-}
-
-fn won(id: &str, region: &str, at: Timestamp) -> SalesEvent {
-    let mut ev = SalesEvent {
-        event_id: id.into(),
-        event_type: "deal_won".into(),
-        occurred_at: at,
-        ..SalesEvent::default()
-    };
-    ev.set_string(StringField::Region, region);
-    ev
 }
 
 /// An event of no goal that moves stream time to `at`, deciding the ticks before it.

@@ -2,7 +2,7 @@
 
 use goalpost::codec::json;
 use goalpost::generate::{GenerateConfig, Generator};
-use goalpost::model::SalesEvent;
+use goalpost::model::{SalesEvent, StringField, Timestamp};
 
 /// `n` events of the generator seeded with `seed`, its other settings at their defaults.
 pub fn generated_events(seed: u64, n: u64) -> Vec<SalesEvent> {
@@ -12,6 +12,18 @@ pub fn generated_events(seed: u64, n: u64) -> Vec<SalesEvent> {
         ..GenerateConfig::default()
     })
     .collect()
+}
+
+/// A `deal_won` event of `region` at `at`.
+pub fn deal_won(id: &str, region: &str, at: Timestamp) -> SalesEvent {
+    let mut ev = SalesEvent {
+        event_id: id.into(),
+        event_type: "deal_won".into(),
+        occurred_at: at,
+        ..SalesEvent::default()
+    };
+    ev.set_string(StringField::Region, region);
+    ev
 }
 
 /// One event as a Kafka record: keyed by its event id (so redeliveries land on the same
